@@ -1,0 +1,150 @@
+"""Command line: ``syqure-wf`` and ``sbproxy`` (the proxy alone, the seed's flags)."""
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import sys
+
+import click
+
+from . import __version__
+from .errors import ConfigError, Stopped, SyqureError
+from .framing import DEFAULT_CHUNK, DEFAULT_MAX_MESSAGE, FRAMINGS
+from .ports import CONVENTIONS
+
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(f"{_prog()}: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _prog() -> str:
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "syqure-wf"
+
+
+def one_line_errors(func):
+    """Every failure the user can cause ends as one line and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except Stopped as exc:
+            fail(str(exc), SIGNAL_EXIT.get(getattr(exc, "signal", ""), 1))
+        except SyqureError as exc:
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            fail(f"{exc.strerror or exc}{where}", 1)
+    return wrapper
+
+
+def setup_logging(verbose: int, name: str) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format=f"{name}: %(message)s", stream=sys.stderr)
+
+
+def proxy_options(func):
+    """The seed sbproxy's flags, then this project's."""
+    opts = [
+        click.option("--pid", type=int, required=True, help="This party's id, 0..N-1."),
+        click.option("--parties", type=int, default=3, show_default=True, help="N, the number of parties."),
+        click.option("--data-dir", type=click.Path(file_okay=False), required=True,
+                     help="The message folder shared by the parties."),
+        click.option("--base-port", type=int, required=True,
+                     help="Base of the ports the proxy listens on for its party."),
+        click.option("--sequre-base-port", "party_base_port", type=int, required=True,
+                     help="Base of the ports the party listens on (the proxy dials them)."),
+        click.option("--framing", type=click.Choice(FRAMINGS), default="sequre", show_default=True,
+                     help="sequre: one file per Sequre frame; stream: any TCP protocol."),
+        click.option("--convention", type=click.Choice(CONVENTIONS), default="sequre", show_default=True,
+                     help="Who listens: sequre (lower pid) or mpyc (higher pid, one port)."),
+        click.option("--poll-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Poll the folder at this interval instead of file events (network file systems)."),
+        click.option("--host", default="127.0.0.1", show_default=True,
+                     help="Address for the party's side; keep it on loopback: channels carry secret shares."),
+        click.option("--run-id", default=None, help="Binds messages to one run; every party gives the same."),
+        click.option("--max-message", type=click.IntRange(min=1), default=DEFAULT_MAX_MESSAGE,
+                     show_default=True, help="Largest message in bytes."),
+        click.option("--chunk", type=click.IntRange(min=1), default=DEFAULT_CHUNK, show_default=True,
+                     help="Largest message under stream framing."),
+        click.option("--dial", type=click.Choice(["auto", "eager", "lazy"]), default="auto", show_default=True,
+                     help="When to dial a listening party: at once, or on its first message."),
+        click.option("--connect-timeout", type=float, default=300.0, show_default=True,
+                     help="Seconds for the local party to come up (it may be compiling)."),
+        click.option("--start-timeout", type=float, default=600.0, show_default=True,
+                     help="Seconds for every peer to show its status (0: never check; for seed sbproxy peers)."),
+        click.option("--peer-timeout", type=float, default=10.0, show_default=True,
+                     help="Seconds without a heartbeat before a peer counts as gone (0: never)."),
+        click.option("--stall-timeout", type=float, default=30.0, show_default=True,
+                     help="Seconds an incomplete message or a hole in the sequence may last."),
+        click.option("--linger", type=float, default=2.0, show_default=True,
+                     help="Seconds to wait for a new connection once every channel closed."),
+        click.option("-v", "--verbose", count=True, help="More output (-vv for debug)."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def _run_proxy(verbose: int, **kwargs) -> None:
+    from .proxy import ProxySettings, run_standalone
+
+    setup_logging(verbose, f"proxy[{kwargs['pid']}]")
+    try:
+        settings = ProxySettings(**kwargs)
+        from .ports import check_party
+
+        check_party(settings.pid, settings.parties)
+        if settings.run_id:
+            from .mailbox import check_id
+            check_id(settings.run_id, "run id")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    summary = asyncio.run(run_standalone(settings))
+    if verbose:
+        click.echo(json.dumps(summary, indent=1), err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="syqure-wf")
+def main() -> None:
+    """Run multi-party computation across sites that share only a synced folder."""
+
+
+@main.command("proxy")
+@proxy_options
+@one_line_errors
+def proxy_cmd(**kwargs) -> None:
+    """Carry one party's TCP channels through message files."""
+    _run_proxy(**kwargs)
+
+
+@click.command("sbproxy", context_settings={"help_option_names": ["-h", "--help"]})
+@proxy_options
+@one_line_errors
+def sbproxy(**kwargs) -> None:
+    """TCP-to-file proxy for one MPC party (drop-in for the seed's sbproxy)."""
+    _run_proxy(**kwargs)
+
+
+@main.command("clean")
+@click.argument("data_dir", type=click.Path(file_okay=False))
+@one_line_errors
+def clean_cmd(data_dir: str) -> None:
+    """Remove a run's messages, markers and status records from DATA_DIR."""
+    from .folder import clean
+
+    removed = clean(data_dir)
+    click.echo(f"removed {removed} file(s) from {data_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""The shared layout on disk: one folder holds every direction (the seed's).
+
+Thin adapter around ``mailbox``: it gathers what is on disk into a Slot,
+writes message files atomically (temporary name, then rename, then the
+marker) and never follows a symbolic link. Folders are 0700, files 0600:
+they hold secret shares.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from . import mailbox
+from .errors import CorruptMessage, SyqureError
+from .framing import DEFAULT_MAX_MESSAGE, HEADER
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_READ = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (0700) and refuse it if it is a link or not a folder."""
+    try:
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        st = os.lstat(path)
+    except OSError as exc:
+        raise SyqureError(f"cannot create the folder {path}: {exc.strerror}") from None
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise SyqureError(f"{path} is not a folder (a symbolic link or a file is in the way)")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise SyqureError(f"cannot write the folder {path}")
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a small file atomically, owner-only (temporary name, then rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, _CREATE | os.O_TRUNC, FILE_MODE)
+    except FileExistsError:
+        os.unlink(tmp)
+        fd = os.open(tmp, _CREATE, FILE_MODE)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def read_small(path: Path, limit: int = 1 << 20) -> bytes | None:
+    """A small file's bytes, None if absent; never through a link."""
+    try:
+        fd = os.open(path, _READ)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SyqureError(f"{path} is a symbolic link; refusing to follow it") from None
+        raise
+    try:
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
+class MessageWriter:
+    """One outgoing message file being written; ``commit`` publishes it."""
+
+    def __init__(self, folder: Path, seq: int):
+        self.folder, self.seq = folder, seq
+        self.tmp = folder / mailbox.temp_name(seq, mailbox.MSG)
+        self.fd = os.open(self.tmp, _CREATE, FILE_MODE)
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+        self.size += len(data)
+
+    def commit(self) -> None:
+        os.close(self.fd)
+        self.fd = -1
+        os.rename(self.tmp, self.folder / mailbox.file_name(self.seq, mailbox.MSG))
+        os.close(os.open(self.folder / mailbox.file_name(self.seq, mailbox.READY), _CREATE, FILE_MODE))
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+
+
+class SharedFolder:
+    """Every direction of a run under one ``data_dir`` (layout ``shared``)."""
+
+    layout = "shared"
+
+    def __init__(self, data_dir: str | os.PathLike, pid: int, parties: int,
+                 run_id: str | None = None, max_message: int = DEFAULT_MAX_MESSAGE):
+        self.root = Path(data_dir)
+        self.pid, self.parties = pid, parties
+        self.run_id = run_id
+        self.max_message = max_message
+        self._run_checked: set[int] = set()
+
+    # -- where things are
+    def outbox(self, peer: int) -> Path:
+        return self.root / mailbox.direction_name(self.pid, peer)
+
+    def inbox(self, peer: int) -> Path:
+        return self.root / mailbox.direction_name(peer, self.pid)
+
+    def status_dir(self) -> Path:
+        return self.root / "status"
+
+    def peers(self) -> list[int]:
+        return [p for p in range(self.parties) if p != self.pid]
+
+    def listing(self, folder: Path) -> dict[int, set[str]]:
+        try:
+            return mailbox.group(os.listdir(folder))
+        except FileNotFoundError:
+            return {}
+
+    # -- start of a run
+    def prepare(self) -> None:
+        """Create this party's folders and refuse messages of an earlier run."""
+        make_private_dir(self.root)
+        for peer in self.peers():
+            make_private_dir(self.outbox(peer))
+            make_private_dir(self.inbox(peer))
+        make_private_dir(self.status_dir())
+        for peer in self.peers():
+            left = mailbox.leftovers(os.listdir(self.outbox(peer)))
+            if left:
+                raise SyqureError(
+                    f"{self.outbox(peer)} holds {len(left)} message file(s) of an earlier run "
+                    f"({left[0]}, ...): run 'syqure-wf clean' or use a new data folder or run id")
+        for peer in self.peers():
+            if self.run_id:
+                write_private(self.outbox(peer) / mailbox.RUN_STAMP, self.run_id.encode())
+            left = mailbox.leftovers(os.listdir(self.inbox(peer)))
+            if left and not self.run_id:
+                raise SyqureError(
+                    f"{self.inbox(peer)} holds {len(left)} message file(s) before this proxy "
+                    f"started ({left[0]}, ...): an earlier run? run 'syqure-wf clean', or give "
+                    "every proxy the same --run-id")
+            if left:
+                self.check_inbox_run(peer)
+
+    def check_inbox_run(self, peer: int) -> None:
+        """Messages in an inbox belong to this run only if their writer stamped it."""
+        if not self.run_id or peer in self._run_checked:
+            return
+        folder = self.inbox(peer)
+        stamp = read_small(folder / mailbox.RUN_STAMP)
+        found = stamp.decode(errors="replace").strip() if stamp is not None else None
+        if found != self.run_id:
+            what = f"run {found!r}" if found else "a run without a run id"
+            raise SyqureError(f"{folder} holds messages of {what}, not of run {self.run_id!r}: "
+                              "run 'syqure-wf clean' or use a new data folder")
+        self._run_checked.add(peer)
+
+    # -- writing
+    def open_message(self, peer: int, seq: int) -> MessageWriter:
+        return MessageWriter(self.outbox(peer), seq)
+
+    def write_end(self, peer: int, seq: int) -> None:
+        os.close(os.open(self.outbox(peer) / mailbox.file_name(seq, mailbox.END), _CREATE, FILE_MODE))
+
+    # -- reading
+    def look(self, peer: int, seq: int) -> tuple[mailbox.Decision, bytes | None]:
+        """Judge slot ``seq`` of the inbox from ``peer``; the content comes with
+        DELIVER (header included), read through one descriptor."""
+        folder = self.inbox(peer)
+        ready = _exists(folder / mailbox.file_name(seq, mailbox.READY))
+        end = False if ready else _exists(folder / mailbox.file_name(seq, mailbox.END))
+        if not ready and not end:
+            return mailbox.WAIT_ABSENT, None
+        path = folder / mailbox.file_name(seq, mailbox.MSG)
+        try:
+            fd = os.open(path, _READ)
+        except FileNotFoundError:
+            return mailbox.judge(mailbox.Slot(seq, ready, end), self.max_message), None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return mailbox.judge(mailbox.Slot(seq, ready, end, "link"), self.max_message), None
+            raise
+        try:
+            st = os.fstat(fd)
+            kind = ("file" if stat.S_ISREG(st.st_mode) else
+                    "dir" if stat.S_ISDIR(st.st_mode) else "other")
+            header = os.pread(fd, HEADER.size, 0) if kind == "file" else b""
+            decision = mailbox.judge(
+                mailbox.Slot(seq, ready, end, kind, st.st_size, header), self.max_message)
+            if decision.verdict is not mailbox.Verdict.DELIVER:
+                return decision, None
+            content = _read_exact(fd, st.st_size)
+            if len(content) != st.st_size or os.fstat(fd).st_size != st.st_size:
+                return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"{path} changed while read"), None
+            return decision, content
+        finally:
+            os.close(fd)
+
+    def consume(self, peer: int, seq: int) -> None:
+        folder = self.inbox(peer)
+        for kind in (mailbox.READY, mailbox.END, mailbox.MSG):
+            try:
+                os.unlink(folder / mailbox.file_name(seq, kind))
+            except FileNotFoundError:
+                pass
+
+    def unconsumed(self, peer: int, next_seq: int) -> list[int]:
+        return [s for s in self.listing(self.outbox(peer)) if s < next_seq]
+
+
+def _exists(path: Path) -> bool:
+    try:
+        os.lstat(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _read_exact(fd: int, size: int) -> bytes:
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = os.readv(fd, [view[got:]])
+        if n == 0:
+            break
+        got += n
+    return bytes(buf) if got == size else bytes(buf[:got])
+
+
+def clean(data_dir: str | os.PathLike) -> int:
+    """Remove message, marker, stamp and status files of a run; returns how many.
+    Only names this project writes are removed; links are removed, never followed."""
+    root = Path(data_dir)
+    removed = 0
+    if not root.is_dir() or root.is_symlink():
+        return 0
+    for entry in os.scandir(root):
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        is_direction = mailbox.parse_direction(entry.name) is not None
+        if not (is_direction or entry.name == "status"):
+            continue
+        for f in os.scandir(entry.path):
+            n = f.name
+            if (mailbox.parse_name(n) or n == mailbox.RUN_STAMP or n.endswith(".tmp")
+                    or (entry.name == "status" and n.endswith(".json"))):
+                os.unlink(f.path)
+                removed += 1
+    return removed

@@ -1,0 +1,417 @@
+"""The per-party proxy: its party's TCP channels carried through message files.
+
+One asyncio loop serves every channel of the party. Per connection, two
+tasks: ``upstream`` (socket -> framer -> message files, then an end marker)
+and ``downstream`` (message files in seq order -> socket, then a half-close).
+A channel carries successive connections (MPyC reconnects), each ended by an
+end marker in both directions. Where the party listens the proxy dials it,
+at once (Sequre's listener speaks first) or when the first message for the
+connection arrives (MPyC); where the party connects the proxy listens.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass
+
+from . import mailbox
+from .errors import CorruptMessage, PeerFailed, Stopped, SyqureError
+from .folder import SharedFolder
+from .framing import DEFAULT_CHUNK, DEFAULT_MAX_MESSAGE, END, Begin, Data, make_framer
+from .mailbox import Verdict
+from .ports import ChannelPlan, Role, plan_channels
+from .status import DONE, FAILED, RUNNING, PeerWatch, StatusRecord, read_status
+from .watch import make_watcher
+
+log = logging.getLogger("syqure_wf.proxy")
+
+READ_SIZE = 1 << 20
+STREAM_LIMIT = 8 << 20
+RESCAN = 1.0  # seconds between looks at the disk that no event asked for
+DIAL_RETRY = 0.1
+
+
+@dataclass
+class ProxySettings:
+    pid: int
+    parties: int
+    data_dir: str
+    base_port: int
+    party_base_port: int
+    framing: str = "sequre"
+    convention: str = "sequre"
+    host: str = "127.0.0.1"
+    poll_ms: float | None = None
+    max_message: int = DEFAULT_MAX_MESSAGE
+    chunk: int = DEFAULT_CHUNK
+    run_id: str | None = None
+    dial: str = "auto"  # eager | lazy | auto (eager for the sequre convention)
+    connect_timeout: float = 300.0  # the local party must be reachable by then
+    start_timeout: float = 600.0  # a peer must show its status by then (0: never check)
+    peer_timeout: float = 10.0  # a live peer's heartbeat changes at least this often
+    stall_timeout: float = 30.0  # an incomplete message or a seq hole may last this long
+    drain_timeout: float = 60.0  # after the party exited, for the peers to consume
+    heartbeat: float = 1.0
+    linger: float = 2.0  # a standalone proxy waits this long for a new connection
+
+    @property
+    def eager(self) -> bool:
+        return self.dial == "eager" or (self.dial == "auto" and self.convention == "sequre")
+
+
+class Channel:
+    """One peer of this party: its listener or dialer, its two directions."""
+
+    def __init__(self, proxy: "Proxy", plan: ChannelPlan):
+        self.proxy, self.plan, self.peer = proxy, plan, plan.peer
+        self.name = plan.name
+        s = proxy.settings
+        self.outbox, self.inbox = mailbox.Outbox(), mailbox.Inbox()
+        self.connections = 0
+        self.active = False
+        self.local_closed_early = 0
+        self._accepted: asyncio.Queue = asyncio.Queue()
+        self._server: asyncio.AbstractServer | None = None
+        self._pending: tuple | None = None
+        self.waiter = proxy.watcher.subscribe(proxy.folder.inbox(self.peer))
+        self.where = f"{s.host}:{plan.port}"
+
+    # -- connections to the local party
+    async def listen(self) -> None:
+        if self.plan.role is not Role.ACCEPT:
+            return
+        try:
+            self._server = await asyncio.start_server(
+                self._on_accept, self.proxy.settings.host, self.plan.port, limit=STREAM_LIMIT)
+        except OSError as exc:
+            raise SyqureError(f"channel {self.name}: cannot listen on {self.where}: {exc.strerror} "
+                              "(another proxy or an earlier run still holds it?)") from None
+
+    def _on_accept(self, reader, writer) -> None:
+        self._accepted.put_nowait((reader, writer))
+
+    def close(self) -> None:
+        if self._server:
+            self._server.close()
+
+    async def serve(self) -> None:
+        while True:
+            reader, writer = await self._next_connection()
+            self.active = True
+            log.debug("channel %s: connection %d open", self.name, self.connections)
+            try:
+                await self._carry(reader, writer)
+            finally:
+                self.active = False
+                writer.close()
+            self.connections += 1
+            self.proxy.changed()
+            log.debug("channel %s: connection %d closed", self.name, self.connections - 1)
+
+    async def _next_connection(self):
+        s = self.proxy.settings
+        pid = s.pid
+        if self.plan.role is Role.ACCEPT:
+            if self.connections:
+                return await self._accepted.get()
+            try:
+                return await asyncio.wait_for(self._accepted.get(), s.connect_timeout or None)
+            except asyncio.TimeoutError:
+                raise SyqureError(f"channel {self.name}: party {pid} never connected to {self.where} "
+                                  f"within {s.connect_timeout:g} s") from None
+        if self.connections or not s.eager:
+            self._pending = await self._next_inbound()
+        return await self._dial()
+
+    async def _dial(self):
+        s = self.proxy.settings
+        deadline = time.monotonic() + (s.connect_timeout or float("inf"))
+        while True:
+            try:
+                return await asyncio.open_connection(s.host, self.plan.port, limit=STREAM_LIMIT)
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise SyqureError(f"channel {self.name}: party {s.pid} is not listening on "
+                                      f"{self.where} after {s.connect_timeout:g} s "
+                                      f"({exc.strerror or exc})") from None
+            await asyncio.sleep(DIAL_RETRY)
+
+    async def _carry(self, reader, writer) -> None:
+        up = asyncio.ensure_future(self._upstream(reader))
+        down = asyncio.ensure_future(self._downstream(writer))
+        try:
+            await asyncio.gather(up, down)
+        finally:
+            up.cancel()
+            down.cancel()
+
+    # -- party -> files
+    async def _upstream(self, reader) -> None:
+        s, folder = self.proxy.settings, self.proxy.folder
+        framer = make_framer(s.framing, max_message=s.max_message, chunk=s.chunk, channel=self.name)
+        msg, length = None, 0
+        try:
+            while True:
+                try:
+                    data = await reader.read(READ_SIZE)
+                except ConnectionError:
+                    data = b""
+                if not data:
+                    break
+                for ev in framer.feed(data):
+                    if isinstance(ev, Begin):
+                        msg = folder.open_message(self.peer, self.outbox.allocate())
+                        msg.write(mailbox.HEADER.pack(ev.length))
+                        length = ev.length
+                    elif isinstance(ev, Data):
+                        msg.write(ev.chunk)
+                    else:
+                        msg.commit()
+                        msg = None
+                        self.outbox.count(length)
+            framer.eof()
+        except OSError as exc:
+            raise SyqureError(f"channel {self.name}: cannot write to {folder.outbox(self.peer)}: "
+                              f"{exc.strerror or exc}") from None
+        finally:
+            if msg is not None:
+                msg.abort()
+        folder.write_end(self.peer, self.outbox.allocate())
+
+    # -- files -> party
+    async def _downstream(self, writer) -> None:
+        folder, framing = self.proxy.folder, self.proxy.settings.framing
+        open_ = True
+        while True:
+            decision, content = await self._next_inbound()
+            seq = self.inbox.next_seq
+            if decision.verdict is Verdict.END:
+                folder.consume(self.peer, seq)
+                self.inbox.advance(message=False)
+                if open_ and writer.can_write_eof():
+                    try:
+                        writer.write_eof()
+                    except (OSError, RuntimeError):
+                        pass
+                return
+            if open_:
+                view = memoryview(content)
+                writer.write(view if framing == "sequre" else view[mailbox.HEADER.size:])
+                try:
+                    await writer.drain()
+                except ConnectionError:
+                    # The party closed its side; what it will never read is consumed.
+                    open_ = False
+                    self.local_closed_early += 1
+            folder.consume(self.peer, seq)
+            self.inbox.advance(decision.length)
+
+    async def _next_inbound(self):
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            return pending
+        folder, s = self.proxy.folder, self.proxy.settings
+        seq = self.inbox.next_seq
+        stalled_since, reason, woken = None, "", True
+        while True:
+            self.waiter.clear()
+            decision, content = folder.look(self.peer, seq)
+            if decision.verdict in (Verdict.DELIVER, Verdict.END):
+                folder.check_inbox_run(self.peer)
+                return decision, content
+            where = folder.inbox(self.peer)
+            if decision.verdict is Verdict.CORRUPT:
+                raise CorruptMessage(f"channel {self.name}: {where}: {decision.reason}")
+            now = time.monotonic()
+            if decision is mailbox.WAIT_ABSENT:
+                if not woken or stalled_since is not None:
+                    hole = self.inbox.gap(folder.listing(where))
+                    if hole is None:
+                        stalled_since = None
+                    else:
+                        reason = (f"{mailbox.file_name(seq, mailbox.MSG)} is missing while "
+                                  f"message {hole} is there (a hole in the sequence)")
+                        stalled_since = stalled_since or now
+            else:
+                reason, stalled_since = decision.reason, stalled_since or now
+            if stalled_since is not None and now - stalled_since > s.stall_timeout:
+                raise CorruptMessage(f"channel {self.name}: {where}: {reason} "
+                                     f"for {now - stalled_since:.1f} s")
+            woken = await self.waiter.wait(RESCAN if stalled_since is None else min(RESCAN, 0.2))
+
+    # -- bookkeeping
+    def inbound_pending(self) -> bool:
+        if self._pending is not None:
+            return True
+        decision, _ = self.proxy.folder.look(self.peer, self.inbox.next_seq)
+        return decision is not mailbox.WAIT_ABSENT
+
+    def stats(self) -> dict:
+        return {"peer": self.peer, "connections": self.connections, "active": self.active,
+                "sent_messages": self.outbox.sent, "sent_bytes": self.outbox.bytes,
+                "received_messages": self.inbox.delivered, "received_bytes": self.inbox.bytes}
+
+
+class Proxy:
+    """All channels of one party. ``run`` returns a summary or raises SyqureError."""
+
+    def __init__(self, settings: ProxySettings, *, status: StatusRecord | None = None):
+        self.settings = s = settings
+        if s.run_id:
+            mailbox.check_id(s.run_id, "run id")
+        self.plans = plan_channels(s.pid, s.parties, s.base_port, s.party_base_port, s.convention)
+        make_framer(s.framing)  # refuse an unknown framing before anything starts
+        self.folder = SharedFolder(s.data_dir, s.pid, s.parties, s.run_id, s.max_message)
+        self.status = status
+        self.watcher = None
+        self.channels: list[Channel] = []
+        self.peers = {p: PeerWatch(p, s.run_id) for p in self.folder.peers()}
+        self._changed = asyncio.Event()
+        self.started = time.monotonic()
+
+    def changed(self) -> None:
+        self._changed.set()
+
+    def stats(self) -> dict:
+        return {ch.name: ch.stats() for ch in self.channels}
+
+    async def start(self) -> None:
+        """Prepare folders and listeners: every start-up error surfaces here."""
+        s = self.settings
+        self.folder.prepare()
+        if self.status is None:
+            self.status = StatusRecord(self.folder.status_dir(), s.pid, s.parties, s.run_id)
+        self.watcher = make_watcher(s.poll_ms)
+        self.channels = [Channel(self, plan) for plan in self.plans]
+        for peer in self.folder.peers():
+            self.watcher.subscribe(self.folder.outbox(peer), self._changed)  # consumption
+        for ch in self.channels:
+            await ch.listen()
+        await self.watcher.start()
+        self.status.update(state=RUNNING, channels=self.stats(), framing=s.framing,
+                           convention=s.convention, layout=self.folder.layout)
+
+    async def run(self, party_exit: asyncio.Future | None = None) -> dict:
+        """Carry traffic until done. With ``party_exit`` (the party runner), done
+        means: the party exited, and everything was delivered and consumed."""
+        if self.watcher is None:
+            await self.start()
+        tasks = [asyncio.ensure_future(ch.serve()) for ch in self.channels]
+        tasks.append(asyncio.ensure_future(self._monitor()))
+        finish = asyncio.ensure_future(self._finished(party_exit))
+        try:
+            done, _ = await asyncio.wait(tasks + [finish], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not finish:
+                    exc = task.exception()
+                    raise exc if exc else SyqureError("a channel task ended unexpectedly")
+            return {"channels": self.stats(), "seconds": time.monotonic() - self.started}
+        finally:
+            for task in tasks + [finish]:
+                task.cancel()
+            await asyncio.gather(*tasks, finish, return_exceptions=True)
+            self.close()
+
+    def close(self) -> None:
+        for ch in self.channels:
+            ch.close()
+        if self.watcher:
+            self.watcher.close()
+
+    async def _monitor(self) -> None:
+        s = self.settings
+        while True:
+            self.status.beat(channels=self.stats())
+            now = time.monotonic()
+            for pid, peer in self.peers.items():
+                peer.observe(read_status(self.folder.status_dir(), pid), now)
+                peer.check(now, self.started, s.start_timeout, s.peer_timeout)
+            await asyncio.sleep(s.heartbeat)
+
+    def _quiet(self, need_connections: bool) -> tuple | None:
+        """A snapshot of a finished state, or None while anything is still due."""
+        for ch in self.channels:
+            if ch.active or ch.inbound_pending() or (need_connections and not ch.connections):
+                return None
+            if self.folder.unconsumed(ch.peer, ch.outbox.next_seq):
+                return None
+        return tuple(ch.connections for ch in self.channels)
+
+    async def _finished(self, party_exit: asyncio.Future | None) -> None:
+        s = self.settings
+        if party_exit is not None:
+            await party_exit
+            deadline = time.monotonic() + s.drain_timeout
+        while True:
+            self._changed.clear()
+            snapshot = self._quiet(need_connections=party_exit is None)
+            if snapshot is not None:
+                if party_exit is not None:
+                    return
+                await asyncio.sleep(s.linger)
+                if self._quiet(True) == snapshot:
+                    return
+                continue
+            if party_exit is not None:
+                self._check_drain(deadline)
+            try:
+                await asyncio.wait_for(self._changed.wait(), RESCAN)
+            except asyncio.TimeoutError:
+                pass
+
+    def _check_drain(self, deadline: float) -> None:
+        for ch in self.channels:
+            peer = self.peers[ch.peer]
+            left = self.folder.unconsumed(ch.peer, ch.outbox.next_seq)
+            if left and peer.state in (DONE, FAILED):
+                raise PeerFailed(f"party {ch.peer} finished without consuming {len(left)} "
+                                 f"message(s) of channel {ch.name}")
+        if time.monotonic() > deadline:
+            waiting = [ch.name for ch in self.channels if ch.active or ch.inbound_pending()
+                       or self.folder.unconsumed(ch.peer, ch.outbox.next_seq)]
+            raise PeerFailed(f"party {self.settings.pid} exited but channel(s) "
+                             f"{', '.join(waiting)} did not drain within "
+                             f"{self.settings.drain_timeout:g} s")
+
+
+async def run_standalone(settings: ProxySettings) -> dict:
+    """The proxy as its own process: status records its end; signals stop it."""
+    proxy = Proxy(settings)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    caught: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        caught.append(sig.name)
+        task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await proxy.start()
+        summary = await proxy.run()
+        proxy.status.update(state=DONE, exit_code=0, channels=proxy.stats())
+        return summary
+    except asyncio.CancelledError:
+        if not caught:
+            raise
+        error = Stopped(f"party {settings.pid}: proxy stopped by {caught[0]}")
+        error.signal = caught[0]
+        _record_failure(proxy, error)
+        raise error from None
+    except SyqureError as exc:
+        _record_failure(proxy, exc)
+        raise
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def _record_failure(proxy: Proxy, exc: Exception) -> None:
+    if proxy.status is not None:
+        try:
+            proxy.status.update(state=FAILED, reason=str(exc), channels=proxy.stats())
+        except OSError:
+            pass

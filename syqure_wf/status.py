@@ -1,0 +1,91 @@
+"""Status records: what each party says about itself, and what it learns
+of its peers. One JSON file per party, rewritten atomically; a counter that
+grows with each heartbeat lets a reader judge liveness on its own monotonic
+clock, so clock jumps or skew between machines never matter.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import PeerFailed
+from .folder import read_small, write_private
+
+STARTED, RUNNING, DONE, FAILED = "started", "running", "done", "failed"
+
+
+def status_path(status_dir: Path, pid: int) -> Path:
+    return Path(status_dir) / f"party-{pid}.json"
+
+
+def read_status(status_dir: Path, pid: int) -> dict | None:
+    raw = read_small(status_path(status_dir, pid))
+    if not raw:
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None  # being replaced by a sync: read again next beat
+    return record if isinstance(record, dict) else None
+
+
+class StatusRecord:
+    """This party's own record; ``beat`` rewrites it with a new counter."""
+
+    def __init__(self, status_dir: Path, pid: int, parties: int, run_id: str | None):
+        self.path = status_path(status_dir, pid)
+        self.data: dict = {"pid": pid, "parties": parties, "run_id": run_id, "state": STARTED,
+                           "heartbeat": 0, "host": os.uname().nodename, "started_at": time.time()}
+
+    def update(self, **fields) -> None:
+        self.data.update(fields)
+        self.write()
+
+    def beat(self, **fields) -> None:
+        self.data["heartbeat"] += 1
+        self.data["seen_at"] = time.time()
+        self.update(**fields)
+
+    def write(self) -> None:
+        write_private(self.path, json.dumps(self.data, indent=1, sort_keys=True).encode())
+
+
+@dataclass
+class PeerWatch:
+    """What this party knows of one peer: pure bookkeeping over readings."""
+
+    pid: int
+    run_id: str | None
+    last_count: int | None = None
+    last_change: float | None = None
+    state: str | None = None
+    reason: str = ""
+    record: dict = field(default_factory=dict)
+
+    def observe(self, record: dict | None, now: float) -> None:
+        if record is None or (self.run_id and record.get("run_id") != self.run_id):
+            return  # absent, or a record of another run
+        self.record = record
+        self.state = record.get("state")
+        self.reason = str(record.get("reason", ""))
+        count = record.get("heartbeat")
+        if count != self.last_count:
+            self.last_count, self.last_change = count, now
+
+    def check(self, now: float, started: float, start_timeout: float, peer_timeout: float) -> None:
+        """Raise PeerFailed when the peer failed, vanished or never came up."""
+        if self.state == FAILED:
+            raise PeerFailed(f"party {self.pid} failed: {self.reason or 'no reason given'}")
+        if self.state == DONE:
+            return
+        if self.last_change is None:
+            if start_timeout and now - started > start_timeout:
+                raise PeerFailed(f"party {self.pid} never started: no status from it "
+                                 f"within {start_timeout:g} s")
+            return
+        if peer_timeout and now - self.last_change > peer_timeout:
+            raise PeerFailed(f"party {self.pid} stopped: no heartbeat from it for "
+                             f"{now - self.last_change:.1f} s (last state {self.state})")
