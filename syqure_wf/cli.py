@@ -24,7 +24,8 @@ def fail(message: str, code: int) -> None:
 
 
 def _prog() -> str:
-    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "syqure-wf"
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name in ("sbproxy", "syqure-wf") else "syqure-wf"
 
 
 def one_line_errors(func):

@@ -68,26 +68,43 @@ def read_small(path: Path, limit: int = 1 << 20) -> bytes | None:
 
 
 class MessageWriter:
-    """One outgoing message file being written; ``commit`` publishes it."""
+    """One outgoing message file being written; ``commit`` publishes it.
+    Small messages go to disk in one write at commit."""
 
-    def __init__(self, folder: Path, seq: int):
+    BUFFER = 256 << 10
+
+    def __init__(self, folder: str, seq: int):
         self.folder, self.seq = folder, seq
-        self.tmp = folder / mailbox.temp_name(seq, mailbox.MSG)
+        self.tmp = os.path.join(folder, mailbox.temp_name(seq, mailbox.MSG))
         self.fd = os.open(self.tmp, _CREATE, FILE_MODE)
         self.size = 0
+        self._buffer = bytearray()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data) -> None:
+        self.size += len(data)
+        if len(self._buffer) + len(data) < self.BUFFER:
+            self._buffer += data
+            return
+        self._flush()
+        self._write(data)
+
+    def _write(self, data) -> None:
         view = memoryview(data)
         while view:
-            n = os.write(self.fd, view)
-            view = view[n:]
-        self.size += len(data)
+            view = view[os.write(self.fd, view):]
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._write(self._buffer)
+            self._buffer.clear()
 
     def commit(self) -> None:
+        self._flush()
         os.close(self.fd)
         self.fd = -1
-        os.rename(self.tmp, self.folder / mailbox.file_name(self.seq, mailbox.MSG))
-        os.close(os.open(self.folder / mailbox.file_name(self.seq, mailbox.READY), _CREATE, FILE_MODE))
+        os.rename(self.tmp, os.path.join(self.folder, mailbox.file_name(self.seq, mailbox.MSG)))
+        os.close(os.open(os.path.join(self.folder, mailbox.file_name(self.seq, mailbox.READY)),
+                         _CREATE, FILE_MODE))
 
     def abort(self) -> None:
         if self.fd >= 0:
@@ -103,6 +120,7 @@ class SharedFolder:
     """Every direction of a run under one ``data_dir`` (layout ``shared``)."""
 
     layout = "shared"
+    arrivals = "arrivals"  # files appear by rename: no need to watch writes in place
 
     def __init__(self, data_dir: str | os.PathLike, pid: int, parties: int,
                  run_id: str | None = None, max_message: int = DEFAULT_MAX_MESSAGE):
@@ -111,6 +129,9 @@ class SharedFolder:
         self.run_id = run_id
         self.max_message = max_message
         self._run_checked: set[int] = set()
+        # string paths: the hot path joins names to them for every message
+        self._out = {p: str(self.outbox(p)) for p in self.peers()}
+        self._in = {p: str(self.inbox(p)) for p in self.peers()}
 
     # -- where things are
     def outbox(self, peer: int) -> Path:
@@ -172,21 +193,22 @@ class SharedFolder:
 
     # -- writing
     def open_message(self, peer: int, seq: int) -> MessageWriter:
-        return MessageWriter(self.outbox(peer), seq)
+        return MessageWriter(self._out[peer], seq)
 
     def write_end(self, peer: int, seq: int) -> None:
-        os.close(os.open(self.outbox(peer) / mailbox.file_name(seq, mailbox.END), _CREATE, FILE_MODE))
+        os.close(os.open(os.path.join(self._out[peer], mailbox.file_name(seq, mailbox.END)),
+                         _CREATE, FILE_MODE))
 
     # -- reading
-    def look(self, peer: int, seq: int) -> tuple[mailbox.Decision, bytes | None]:
+    def look(self, peer: int, seq: int) -> tuple[mailbox.Decision, bytearray | None]:
         """Judge slot ``seq`` of the inbox from ``peer``; the content comes with
         DELIVER (header included), read through one descriptor."""
-        folder = self.inbox(peer)
-        ready = _exists(folder / mailbox.file_name(seq, mailbox.READY))
-        end = False if ready else _exists(folder / mailbox.file_name(seq, mailbox.END))
+        folder = self._in[peer]
+        ready = _exists(os.path.join(folder, mailbox.file_name(seq, mailbox.READY)))
+        end = False if ready else _exists(os.path.join(folder, mailbox.file_name(seq, mailbox.END)))
         if not ready and not end:
             return mailbox.WAIT_ABSENT, None
-        path = folder / mailbox.file_name(seq, mailbox.MSG)
+        path = os.path.join(folder, mailbox.file_name(seq, mailbox.MSG))
         try:
             fd = os.open(path, _READ)
         except FileNotFoundError:
@@ -197,25 +219,24 @@ class SharedFolder:
             raise
         try:
             st = os.fstat(fd)
-            kind = ("file" if stat.S_ISREG(st.st_mode) else
-                    "dir" if stat.S_ISDIR(st.st_mode) else "other")
-            header = os.pread(fd, HEADER.size, 0) if kind == "file" else b""
+            if not stat.S_ISREG(st.st_mode):
+                kind = "dir" if stat.S_ISDIR(st.st_mode) else "other"
+                return mailbox.judge(mailbox.Slot(seq, ready, end, kind), self.max_message), None
+            # Read what fstat saw, but never more than the largest valid message.
+            content = _read_upto(fd, min(st.st_size, HEADER.size + self.max_message))
             decision = mailbox.judge(
-                mailbox.Slot(seq, ready, end, kind, st.st_size, header), self.max_message)
-            if decision.verdict is not mailbox.Verdict.DELIVER:
-                return decision, None
-            content = _read_exact(fd, st.st_size)
-            if len(content) != st.st_size or os.fstat(fd).st_size != st.st_size:
-                return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"{path} changed while read"), None
-            return decision, content
+                mailbox.Slot(seq, ready, end, "file", st.st_size, bytes(content[:HEADER.size])),
+                self.max_message)
+            return decision, (content if decision.verdict is mailbox.Verdict.DELIVER else None)
         finally:
             os.close(fd)
 
-    def consume(self, peer: int, seq: int) -> None:
-        folder = self.inbox(peer)
-        for kind in (mailbox.READY, mailbox.END, mailbox.MSG):
+    def consume(self, peer: int, seq: int, what: str) -> None:
+        """Remove a delivered message (marker first) or end marker."""
+        folder = self._in[peer]
+        for kind in ((mailbox.READY, mailbox.MSG) if what == mailbox.MSG else (mailbox.END,)):
             try:
-                os.unlink(folder / mailbox.file_name(seq, kind))
+                os.unlink(os.path.join(folder, mailbox.file_name(seq, kind)))
             except FileNotFoundError:
                 pass
 
@@ -223,7 +244,7 @@ class SharedFolder:
         return [s for s in self.listing(self.outbox(peer)) if s < next_seq]
 
 
-def _exists(path: Path) -> bool:
+def _exists(path: str) -> bool:
     try:
         os.lstat(path)
         return True
@@ -231,7 +252,7 @@ def _exists(path: Path) -> bool:
         return False
 
 
-def _read_exact(fd: int, size: int) -> bytes:
+def _read_upto(fd: int, size: int) -> bytearray:
     buf = bytearray(size)
     view = memoryview(buf)
     got = 0
@@ -240,7 +261,7 @@ def _read_exact(fd: int, size: int) -> bytes:
         if n == 0:
             break
         got += n
-    return bytes(buf) if got == size else bytes(buf[:got])
+    return buf if got == size else buf[:got]
 
 
 def clean(data_dir: str | os.PathLike) -> int:

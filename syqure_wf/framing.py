@@ -34,7 +34,7 @@ class Begin:
 
 @dataclass(frozen=True)
 class Data:
-    chunk: bytes
+    chunk: bytes  # or a memoryview into the bytes that were fed
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class SequreParser:
                 self._remaining = length
             take = min(self._remaining, len(view))
             if take:
-                events.append(Data(bytes(view[:take])))
+                events.append(Data(view[:take]))
                 view = view[take:]
                 self._remaining -= take
             if self._remaining == 0:

@@ -17,18 +17,18 @@ import time
 from dataclasses import dataclass
 
 from . import mailbox
+from .aio import bounded, cancel_all
 from .errors import CorruptMessage, PeerFailed, Stopped, SyqureError
 from .folder import SharedFolder
-from .framing import DEFAULT_CHUNK, DEFAULT_MAX_MESSAGE, END, Begin, Data, make_framer
+from .framing import DEFAULT_CHUNK, DEFAULT_MAX_MESSAGE, Begin, Data, make_framer
 from .mailbox import Verdict
 from .ports import ChannelPlan, Role, plan_channels
 from .status import DONE, FAILED, RUNNING, PeerWatch, StatusRecord, read_status
-from .watch import make_watcher
+from .watch import REMOVALS, Waiter, make_watcher
 
 log = logging.getLogger("syqure_wf.proxy")
 
-READ_SIZE = 1 << 20
-STREAM_LIMIT = 8 << 20
+WRITE_BUFFER = 4 << 20  # bytes queued to the party before the downstream waits
 RESCAN = 1.0  # seconds between looks at the disk that no event asked for
 DIAL_RETRY = 0.1
 
@@ -61,36 +61,161 @@ class ProxySettings:
         return self.dial == "eager" or (self.dial == "auto" and self.convention == "sequre")
 
 
+class Upstream:
+    """Party -> files for one connection: the framer's events become message
+    files, written as the bytes arrive; the end becomes an end marker."""
+
+    def __init__(self, channel: "Channel"):
+        s = channel.proxy.settings
+        self.channel, self.folder, self.peer = channel, channel.proxy.folder, channel.peer
+        self.framer = make_framer(s.framing, max_message=s.max_message, chunk=s.chunk, channel=channel.name)
+        self.msg = None
+        self.length = 0
+
+    def feed(self, data: bytes) -> None:
+        outbox = self.channel.outbox
+        for ev in self.framer.feed(data):
+            if type(ev) is Data:
+                self.msg.write(ev.chunk)
+            elif type(ev) is Begin:
+                self.msg = self.folder.open_message(self.peer, outbox.allocate())
+                self.msg.write(mailbox.HEADER.pack(ev.length))
+                self.length = ev.length
+            else:
+                self.msg.commit()
+                self.msg = None
+                outbox.count(self.length)
+
+    def finish(self) -> None:
+        self.framer.eof()
+        self.folder.write_end(self.peer, self.channel.outbox.allocate())
+
+    def abort(self) -> None:
+        if self.msg is not None:
+            self.msg.abort()
+            self.msg = None
+
+
+class Link(asyncio.Protocol):
+    """One TCP connection to the local party. Bytes from the party go to the
+    files inside ``data_received``: the loop is busy while a file is written,
+    which is the back-pressure. ``upstream_done`` resolves at the party's
+    end of stream, or with the error that stopped the upstream."""
+
+    def __init__(self, channel: "Channel"):
+        self.upstream = Upstream(channel)
+        self.channel = channel
+        loop = asyncio.get_running_loop()
+        self.upstream_done = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+        self.writable = True  # False once the party's side is gone
+        self._resume: asyncio.Future | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_BUFFER)
+
+    def data_received(self, data: bytes) -> None:
+        if self.upstream_done.done():
+            return
+        try:
+            self.upstream.feed(data)
+        except SyqureError as exc:
+            self._finish(exc)
+        except OSError as exc:
+            self._finish(SyqureError(f"channel {self.channel.name}: cannot write to "
+                                     f"{self.upstream.folder.outbox(self.upstream.peer)}: "
+                                     f"{exc.strerror or exc}"))
+
+    def eof_received(self) -> bool:
+        self._finish(None)
+        return True  # keep our write side open: the peer may still send
+
+    def connection_lost(self, exc) -> None:
+        self.writable = False
+        self._finish(None)
+        self._wake_writer()
+
+    def _finish(self, error: Exception | None) -> None:
+        if self.upstream_done.done():
+            return
+        if error is None:
+            try:
+                self.upstream.finish()
+            except SyqureError as exc:
+                error = exc
+        if error is not None:
+            self.upstream.abort()
+            self.upstream_done.set_exception(error)
+            if self.transport:
+                self.transport.abort()
+        else:
+            self.upstream_done.set_result(None)
+
+    # -- flow control of the downstream writes
+    def pause_writing(self) -> None:
+        self._resume = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        if self._resume is not None and not self._resume.done():
+            self._resume.set_result(None)
+        self._resume = None
+
+    async def drain(self) -> None:
+        if self._resume is not None:
+            await self._resume
+
+    def send(self, data) -> None:
+        if self.writable:
+            self.transport.write(data)
+
+    def half_close(self) -> None:
+        if self.writable and self.transport.can_write_eof():
+            try:
+                self.transport.write_eof()
+            except (OSError, RuntimeError):
+                pass
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
 class Channel:
     """One peer of this party: its listener or dialer, its two directions."""
 
     def __init__(self, proxy: "Proxy", plan: ChannelPlan):
         self.proxy, self.plan, self.peer = proxy, plan, plan.peer
         self.name = plan.name
-        s = proxy.settings
         self.outbox, self.inbox = mailbox.Outbox(), mailbox.Inbox()
         self.connections = 0
         self.active = False
-        self.local_closed_early = 0
+        self.dropped = 0  # messages the party had closed its side for
         self._accepted: asyncio.Queue = asyncio.Queue()
         self._server: asyncio.AbstractServer | None = None
         self._pending: tuple | None = None
-        self.waiter = proxy.watcher.subscribe(proxy.folder.inbox(self.peer))
-        self.where = f"{s.host}:{plan.port}"
+        self.waiter = Waiter()
+        proxy.watcher.subscribe(proxy.folder.inbox(self.peer), self.waiter.notify, proxy.folder.arrivals)
+        self.where = f"{proxy.settings.host}:{plan.port}"
 
     # -- connections to the local party
     async def listen(self) -> None:
         if self.plan.role is not Role.ACCEPT:
             return
+        loop = asyncio.get_running_loop()
         try:
-            self._server = await asyncio.start_server(
-                self._on_accept, self.proxy.settings.host, self.plan.port, limit=STREAM_LIMIT)
+            self._server = await loop.create_server(self._on_accept, self.proxy.settings.host, self.plan.port)
         except OSError as exc:
             raise SyqureError(f"channel {self.name}: cannot listen on {self.where}: {exc.strerror} "
                               "(another proxy or an earlier run still holds it?)") from None
 
-    def _on_accept(self, reader, writer) -> None:
-        self._accepted.put_nowait((reader, writer))
+    def _on_accept(self) -> Link:
+        link = Link(self)
+        self._accepted.put_nowait(link)
+        return link
 
     def close(self) -> None:
         if self._server:
@@ -98,39 +223,40 @@ class Channel:
 
     async def serve(self) -> None:
         while True:
-            reader, writer = await self._next_connection()
+            link = await self._next_connection()
             self.active = True
             log.debug("channel %s: connection %d open", self.name, self.connections)
             try:
-                await self._carry(reader, writer)
+                await self._carry(link)
             finally:
                 self.active = False
-                writer.close()
+                link.close()
             self.connections += 1
             self.proxy.changed()
             log.debug("channel %s: connection %d closed", self.name, self.connections - 1)
 
-    async def _next_connection(self):
+    async def _next_connection(self) -> Link:
         s = self.proxy.settings
-        pid = s.pid
         if self.plan.role is Role.ACCEPT:
             if self.connections:
                 return await self._accepted.get()
             try:
-                return await asyncio.wait_for(self._accepted.get(), s.connect_timeout or None)
+                return await bounded(self._accepted.get(), s.connect_timeout or None)
             except asyncio.TimeoutError:
-                raise SyqureError(f"channel {self.name}: party {pid} never connected to {self.where} "
+                raise SyqureError(f"channel {self.name}: party {s.pid} never connected to {self.where} "
                                   f"within {s.connect_timeout:g} s") from None
         if self.connections or not s.eager:
             self._pending = await self._next_inbound()
         return await self._dial()
 
-    async def _dial(self):
+    async def _dial(self) -> Link:
         s = self.proxy.settings
+        loop = asyncio.get_running_loop()
         deadline = time.monotonic() + (s.connect_timeout or float("inf"))
         while True:
             try:
-                return await asyncio.open_connection(s.host, self.plan.port, limit=STREAM_LIMIT)
+                _, link = await loop.create_connection(lambda: Link(self), s.host, self.plan.port)
+                return link
             except OSError as exc:
                 if time.monotonic() > deadline:
                     raise SyqureError(f"channel {self.name}: party {s.pid} is not listening on "
@@ -138,74 +264,30 @@ class Channel:
                                       f"({exc.strerror or exc})") from None
             await asyncio.sleep(DIAL_RETRY)
 
-    async def _carry(self, reader, writer) -> None:
-        up = asyncio.ensure_future(self._upstream(reader))
-        down = asyncio.ensure_future(self._downstream(writer))
+    async def _carry(self, link: Link) -> None:
+        down = asyncio.ensure_future(self._downstream(link))
         try:
-            await asyncio.gather(up, down)
+            await asyncio.gather(link.upstream_done, down)
         finally:
-            up.cancel()
-            down.cancel()
-
-    # -- party -> files
-    async def _upstream(self, reader) -> None:
-        s, folder = self.proxy.settings, self.proxy.folder
-        framer = make_framer(s.framing, max_message=s.max_message, chunk=s.chunk, channel=self.name)
-        msg, length = None, 0
-        try:
-            while True:
-                try:
-                    data = await reader.read(READ_SIZE)
-                except ConnectionError:
-                    data = b""
-                if not data:
-                    break
-                for ev in framer.feed(data):
-                    if isinstance(ev, Begin):
-                        msg = folder.open_message(self.peer, self.outbox.allocate())
-                        msg.write(mailbox.HEADER.pack(ev.length))
-                        length = ev.length
-                    elif isinstance(ev, Data):
-                        msg.write(ev.chunk)
-                    else:
-                        msg.commit()
-                        msg = None
-                        self.outbox.count(length)
-            framer.eof()
-        except OSError as exc:
-            raise SyqureError(f"channel {self.name}: cannot write to {folder.outbox(self.peer)}: "
-                              f"{exc.strerror or exc}") from None
-        finally:
-            if msg is not None:
-                msg.abort()
-        folder.write_end(self.peer, self.outbox.allocate())
+            await cancel_all([down])
 
     # -- files -> party
-    async def _downstream(self, writer) -> None:
+    async def _downstream(self, link: Link) -> None:
         folder, framing = self.proxy.folder, self.proxy.settings.framing
-        open_ = True
         while True:
             decision, content = await self._next_inbound()
             seq = self.inbox.next_seq
             if decision.verdict is Verdict.END:
-                folder.consume(self.peer, seq)
+                folder.consume(self.peer, seq, mailbox.END)
                 self.inbox.advance(message=False)
-                if open_ and writer.can_write_eof():
-                    try:
-                        writer.write_eof()
-                    except (OSError, RuntimeError):
-                        pass
+                link.half_close()
                 return
-            if open_:
-                view = memoryview(content)
-                writer.write(view if framing == "sequre" else view[mailbox.HEADER.size:])
-                try:
-                    await writer.drain()
-                except ConnectionError:
-                    # The party closed its side; what it will never read is consumed.
-                    open_ = False
-                    self.local_closed_early += 1
-            folder.consume(self.peer, seq)
+            if link.writable:
+                link.send(content if framing == "sequre" else memoryview(content)[mailbox.HEADER.size:])
+                await link.drain()
+            else:
+                self.dropped += 1  # the party closed its side; what it won't read is consumed
+            folder.consume(self.peer, seq, mailbox.MSG)
             self.inbox.advance(decision.length)
 
     async def _next_inbound(self):
@@ -218,7 +300,7 @@ class Channel:
         while True:
             self.waiter.clear()
             decision, content = folder.look(self.peer, seq)
-            if decision.verdict in (Verdict.DELIVER, Verdict.END):
+            if decision.verdict is Verdict.DELIVER or decision.verdict is Verdict.END:
                 folder.check_inbox_run(self.peer)
                 return decision, content
             where = folder.inbox(self.peer)
@@ -268,11 +350,16 @@ class Proxy:
         self.watcher = None
         self.channels: list[Channel] = []
         self.peers = {p: PeerWatch(p, s.run_id) for p in self.folder.peers()}
-        self._changed = asyncio.Event()
+        self._changed = Waiter()
         self.started = time.monotonic()
 
     def changed(self) -> None:
-        self._changed.set()
+        self._changed.notify()
+
+    def _on_removal(self) -> None:
+        # Consumption matters to the end of a run only: skip it while carrying.
+        if not any(ch.active for ch in self.channels):
+            self._changed.notify()
 
     def stats(self) -> dict:
         return {ch.name: ch.stats() for ch in self.channels}
@@ -286,7 +373,7 @@ class Proxy:
         self.watcher = make_watcher(s.poll_ms)
         self.channels = [Channel(self, plan) for plan in self.plans]
         for peer in self.folder.peers():
-            self.watcher.subscribe(self.folder.outbox(peer), self._changed)  # consumption
+            self.watcher.subscribe(self.folder.outbox(peer), self._on_removal, REMOVALS)
         for ch in self.channels:
             await ch.listen()
         await self.watcher.start()
@@ -309,9 +396,7 @@ class Proxy:
                     raise exc if exc else SyqureError("a channel task ended unexpectedly")
             return {"channels": self.stats(), "seconds": time.monotonic() - self.started}
         finally:
-            for task in tasks + [finish]:
-                task.cancel()
-            await asyncio.gather(*tasks, finish, return_exceptions=True)
+            await cancel_all(tasks + [finish])
             self.close()
 
     def close(self) -> None:
@@ -356,10 +441,7 @@ class Proxy:
                 continue
             if party_exit is not None:
                 self._check_drain(deadline)
-            try:
-                await asyncio.wait_for(self._changed.wait(), RESCAN)
-            except asyncio.TimeoutError:
-                pass
+            await self._changed.wait(RESCAN)
 
     def _check_drain(self, deadline: float) -> None:
         for ch in self.channels:

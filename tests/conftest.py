@@ -1,0 +1,110 @@
+"""Shared helpers: free port blocks, bounded subprocesses that are always
+cleaned up, and the paths of the test programs."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+PROGRAMS = HERE / "programs"
+REPO = HERE.parent
+PY = sys.executable
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_base(span: int = 20, rng=random.Random()) -> int:
+    """A port base whose next ``span`` ports are free."""
+    for _ in range(200):
+        base = rng.randrange(20000, 60000, 100)
+        if all(port_free(base + i) for i in range(span)):
+            return base
+    raise RuntimeError("no free port block")
+
+
+class Procs:
+    """Starts subprocesses in their own process group; kills what is left."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, args, log: Path | None = None, **kw) -> subprocess.Popen:
+        out = open(log, "wb") if log else subprocess.PIPE
+        proc = subprocess.Popen([str(a) for a in args], stdout=out, stderr=subprocess.STDOUT if log else subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, start_new_session=True, **kw)
+        proc.log = log
+        self.procs.append(proc)
+        return proc
+
+    def wait(self, proc: subprocess.Popen, timeout: float) -> int:
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill(proc)
+            raise AssertionError(f"{proc.args[:3]} did not finish within {timeout} s") from None
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+
+    def cleanup(self) -> None:
+        for proc in self.procs:
+            self.kill(proc)
+            for stream in (proc.stdout, proc.stderr):
+                if stream:
+                    stream.close()
+
+
+@pytest.fixture
+def procs():
+    p = Procs()
+    yield p
+    p.cleanup()
+
+
+def output(proc) -> str:
+    if proc.log:
+        return Path(proc.log).read_text(errors="replace")
+    out, err = proc.communicate(timeout=10)
+    return (out or b"").decode(errors="replace") + (err or b"").decode(errors="replace")
+
+
+def one_line_error(text: str) -> str:
+    """The error line of a failed command; the test fails on a traceback."""
+    assert "Traceback" not in text, text
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line, got:\n{text}"
+    return lines[0]
+
+
+def wait_until(predicate, timeout: float, what: str, step: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def message_files(folder: Path) -> list[Path]:
+    return [p for p in Path(folder).rglob("*") if p.suffix in (".msg", ".ready", ".end")]

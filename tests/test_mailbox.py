@@ -1,0 +1,54 @@
+import struct
+
+import pytest
+
+from syqure_wf import mailbox
+from syqure_wf.mailbox import Slot, Verdict, judge
+
+H = lambda n: struct.pack("<q", n)  # noqa: E731
+
+
+@pytest.mark.parametrize("slot,verdict,words", [
+    (Slot(0), Verdict.WAIT, ""),
+    (Slot(0, ready=True), Verdict.WAIT, "is not"),
+    (Slot(0, ready=True, msg="file", size=4, header=b"\0\0\0\0"), Verdict.WAIT, "shorter"),
+    (Slot(0, ready=True, msg="file", size=10, header=H(5)), Verdict.WAIT, "10 of 13"),
+    (Slot(0, ready=True, msg="file", size=13, header=H(5)), Verdict.DELIVER, ""),
+    (Slot(0, ready=True, msg="file", size=14, header=H(5)), Verdict.CORRUPT, "longer"),
+    (Slot(0, ready=True, msg="file", size=8, header=H(-1)), Verdict.CORRUPT, "negative"),
+    (Slot(0, ready=True, msg="file", size=8, header=H(1 << 40)), Verdict.CORRUPT, "maximum"),
+    (Slot(0, ready=True, msg="link"), Verdict.CORRUPT, "symbolic link"),
+    (Slot(0, ready=True, msg="dir"), Verdict.CORRUPT, "directory"),
+    (Slot(0, end=True), Verdict.END, ""),
+    (Slot(0, end=True, ready=True, msg="file"), Verdict.CORRUPT, "beside"),
+    (Slot(0, msg="file", size=13, header=H(5)), Verdict.WAIT, ""),  # no marker yet
+])
+def test_judge(slot, verdict, words):
+    d = judge(slot, max_message=1 << 30)
+    assert d.verdict is verdict and words in d.reason
+    if verdict is Verdict.DELIVER:
+        assert d.length == 5
+
+
+def test_names_round_trip_and_grow_past_eight_digits():
+    assert mailbox.file_name(7, "msg") == "00000007.msg"
+    assert mailbox.parse_name(mailbox.file_name(123456789, "ready")) == (123456789, "ready")
+    for junk in ("7.msg", ".00000001.msg.tmp", "00000001.msg.syftrejected", "../00000001.msg"):
+        assert mailbox.parse_name(junk) is None
+
+
+def test_inbox_gap_and_outbox_consumption():
+    inbox = mailbox.Inbox(next_seq=3)
+    assert inbox.gap({4: {"msg", "ready"}}) == 4
+    assert inbox.gap({3: {"ready"}, 4: {"ready"}}) is None
+    assert inbox.gap({}) is None
+    out = mailbox.Outbox()
+    for _ in range(3):
+        out.allocate()
+    assert out.unconsumed({1: {"msg"}, 5: {"msg"}}) == [1]
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", ".hidden", "a" * 200, "x..y", "é"])
+def test_ids_that_could_escape_are_refused(bad):
+    with pytest.raises(ValueError):
+        mailbox.check_id(bad, "run id")
