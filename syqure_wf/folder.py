@@ -16,6 +16,7 @@ from . import mailbox
 from .errors import CorruptMessage, SyqureError
 from .framing import DEFAULT_MAX_MESSAGE, HEADER
 
+INLINE_MAX = 512 << 10  # larger messages go to the socket by sendfile, not through memory
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -200,9 +201,11 @@ class SharedFolder:
                          _CREATE, FILE_MODE))
 
     # -- reading
-    def look(self, peer: int, seq: int) -> tuple[mailbox.Decision, bytearray | None]:
-        """Judge slot ``seq`` of the inbox from ``peer``; the content comes with
-        DELIVER (header included), read through one descriptor."""
+    def look(self, peer: int, seq: int, peek: bool = False):
+        """Judge slot ``seq`` of the inbox from ``peer``. With DELIVER comes the
+        content (header included): bytes for a small message, an open file for
+        a large one (the caller sends it with sendfile and closes it), nothing
+        when ``peek``. All of it through one descriptor, never through a link."""
         folder = self._in[peer]
         ready = _exists(os.path.join(folder, mailbox.file_name(seq, mailbox.READY)))
         end = False if ready else _exists(os.path.join(folder, mailbox.file_name(seq, mailbox.END)))
@@ -217,19 +220,27 @@ class SharedFolder:
             if exc.errno == errno.ELOOP:
                 return mailbox.judge(mailbox.Slot(seq, ready, end, "link"), self.max_message), None
             raise
+        keep = False
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 kind = "dir" if stat.S_ISDIR(st.st_mode) else "other"
                 return mailbox.judge(mailbox.Slot(seq, ready, end, kind), self.max_message), None
-            # Read what fstat saw, but never more than the largest valid message.
-            content = _read_upto(fd, min(st.st_size, HEADER.size + self.max_message))
-            decision = mailbox.judge(
-                mailbox.Slot(seq, ready, end, "file", st.st_size, bytes(content[:HEADER.size])),
-                self.max_message)
-            return decision, (content if decision.verdict is mailbox.Verdict.DELIVER else None)
+            large = st.st_size > INLINE_MAX
+            # A small file is read whole at once: the header comes with it.
+            content = None if large else _read_upto(fd, st.st_size)
+            header = os.pread(fd, HEADER.size, 0) if large else bytes(content[:HEADER.size])
+            decision = mailbox.judge(mailbox.Slot(seq, ready, end, "file", st.st_size, header),
+                                     self.max_message)
+            if decision.verdict is not mailbox.Verdict.DELIVER or peek:
+                return decision, None
+            if large:
+                keep = True
+                return decision, os.fdopen(fd, "rb")
+            return decision, content
         finally:
-            os.close(fd)
+            if not keep:
+                os.close(fd)
 
     def consume(self, peer: int, seq: int, what: str) -> None:
         """Remove a delivered message (marker first) or end marker."""
