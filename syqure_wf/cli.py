@@ -136,15 +136,122 @@ def sbproxy(**kwargs) -> None:
     _run_proxy(**kwargs)
 
 
-@main.command("clean")
-@click.argument("data_dir", type=click.Path(file_okay=False))
+def _load(config: str | None, overrides: dict | None = None):
+    from . import config as config_mod
+
+    return config_mod.load(config, overrides)
+
+
+@main.command("party")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True,
+              help="The run configuration (the same file at every party).")
+@click.option("--pid", type=int, required=True, help="This machine's party.")
+@click.option("-v", "--verbose", count=True)
 @one_line_errors
-def clean_cmd(data_dir: str) -> None:
-    """Remove a run's messages, markers and status records from DATA_DIR."""
+def party_cmd(config_path: str, pid: int, verbose: int) -> None:
+    """Run one party: its proxy and its MPC program."""
+    from .party import run_party
+
+    setup_logging(verbose, f"party[{pid}]")
+    cfg = _load(config_path)
+    cfg.party(pid)
+    result = asyncio.run(run_party(cfg, pid))
+    click.echo(f"party {pid}: done; output {cfg.party(pid).output}", err=True)
+    sys.exit(result.exit_code)
+
+
+@main.command("run", context_settings={"ignore_unknown_options": True})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="The run configuration; without it, the options below describe the run.")
+@click.option("--engine", type=click.Choice(["mpyc", "sequre", "command"]), default=None)
+@click.option("--parties", type=int, default=None, help="Number of parties.")
+@click.option("--workdir", default=None, help="Run folder (default runs/RUN_ID).")
+@click.option("--run-id", default=None)
+@click.option("--framing", type=click.Choice(FRAMINGS), default=None)
+@click.option("--transport", type=click.Choice(["files", "tcp"]), default=None,
+              help="tcp: direct connections, for comparison.")
+@click.option("--isolation", type=click.Choice(["none", "netns"]), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
+@click.option("--quiet", is_flag=True, help="No live progress.")
+@click.argument("program", required=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@one_line_errors
+def run_cmd(config_path, engine, parties, workdir, run_id, framing, transport, isolation,
+            as_json, quiet, program, args) -> None:
+    """Run every party of a job on this machine, through the file transport.
+
+    \b
+    syqure-wf run --config examples/allele-counts/config.yaml
+    syqure-wf run --engine mpyc --parties 3 PROGRAM.py -- ARGS
+    """
+    from .local import run_local
+
+    overrides: dict = {}
+    if engine or program:
+        spec = {"name": engine or "mpyc"}
+        if program:
+            spec["program" if spec["name"] != "command" else "command"] = program
+        if args:
+            spec["args"] = list(args)
+        overrides["engine"] = spec
+    for key, value in (("parties", parties), ("workdir", workdir), ("run_id", run_id),
+                       ("framing", framing), ("transport", transport), ("isolation", isolation)):
+        if value is not None:
+            overrides[key] = value
+    if not config_path and "engine" not in overrides:
+        raise ConfigError("give --config FILE, or a PROGRAM to run (see syqure-wf run --help)")
+    cfg = _load(config_path, overrides)
+    sys.exit(run_local(cfg, progress=not quiet, as_json=as_json))
+
+
+@main.command("validate")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--pid", type=int, multiple=True, help="Check only these parties (default: all, on this machine).")
+@one_line_errors
+def validate_cmd(config_path: str, pid: tuple[int, ...]) -> None:
+    """Check a run configuration without running anything."""
+    from .config import check_inputs
+    from .folder import make_private_dir
+    from .local import check_fresh, check_ports_free
+
+    cfg = _load(config_path)
+    pids = list(pid) or [p.pid for p in cfg.parties]
+    for p in pids:
+        cfg.party(p)
+    check_inputs(cfg, pids)
+    if cfg.transport == "files" and cfg.isolation == "none" and not pid:
+        check_ports_free(cfg)
+    check_fresh(cfg)
+    for folder in (cfg.workdir, cfg.data_dir):
+        try:
+            make_private_dir(folder)
+        except SyqureError as exc:
+            raise ConfigError(str(exc)) from None
+    click.echo(f"{cfg.where}: ok: {cfg.n} parties, engine {cfg.engine['name']}, framing {cfg.framing}, "
+               f"layout {cfg.layout}, run folder {cfg.workdir}")
+
+
+@main.command("clean")
+@click.argument("folder", required=False, type=click.Path(file_okay=False))
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Clean the message folder of this run configuration.")
+@one_line_errors
+def clean_cmd(folder: str | None, config_path: str | None) -> None:
+    """Remove a run's messages, markers and status records (FOLDER: a message
+    folder or a run folder holding messages/)."""
+    from pathlib import Path
+
     from .folder import clean
 
-    removed = clean(data_dir)
-    click.echo(f"removed {removed} file(s) from {data_dir}")
+    if config_path:
+        folder = str(_load(config_path).data_dir)
+    if not folder:
+        raise ConfigError("give a FOLDER or --config FILE")
+    target = Path(folder)
+    if (target / "messages").is_dir() and not (target / "status").is_dir():
+        target = target / "messages"
+    removed = clean(target)
+    click.echo(f"removed {removed} file(s) from {target}")
 
 
 if __name__ == "__main__":

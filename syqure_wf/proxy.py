@@ -206,6 +206,7 @@ class Channel:
         self._accepted: asyncio.Queue = asyncio.Queue()
         self._server: asyncio.AbstractServer | None = None
         self._pending: tuple | None = None
+        self.waiting_since: float | None = None  # for progress: who waits on whom
         self.waiter = Waiter()
         proxy.watcher.subscribe(proxy.folder.inbox(self.peer), self.waiter.notify, proxy.folder.arrivals)
         self.where = f"{proxy.settings.host}:{plan.port}"
@@ -335,7 +336,12 @@ class Channel:
             if stalled_since is not None and now - stalled_since > s.stall_timeout:
                 raise CorruptMessage(f"channel {self.name}: {where}: {reason} "
                                      f"for {now - stalled_since:.1f} s")
-            woken = await self.waiter.wait(RESCAN if stalled_since is None else min(RESCAN, 0.2))
+            if self.waiting_since is None:
+                self.waiting_since = now
+            try:
+                woken = await self.waiter.wait(RESCAN if stalled_since is None else min(RESCAN, 0.2))
+            finally:
+                self.waiting_since = None
 
     # -- bookkeeping
     def inbound_pending(self) -> bool:
@@ -345,7 +351,9 @@ class Channel:
         return decision is not mailbox.WAIT_ABSENT
 
     def stats(self) -> dict:
+        waiting = time.monotonic() - self.waiting_since if self.waiting_since else 0.0
         return {"peer": self.peer, "connections": self.connections, "active": self.active,
+                "waiting_s": round(waiting, 1),
                 "sent_messages": self.outbox.sent, "sent_bytes": self.outbox.bytes,
                 "received_messages": self.inbox.delivered, "received_bytes": self.inbox.bytes}
 

@@ -1,0 +1,285 @@
+"""The run configuration: a YAML file checked against a schema, then
+resolved into what each party needs (ports, folders, engine, timeouts).
+
+Every problem becomes a ConfigError whose message names the file and key,
+before any process starts.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from . import mailbox
+from .errors import ConfigError
+from .framing import DEFAULT_MAX_MESSAGE
+from .ports import max_offset, ports_used
+
+ENGINES = ("mpyc", "sequre", "command")
+
+
+def schema() -> dict:
+    return yaml.safe_load(resources.files("syqure_wf").joinpath("schemas/run.schema.yaml").read_text())
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+@dataclass
+class Timeouts:
+    connect: float = 300.0
+    start: float = 600.0
+    peer: float = 5.0
+    stall: float = 30.0
+    drain: float = 60.0
+    run: float = 0.0
+
+
+@dataclass
+class PartySpec:
+    pid: int
+    name: str
+    host: str
+    email: str | None
+    base_port: int  # the proxy listens here (+ channel offset)
+    party_base_port: int  # the party listens here (+ offset for Sequre)
+    input: Path | None
+    output: Path
+
+
+@dataclass
+class RunConfig:
+    source: Path | None
+    base_dir: Path
+    run_id: str
+    parties: list[PartySpec]
+    workdir: Path
+    data_dir: Path
+    layout: str
+    framing: str
+    convention: str
+    engine: dict
+    host: str = "127.0.0.1"
+    transport: str = "files"
+    isolation: str = "none"
+    poll_ms: float | None = None
+    max_message: int = DEFAULT_MAX_MESSAGE
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    syftbox: dict = field(default_factory=dict)
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.parties)
+
+    def party(self, pid: int) -> PartySpec:
+        for p in self.parties:
+            if p.pid == pid:
+                return p
+        raise ConfigError(f"{self.where}: there is no party {pid} (pids are 0..{self.n - 1})")
+
+    @property
+    def where(self) -> str:
+        return str(self.source) if self.source else "configuration"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.workdir / "logs"
+
+    @property
+    def status_dir(self) -> Path:
+        return self.data_dir / "status"
+
+    def proxy_settings(self, pid: int):
+        from .proxy import ProxySettings
+
+        p, t = self.party(pid), self.timeouts
+        return ProxySettings(
+            pid=pid, parties=self.n, data_dir=str(self.data_dir), base_port=p.base_port,
+            party_base_port=p.party_base_port, framing=self.framing, convention=self.convention,
+            host=self.host, poll_ms=self.poll_ms, max_message=self.max_message, run_id=self.run_id,
+            connect_timeout=t.connect, start_timeout=t.start, peer_timeout=t.peer,
+            stall_timeout=t.stall, drain_timeout=t.drain)
+
+    def resolved(self) -> dict:
+        """This configuration with every default filled in and paths absolute:
+        what the local runner hands to each party, so that all agree."""
+        out = {k: v for k, v in self.raw.items() if k not in ("parties", "inputs", "outputs")}
+        out.update(run_id=self.run_id, workdir=str(self.workdir), data_dir=str(self.data_dir),
+                   layout=self.layout, framing=self.framing, host=self.host, transport=self.transport,
+                   isolation=self.isolation, max_message=self.max_message,
+                   timeouts=dict(vars(self.timeouts)))
+        engine = dict(self.engine)
+        if engine.get("program"):
+            engine["program"] = str(self.resolve(engine["program"]))
+        out["engine"] = engine
+        out["parties"] = [{k: v for k, v in (("pid", p.pid), ("name", p.name), ("host", p.host),
+                                              ("email", p.email), ("base_port", p.base_port),
+                                              ("party_base_port", p.party_base_port)) if v is not None}
+                          for p in self.parties]
+        out["inputs"] = {str(p.pid): str(p.input) for p in self.parties if p.input}
+        out["outputs"] = str(self.workdir / "outputs" / "party-{pid}.json") if not self.raw.get("outputs") \
+            else str(self.resolve(self.raw["outputs"]))
+        if self.poll_ms:
+            out["poll_ms"] = self.poll_ms
+        return out
+
+    def resolve(self, path: str) -> Path:
+        return _abs(path, self.base_dir)
+
+
+def _key(error) -> str:
+    return ".".join(str(x) for x in error.absolute_path) or "(top level)"
+
+
+def check_schema(raw, where: str) -> None:
+    import jsonschema
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
+    validator = jsonschema.Draft7Validator(schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
+    if error is not None:
+        message = error.message
+        if error.validator == "additionalProperties":
+            message = message.replace("Additional properties are not allowed", "unknown setting")
+        raise ConfigError(f"{where}: {_key(error)}: {message}")
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    return data if data is not None else {}
+
+
+def load(path: str | os.PathLike | None = None, overrides: dict | None = None,
+         base_dir: Path | None = None) -> RunConfig:
+    """Read, check and resolve a run configuration (file and/or overrides)."""
+    source = Path(path).resolve() if path else None
+    raw = read_yaml(source) if source else {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings")
+    raw = {**raw, **(overrides or {})}
+    where = str(source) if source else "configuration"
+    check_schema(raw, where)
+    return resolve(raw, source, base_dir or (source.parent if source else Path.cwd()))
+
+
+def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
+    where = str(source) if source else "configuration"
+    from .engines import get_engine
+
+    engine_raw = dict(raw.get("engine") or {"name": "mpyc"})
+    engine = get_engine(engine_raw["name"])
+    run_id = raw.get("run_id") or new_run_id()
+    try:
+        mailbox.check_id(run_id, "run id")
+    except ValueError as exc:
+        raise ConfigError(f"{where}: run_id: {exc}") from None
+
+    entries = raw.get("parties", 3)
+    if isinstance(entries, int):
+        entries = [{"pid": p} for p in range(entries)]
+    pids = [e["pid"] for e in entries]
+    seen = set()
+    for pid in pids:
+        if pid in seen:
+            raise ConfigError(f"{where}: parties: pid {pid} appears twice")
+        seen.add(pid)
+    n = len(entries)
+    if n < 2:
+        raise ConfigError(f"{where}: parties: an MPC run needs at least 2 parties, got {n}")
+    if sorted(pids) != list(range(n)):
+        raise ConfigError(f"{where}: parties: pids must be 0..{n - 1}, got {sorted(pids)}")
+
+    framing = raw.get("framing") or engine.default_framing(engine_raw)
+    problem = engine.framing_problem(engine_raw, framing)
+    if problem:
+        raise ConfigError(f"{where}: framing: {problem}")
+    convention = engine.convention(engine_raw)
+
+    ports = raw.get("ports") or {}
+    base, stride = ports.get("base", engine.default_port_base), ports.get("stride", 1000)
+    if max_offset(n) >= stride // 2:
+        raise ConfigError(f"{where}: ports.stride: {stride} is too small for {n} parties "
+                          f"(channel offsets reach {max_offset(n)}; use at least {2 * max_offset(n) + 2})")
+
+    workdir = _abs(raw.get("workdir") or str(Path("runs") / run_id), base_dir)
+    data_dir = _abs(raw["data_dir"], base_dir) if raw.get("data_dir") else workdir / "messages"
+    outputs = raw.get("outputs") or str(workdir / "outputs" / "party-{pid}.json")
+    inputs = {str(k): v for k, v in (raw.get("inputs") or {}).items()}  # YAML reads `1:` as an int
+    for key in inputs:
+        if int(key) not in seen:
+            raise ConfigError(f"{where}: inputs: there is no party {key} (pids are 0..{n - 1})")
+
+    parties = []
+    for e in sorted(entries, key=lambda e: e["pid"]):
+        pid = e["pid"]
+        proxy_base = e.get("base_port", base + stride * pid)
+        party_base = e.get("party_base_port",
+                           proxy_base if engine.same_port_base else proxy_base + stride // 2)
+        given = inputs.get(str(pid))
+        out = outputs.format(pid=pid, run_id=run_id, workdir=workdir)
+        parties.append(PartySpec(
+            pid=pid, name=e.get("name", f"party{pid}"), host=e.get("host", "localhost"),
+            email=e.get("email"), base_port=proxy_base, party_base_port=party_base,
+            input=_abs(given, base_dir) if given else None, output=_abs(out, base_dir)))
+        highest = max(proxy_base, party_base) + max_offset(n)
+        if highest > 65535:
+            raise ConfigError(f"{where}: ports: party {pid} would need port {highest}, above 65535")
+
+    timeouts = Timeouts(**{k: float(v) for k, v in (raw.get("timeouts") or {}).items()})
+    cfg = RunConfig(
+        source=source, base_dir=base_dir, run_id=run_id, parties=parties, workdir=workdir,
+        data_dir=data_dir, layout=raw.get("layout", "shared"), framing=framing,
+        convention=convention, engine=engine_raw, host=raw.get("host", "127.0.0.1"),
+        transport=raw.get("transport", "files"), isolation=raw.get("isolation", "none"),
+        poll_ms=raw.get("poll_ms"), max_message=raw.get("max_message", DEFAULT_MAX_MESSAGE),
+        timeouts=timeouts, syftbox=raw.get("syftbox") or {}, raw=raw)
+    check_port_overlap(cfg)
+    problem = engine.config_problem(cfg)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+    return cfg
+
+
+def _abs(path: str, base_dir: Path) -> Path:
+    return Path(os.path.normpath(os.path.join(base_dir, os.path.expanduser(path))))
+
+
+def party_ports(cfg: RunConfig, pid: int) -> set[int]:
+    p = cfg.party(pid)
+    used = ports_used(pid, cfg.n, p.base_port, p.party_base_port, cfg.convention)
+    return used["proxy"] | used["party"]
+
+
+def check_port_overlap(cfg: RunConfig) -> None:
+    """Parties on one host must not share a port (their proxies' or their own)."""
+    owner: dict[tuple[str, int], int] = {}
+    for p in cfg.parties:
+        for port in party_ports(cfg, p.pid):
+            other = owner.setdefault((p.host, port), p.pid)
+            if other != p.pid:
+                raise ConfigError(f"{cfg.where}: ports: parties {other} and {p.pid} on host {p.host} "
+                                  f"would both use port {port}; give them other base ports")
+
+
+def check_inputs(cfg: RunConfig, pids) -> None:
+    for pid in pids:
+        p = cfg.party(pid)
+        if p.input is not None and not p.input.is_file():
+            raise ConfigError(f"{cfg.where}: inputs.{pid}: no such file {p.input}")

@@ -1,0 +1,95 @@
+"""Engines: how to start one party of an MPC framework so that it reaches
+its proxy. Each engine is one module; ``get_engine(name)`` returns it."""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+
+
+@dataclass
+class Launch:
+    """A party's process: its command line and its extra environment."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return shlex.join(self.argv)
+
+
+class Engine:
+    name = "?"
+    default_port_base = 20000
+    same_port_base = False  # the party listens and connects on one base (Sequre)
+
+    def default_framing(self, spec: dict) -> str:
+        return "stream"
+
+    def framing_problem(self, spec: dict, framing: str) -> str | None:
+        return None
+
+    def convention(self, spec: dict) -> str:
+        return "sequre"
+
+    def config_problem(self, cfg) -> str | None:
+        return None
+
+    def launch(self, cfg, pid: int) -> Launch:
+        raise NotImplementedError
+
+
+def placeholders(cfg, pid: int) -> dict[str, str]:
+    p = cfg.party(pid)
+    program = cfg.engine.get("program")
+    return {"pid": str(pid), "parties": str(cfg.n), "run_id": cfg.run_id,
+            "input": str(p.input or ""), "output": str(p.output), "workdir": str(cfg.workdir),
+            "program": str(cfg.resolve(program)) if program else "",
+            "base_port": str(p.base_port), "party_base_port": str(p.party_base_port),
+            "python": sys.executable}
+
+
+def fill(template: str, values: dict[str, str], where: str) -> str:
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"{where}: unknown placeholder {exc} (known: "
+                          f"{', '.join('{' + k + '}' for k in values)})") from None
+
+
+def common_env(cfg, pid: int) -> dict[str, str]:
+    p = cfg.party(pid)
+    return {"SYQURE_PID": str(pid), "SYQURE_PARTIES": str(cfg.n), "SYQURE_RUN_ID": cfg.run_id,
+            "SYQURE_INPUT": str(p.input or ""), "SYQURE_OUTPUT": str(p.output),
+            "SYQURE_WORKDIR": str(cfg.workdir),
+            **{k: str(v) for k, v in (cfg.engine.get("env") or {}).items()}}
+
+
+def program_problem(cfg, suffixes: tuple[str, ...]) -> str | None:
+    program = cfg.engine.get("program")
+    if not program:
+        return f"engine.program: the {cfg.engine['name']} engine needs a program"
+    path = cfg.resolve(program)
+    if not path.is_file():
+        return f"engine.program: no such file {path}"
+    if suffixes and path.suffix not in suffixes:
+        return f"engine.program: {path.name} is not a {' or '.join(suffixes)} program"
+    return None
+
+
+def get_engine(name: str) -> Engine:
+    from . import command, mpyc, sequre
+
+    engines = {"mpyc": mpyc.MPyC(), "sequre": sequre.Sequre(), "command": command.Command()}
+    if name not in engines:
+        raise ConfigError(f"engine.name: unknown engine {name!r} (choose {', '.join(engines)})")
+    return engines[name]
+
+
+def which(executable: str) -> str | None:
+    from shutil import which as _which
+
+    return _which(executable) if os.sep not in executable else (executable if os.access(executable, os.X_OK) else None)

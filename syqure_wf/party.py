@@ -1,0 +1,176 @@
+"""The party runner: one party of a run, its proxy in process and its engine
+as a child process. It records the party's status in the run folder, stops
+within seconds when a peer failed (naming it) and returns the engine's exit
+code, or 1 when the run failed around it."""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from .aio import cancel_all
+from .config import RunConfig, check_inputs
+from .engines import get_engine
+from .errors import Stopped, SyqureError
+from .folder import make_private_dir
+from .proxy import Proxy
+from .status import DONE, FAILED, RUNNING, StatusRecord
+
+KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL for the engine
+
+
+@dataclass
+class PartyResult:
+    pid: int
+    exit_code: int
+    reason: str = ""
+    log: Path | None = None
+
+
+def _die_with_parent() -> None:
+    # The engine must not outlive a runner that was killed (SIGKILL included).
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def log_tail(path: Path, lines: int = 5) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 8192))
+            return [ln.decode(errors="replace") for ln in deque(f.read().splitlines(), lines)]
+    except OSError:
+        return []
+
+
+class PartyRunner:
+    def __init__(self, cfg: RunConfig, pid: int):
+        self.cfg, self.pid = cfg, pid
+        self.engine = get_engine(cfg.engine["name"])
+        self.log = cfg.logs_dir / f"party-{pid}.log"
+        self.process: asyncio.subprocess.Process | None = None
+        self.proxy: Proxy | None = None
+        self.status: StatusRecord | None = None
+        self.times: dict[str, float] = {}
+
+    async def run(self) -> PartyResult:
+        cfg, pid = self.cfg, self.pid
+        check_inputs(cfg, [pid])
+        launch = self.engine.launch(cfg, pid)
+        make_private_dir(cfg.logs_dir)
+        make_private_dir(cfg.party(pid).output.parent)
+        self.status = StatusRecord(cfg.status_dir, pid, cfg.n, cfg.run_id)
+        if cfg.transport == "files":
+            self.proxy = Proxy(cfg.proxy_settings(pid), status=self.status)
+            await self.proxy.start()
+        else:
+            make_private_dir(cfg.status_dir)
+        self.status.update(state=RUNNING, engine=cfg.engine["name"], log=str(self.log),
+                           command=launch.describe(), output=str(cfg.party(pid).output))
+        self.times["engine_started"] = time.time()
+        with open(self.log, "ab") as log:
+            os.chmod(self.log, 0o600)
+            try:
+                self.process = await asyncio.create_subprocess_exec(
+                    *launch.argv, stdin=asyncio.subprocess.DEVNULL, stdout=log,
+                    stderr=asyncio.subprocess.STDOUT, env={**os.environ, **launch.env},
+                    start_new_session=True, preexec_fn=_die_with_parent)
+            except OSError as exc:
+                raise SyqureError(f"party {pid}: cannot start {launch.argv[0]}: {exc.strerror}") from None
+        return await self._supervise()
+
+    async def _supervise(self) -> PartyResult:
+        cfg, pid = self.cfg, self.pid
+        engine_exit = asyncio.ensure_future(self.process.wait())
+        engine_ok = asyncio.get_running_loop().create_future()
+        carry = asyncio.ensure_future(self.proxy.run(engine_ok) if self.proxy else engine_ok)
+        deadline = cfg.timeouts.run or None
+        try:
+            done, _ = await asyncio.wait({engine_exit, carry}, timeout=deadline,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                raise SyqureError(f"party {pid} did not finish within {cfg.timeouts.run:g} s")
+            if carry in done:
+                carry.result()  # the proxy failed: its error says why
+            code = await engine_exit
+            self.times["engine_exited"] = time.time()
+            if code != 0:
+                what = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+                raise SyqureError(f"party {pid}: the {cfg.engine['name']} program {what} (log: {self.log})")
+            engine_ok.set_result(None)
+            await carry  # everything delivered and consumed
+        except BaseException:
+            await self._stop_engine()
+            raise
+        finally:
+            await cancel_all([carry, engine_exit])
+        self.times["finished"] = time.time()
+        self.status.update(state=DONE, exit_code=0, times=self.times,
+                           channels=self.proxy.stats() if self.proxy else {})
+        return PartyResult(pid, 0, log=self.log)
+
+    async def _stop_engine(self) -> None:
+        proc = self.process
+        if proc is None or proc.returncode is not None:
+            return
+        for sig, grace in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+                return
+            except asyncio.TimeoutError:
+                continue
+
+    def record_failure(self, reason: str) -> None:
+        if self.status is not None:
+            try:
+                self.status.update(state=FAILED, reason=reason, times=self.times,
+                                   channels=self.proxy.stats() if self.proxy else {})
+            except OSError:
+                pass
+
+
+async def run_party(cfg: RunConfig, pid: int) -> PartyResult:
+    """One party, with SIGTERM/SIGINT stopping the engine and recording why."""
+    runner = PartyRunner(cfg, pid)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    caught: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        caught.append(sig.name)
+        task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        return await runner.run()
+    except asyncio.CancelledError:
+        if not caught:
+            raise
+        error = Stopped(f"party {pid} stopped by {caught[0]}")
+        error.signal = caught[0]
+        runner.record_failure(str(error))
+        raise error from None
+    except SyqureError as exc:
+        runner.record_failure(str(exc))
+        tail = log_tail(runner.log)
+        if tail and "program" in str(exc):
+            print("\n".join(f"  party {pid} | {line}" for line in tail), file=sys.stderr)
+        raise
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        if runner.proxy is not None:
+            runner.proxy.close()
