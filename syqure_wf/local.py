@@ -20,6 +20,7 @@ from . import mailbox
 from .config import RunConfig, check_inputs, party_ports
 from .errors import ConfigError, Stopped, SyqureError
 from .folder import make_private_dir, write_private
+from .party import die_with_parent
 from .status import DONE, FAILED, read_status
 
 TICK = 0.25
@@ -146,7 +147,8 @@ class LocalRun:
                 out = open(cfg.logs_dir / f"party-{p.pid}.runner.log", "wb")
                 self.procs[p.pid] = subprocess.Popen(
                     party_command(cfg, config_path, p.pid), stdin=subprocess.DEVNULL, stdout=out,
-                    stderr=subprocess.STDOUT, start_new_session=True)
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                    preexec_fn=die_with_parent(signal.SIGTERM))
                 out.close()
             self._watch()
         finally:

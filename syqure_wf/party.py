@@ -14,13 +14,13 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from .aio import cancel_all
+from .aio import bounded, cancel_all
 from .config import RunConfig, check_inputs
 from .engines import get_engine
-from .errors import Stopped, SyqureError
+from .errors import PeerFailed, Stopped, SyqureError
 from .folder import make_private_dir
 from .proxy import Proxy
-from .status import DONE, FAILED, RUNNING, StatusRecord
+from .status import DONE, FAILED, RUNNING, StatusRecord, read_status
 
 KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL for the engine
 
@@ -33,13 +33,15 @@ class PartyResult:
     log: Path | None = None
 
 
-def _die_with_parent() -> None:
-    # The engine must not outlive a runner that was killed (SIGKILL included).
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+def die_with_parent(sig: signal.Signals = signal.SIGKILL):
+    """A preexec_fn: the child gets ``sig`` when its parent dies, even by
+    SIGKILL, so nothing a runner started outlives it (Linux; elsewhere a no-op)."""
+    def preexec() -> None:
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    return preexec
 
 
 def log_tail(path: Path, lines: int = 5) -> list[str]:
@@ -82,7 +84,7 @@ class PartyRunner:
                 self.process = await asyncio.create_subprocess_exec(
                     *launch.argv, stdin=asyncio.subprocess.DEVNULL, stdout=log,
                     stderr=asyncio.subprocess.STDOUT, env={**os.environ, **launch.env},
-                    start_new_session=True, preexec_fn=_die_with_parent)
+                    start_new_session=True, preexec_fn=die_with_parent())
             except OSError as exc:
                 raise SyqureError(f"party {pid}: cannot start {launch.argv[0]}: {exc.strerror}") from None
         return await self._supervise()
@@ -104,6 +106,9 @@ class PartyRunner:
             self.times["engine_exited"] = time.time()
             if code != 0:
                 what = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+                culprit = await self._failed_peer()
+                if culprit:
+                    raise PeerFailed(f"{culprit}; then party {pid}'s program {what}")
                 raise SyqureError(f"party {pid}: the {cfg.engine['name']} program {what} (log: {self.log})")
             engine_ok.set_result(None)
             await carry  # everything delivered and consumed
@@ -117,6 +122,20 @@ class PartyRunner:
                            channels=self.proxy.stats() if self.proxy else {})
         return PartyResult(pid, 0, log=self.log)
 
+    async def _failed_peer(self, wait: float = 2.0) -> str | None:
+        """A peer's failure that may have caused ours: a peer that dies closes
+        its connections, and our program may exit before its record arrives."""
+        deadline = time.monotonic() + wait
+        while True:
+            for peer in range(self.cfg.n):
+                if peer != self.pid:
+                    record = read_status(self.cfg.status_dir, peer) or {}
+                    if record.get("state") == FAILED and record.get("run_id") == self.cfg.run_id:
+                        return f"party {peer} failed: {record.get('reason', 'no reason given')}"
+            if time.monotonic() > deadline:
+                return None
+            await asyncio.sleep(0.1)
+
     async def _stop_engine(self) -> None:
         proc = self.process
         if proc is None or proc.returncode is not None:
@@ -127,7 +146,7 @@ class PartyRunner:
             except ProcessLookupError:
                 return
             try:
-                await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+                await bounded(asyncio.shield(proc.wait()), grace)
                 return
             except asyncio.TimeoutError:
                 continue

@@ -21,6 +21,8 @@ PY = sys.executable
 
 def port_free(port: int) -> bool:
     with socket.socket() as s:
+        # as asyncio and MPyC bind: connections of an earlier test may linger in TIME_WAIT
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
@@ -29,9 +31,10 @@ def port_free(port: int) -> bool:
 
 
 def free_base(span: int = 20, rng=random.Random()) -> int:
-    """A port base whose next ``span`` ports are free."""
+    """A port base whose next ``span`` ports are free, below the ephemeral
+    range (32768 and up on Linux) where outgoing connections take theirs."""
     for _ in range(200):
-        base = rng.randrange(20000, 60000, 100)
+        base = rng.randrange(10000, 32000 - span, 100)
         if all(port_free(base + i) for i in range(span)):
             return base
     raise RuntimeError("no free port block")
@@ -108,3 +111,19 @@ def wait_until(predicate, timeout: float, what: str, step: float = 0.02):
 
 def message_files(folder: Path) -> list[Path]:
     return [p for p in Path(folder).rglob("*") if p.suffix in (".msg", ".ready", ".end")]
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line or environment contains ``text``."""
+    needle, found = text.encode(), []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            data = Path(entry.path, "cmdline").read_bytes() + Path(entry.path, "environ").read_bytes()
+            state = Path(entry.path, "stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            continue
+        if needle in data and state != "Z":
+            found.append(int(entry.name))
+    return found

@@ -1,0 +1,166 @@
+"""A real MPC job end to end (issue 3): real MPyC parties, real proxies,
+real files, started by the real CLI."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import (PROGRAMS, PY, REPO, free_base, message_files, one_line_error, output,
+                      processes_mentioning, wait_until)
+
+EXAMPLE = REPO / "examples" / "allele-counts"
+
+
+def cli(*args):
+    return [PY, "-m", "syqure_wf", *map(str, args)]
+
+
+def plain_sum(field: str) -> list[int]:
+    sites = [json.loads((EXAMPLE / "data" / f"site{i}.json").read_text()) for i in (1, 2)]
+    return [a + b for a, b in zip(sites[0][field], sites[1][field])]
+
+
+def test_example_job_through_files_equals_plain_sum(procs, tmp_path):
+    work = tmp_path / "run"
+    proc = procs.start(cli("run", "--config", EXAMPLE / "config.yaml", "--workdir", work, "--json"))
+    assert procs.wait(proc, 120) == 0, output(proc)
+    out, _ = proc.communicate()
+    summary = json.loads(out)
+    assert summary["ok"] and [p["state"] for p in summary["parties"]] == ["done"] * 3
+    for pid in range(3):
+        result = json.loads((work / "outputs" / f"party-{pid}.json").read_text())
+        assert result["allele_count"] == plain_sum("allele_count")
+        assert result["allele_number"] == plain_sum("allele_number")
+        assert len(result["variants"]) == 10_000
+    assert message_files(work / "messages") == []
+    for f in (work / "messages" / "status").iterdir():  # shares and records stay private
+        assert f.stat().st_mode & 0o077 == 0
+
+
+def rounds_config(tmp_path: Path, parties=3, **extra) -> Path:
+    cfg = {"engine": {"name": "mpyc", "program": str(PROGRAMS / "mpyc_rounds.py"), "args": ["--rounds", "100000"]},
+           "parties": parties, "workdir": str(tmp_path / "run"), "ports": {"base": free_base(span=300), "stride": 100},
+           **extra}
+    path = tmp_path / "rounds.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def party_pids(work: Path) -> dict[int, int]:
+    """pid -> OS pid of each party runner, from the processes' command lines."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"party" in args and str(work).encode() in b" ".join(args) and b"--pid" in args:
+                found[int(args[args.index(b"--pid") + 1])] = int(entry.name)
+    return found
+
+
+def running(work: Path, n: int) -> bool:
+    status = work / "messages" / "status"
+    recs = [json.loads(p.read_text()) for p in status.glob("party-*.json")] if status.is_dir() else []
+    return len(recs) == n and all(sum(c["received_messages"] for c in r.get("channels", {}).values()) > 20
+                                  for r in recs)
+
+
+@pytest.mark.parametrize("victim", ["runner", "engine"])
+def test_killing_a_party_stops_the_others_naming_it(procs, tmp_path, victim):
+    config = rounds_config(tmp_path)
+    work = tmp_path / "run"
+    proc = procs.start(cli("run", "--config", config, "--quiet"), log=tmp_path / "run.log")
+    wait_until(lambda: running(work, 3), 60, "all parties to exchange messages", step=0.2)
+    runner = party_pids(work)[1]
+    if victim == "runner":
+        os.kill(runner, signal.SIGKILL)
+    else:
+        engine = next(int(c) for c in Path(f"/proc/{runner}/task/{runner}/children").read_text().split())
+        os.kill(engine, signal.SIGKILL)
+    killed_at = time.monotonic()
+    assert procs.wait(proc, 30) == 1
+    elapsed = time.monotonic() - killed_at
+    text = output(proc)
+    assert elapsed < 10, f"took {elapsed:.1f} s\n{text}"
+    for pid in (0, 2):
+        record = json.loads((work / "messages" / "status" / f"party-{pid}.json").read_text())
+        assert record["state"] == "failed" and "party 1" in record["reason"], record
+    assert "party 1" in text.splitlines()[-1]
+    # no runner, proxy or engine left: engines carry the run folder in their environment
+    wait_until(lambda: not processes_mentioning(str(work)), 10, "every process of the run to be gone")
+
+
+def test_a_party_that_never_starts_is_named(procs, tmp_path):
+    config = rounds_config(tmp_path, timeouts={"start": 3})
+    cfg_path = tmp_path / "run" / "config.yaml"
+    from syqure_wf import config as config_mod
+    from syqure_wf.local import prepare
+
+    prepare(config_mod.load(config))  # resolves the run id once, for every party
+    runners = [procs.start(cli("party", "--config", cfg_path, "--pid", p)) for p in (0, 1)]
+    for r in runners:
+        assert procs.wait(r, 30) == 1
+        assert "party 2 never started" in output(r)
+
+
+def test_two_runs_in_one_folder_never_mix(procs, tmp_path):
+    config = rounds_config(tmp_path)
+    work = tmp_path / "run"
+    first = procs.start(cli("run", "--config", config, "--quiet"))
+    wait_until(lambda: running(work, 3), 60, "the first run to carry messages", step=0.2)
+    second = procs.start(cli("run", "--config", config, "--quiet"))
+    assert procs.wait(second, 30) != 0
+    text = output(second)
+    assert "earlier run" in text or "in use" in text or "holds messages" in text, text
+    procs.kill(first)
+    wait_until(lambda: not processes_mentioning(str(work)), 10, "the first run's processes to be gone")
+    # what the killed run left behind is refused, never delivered to a new run
+    left = message_files(work / "messages")
+    if left:
+        third = procs.start(cli("run", "--config", config, "--quiet"))
+        assert procs.wait(third, 30) == 2
+        assert "earlier run" in one_line_error(output(third))
+
+
+BAD = {
+    "unknown engine": ({"engine": {"name": "spdz"}}, "engine.name"),
+    "missing program": ({"engine": {"name": "mpyc", "program": "nowhere.py"}}, "no such file"),
+    "one party": ({"parties": 1}, "parties"),
+    "duplicate pids": ({"parties": [{"pid": 0}, {"pid": 1}, {"pid": 1}]}, "pid 1 appears twice"),
+    "ports overlap": ({"parties": [{"pid": p, "base_port": 30000} for p in range(3)]}, "would both use port"),
+    "tls with sequre framing": ({"engine": {"name": "sequre", "program": "x.codon", "tls": True},
+                                 "framing": "sequre"}, "TLS"),
+    "inputs missing": ({"inputs": {"1": "missing.json"}}, "no such file"),
+    "unknown key": ({"engin": {}}, "unknown setting"),
+    "not yaml": ("engine: [unclosed", "not valid YAML"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_bad_configuration_is_one_line_and_exit_2(procs, tmp_path, case, command):
+    body, words = BAD[case]
+    base = {"engine": {"name": "mpyc", "program": str(EXAMPLE / "allele_counts.py")}, "parties": 3,
+            "workdir": str(tmp_path / "run")}
+    path = tmp_path / "bad.yaml"
+    path.write_text(body if isinstance(body, str) else yaml.safe_dump({**base, **body}))
+    proc = procs.start(cli(command, "--config", path))
+    assert procs.wait(proc, 30) == 2
+    line = one_line_error(output(proc))
+    assert words in line and str(path) in line
+    assert not (tmp_path / "run" / "logs").exists()  # nothing started
+
+
+def test_validate_accepts_the_example():
+    import subprocess
+    done = subprocess.run(cli("validate", "--config", EXAMPLE / "config.yaml"), capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0 and "ok: 3 parties, engine mpyc" in done.stdout
