@@ -146,15 +146,20 @@ def _load(config: str | None, overrides: dict | None = None):
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True,
               help="The run configuration (the same file at every party).")
 @click.option("--pid", type=int, required=True, help="This machine's party.")
+@click.option("--output", "output_path", default=None, help="Where the party's program writes its result.")
 @click.option("-v", "--verbose", count=True)
 @one_line_errors
-def party_cmd(config_path: str, pid: int, verbose: int) -> None:
+def party_cmd(config_path: str, pid: int, output_path: str | None, verbose: int) -> None:
     """Run one party: its proxy and its MPC program."""
+    from pathlib import Path
+
     from .party import run_party
 
     setup_logging(verbose, f"party[{pid}]")
     cfg = _load(config_path)
     cfg.party(pid)
+    if output_path:
+        cfg.party(pid).output = Path(output_path).absolute()
     result = asyncio.run(run_party(cfg, pid))
     click.echo(f"party {pid}: done; output {cfg.party(pid).output}", err=True)
     sys.exit(result.exit_code)
@@ -202,6 +207,35 @@ def run_cmd(config_path, engine, parties, workdir, run_id, framing, transport, i
         raise ConfigError("give --config FILE, or a PROGRAM to run (see syqure-wf run --help)")
     cfg = _load(config_path, overrides)
     sys.exit(run_local(cfg, progress=not quiet, as_json=as_json))
+
+
+@main.command("prepare")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
+              help="The resolved configuration to write; its folder becomes the run folder.")
+@click.option("--run-id", default=None)
+@click.option("--clean", "clean_leftovers", is_flag=True, help="Remove what a failed earlier run left here.")
+@one_line_errors
+def prepare_cmd(config_path: str, out_path: str, run_id: str | None, clean_leftovers: bool) -> None:
+    """Fix one run (id, folders, defaults) in a file that every party reads."""
+    from .steps import prepare
+
+    cfg = prepare(config_path, out_path, run_id=run_id, clean_leftovers=clean_leftovers)
+    click.echo(f"run {cfg.run_id}: {cfg.n} parties, run folder {cfg.workdir}", err=True)
+
+
+@main.command("collect")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True,
+              help="The resolved configuration (from prepare).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--wait", type=float, default=None, help="Seconds to wait for parties still running.")
+@one_line_errors
+def collect_cmd(config_path: str, out_path: str, wait: float | None) -> None:
+    """Check that every party of a run is done and write the run's summary."""
+    from .steps import collect
+
+    summary = collect(config_path, out_path, wait=wait)
+    click.echo(f"run {summary['run_id']}: all {len(summary['parties'])} parties done", err=True)
 
 
 @main.command("validate")

@@ -143,7 +143,8 @@ def check_schema(raw, where: str) -> None:
 
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
-    validator = jsonschema.Draft7Validator(schema())
+    spec = schema()
+    validator = jsonschema.validators.validator_for(spec)(spec)
     error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
     if error is not None:
         message = error.message

@@ -251,6 +251,16 @@ class SharedFolder:
             except FileNotFoundError:
                 pass
 
+    def discard_unconsumed(self) -> int:
+        """Remove every message file of this party's directions (a failed run)."""
+        removed = 0
+        for peer in self.peers():
+            for folder in (self._out[peer], self._in[peer]):
+                for name in mailbox.leftovers(os.listdir(folder)):
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+        return removed
+
     def unconsumed(self, peer: int, next_seq: int) -> list[int]:
         return [s for s in self.listing(self.outbox(peer)) if s < next_seq]
 

@@ -151,6 +151,15 @@ class PartyRunner:
             except asyncio.TimeoutError:
                 continue
 
+    def discard(self) -> None:
+        """A failed run is over: what this party wrote that nobody will read,
+        and what was sent to it that it will never read, goes."""
+        if self.proxy is not None:
+            try:
+                self.proxy.folder.discard_unconsumed()
+            except OSError:
+                pass
+
     def record_failure(self, reason: str) -> None:
         if self.status is not None:
             try:
@@ -181,9 +190,11 @@ async def run_party(cfg: RunConfig, pid: int) -> PartyResult:
         error = Stopped(f"party {pid} stopped by {caught[0]}")
         error.signal = caught[0]
         runner.record_failure(str(error))
+        runner.discard()
         raise error from None
     except SyqureError as exc:
         runner.record_failure(str(exc))
+        runner.discard()
         tail = log_tail(runner.log)
         if tail and "program" in str(exc):
             print("\n".join(f"  party {pid} | {line}" for line in tail), file=sys.stderr)

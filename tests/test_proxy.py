@@ -221,6 +221,7 @@ def test_sequre_framing_fed_tls_or_unframed_bytes(procs, tmp_path, payload):
 def test_port_in_use(procs, tmp_path):
     base = free_base()
     with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # still blocks: it listens
         taken.bind(("127.0.0.1", base + 1))
         taken.listen()
         proc = procs.start(proxy_cmd(1, 2, tmp_path / "m", base, base))

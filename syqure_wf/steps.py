@@ -1,0 +1,82 @@
+"""The steps a workflow engine runs around the parties (Snakemake rules,
+Nextflow processes): ``prepare`` fixes one run (its id, folders and every
+default) in a file all parties read; ``collect`` checks every party's status
+record and writes the run's summary. Paths come from the caller, so that a
+Snakemake module prefix or a Nextflow work folder applies."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import yaml
+
+from . import config as config_mod
+from .errors import ConfigError, PeerFailed
+from .folder import clean, write_private
+from .local import check_fresh
+from .status import DONE, FAILED, read_status
+
+
+def prepare(raw: dict | str | Path, out: str | Path, *, base_dir: Path | None = None,
+            run_id: str | None = None, clean_leftovers: bool = False) -> config_mod.RunConfig:
+    """Resolve a run configuration into ``out``; the run folder is out's folder."""
+    out = Path(out).absolute()
+    overrides = {"workdir": str(out.parent)}
+    if run_id:
+        overrides["run_id"] = run_id
+    if isinstance(raw, dict):
+        raw = {**raw, **overrides}
+        config_mod.check_schema(raw, "workflow config mpc")
+        cfg = config_mod.resolve(raw, None, base_dir or Path.cwd())
+    else:
+        cfg = config_mod.load(raw, overrides)
+    if clean_leftovers and cfg.data_dir.is_dir():
+        clean(cfg.data_dir)  # this folder is ours alone: a new run replaces a failed one
+    check_fresh(cfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_private(out, yaml.safe_dump(cfg.resolved(), sort_keys=False).encode())
+    return cfg
+
+
+def collect(config_path: str | Path, out: str | Path, *, wait: float | None = None) -> dict:
+    """Check that every party of the run is done; write the run's summary."""
+    cfg = config_mod.load(config_path)
+    deadline = time.monotonic() + (cfg.timeouts.drain if wait is None else wait)
+    while True:
+        records = {p.pid: read_status(cfg.status_dir, p.pid) for p in cfg.parties}
+        for pid, rec in records.items():
+            if rec and rec.get("run_id") == cfg.run_id and rec.get("state") == FAILED:
+                raise PeerFailed(f"run {cfg.run_id}: party {pid} failed: {rec.get('reason', '?')}")
+        pending = [pid for pid, rec in records.items()
+                   if not rec or rec.get("run_id") != cfg.run_id or rec.get("state") != DONE]
+        if not pending:
+            break
+        if time.monotonic() > deadline:
+            raise PeerFailed(f"run {cfg.run_id}: party {pending[0]} is not done "
+                             f"(state {(records[pending[0]] or {}).get('state', 'no status')})")
+        time.sleep(0.5)
+    summary = {"run_id": cfg.run_id, "parties": [
+        {"pid": pid, "state": rec["state"], "channels": rec.get("channels", {}),
+         "times": rec.get("times", {}), "output": rec.get("output")} for pid, rec in records.items()]}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def workflow_config(config: dict) -> tuple[dict, list[int]]:
+    """Split a workflow's config into the run configuration and the pids
+    that run here; a bad value is a ConfigError naming the key."""
+    mpc = dict(config.get("mpc") or {})
+    n = mpc.get("parties", 3)
+    n = len(n) if isinstance(n, list) else n
+    here = config.get("parties_here", "all")
+    if here == "all":
+        pids = list(range(n))
+    else:
+        pids = [here] if isinstance(here, int) else list(here)
+        bad = [p for p in pids if not isinstance(p, int) or not 0 <= p < n]
+        if bad:
+            raise ConfigError(f"parties_here: {bad[0]!r} is not a party of this run (0..{n - 1})")
+    return mpc, pids

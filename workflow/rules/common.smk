@@ -1,0 +1,50 @@
+# Configuration shared by the rules: the run, the parties that run here,
+# and the checks that must fail before any job starts.
+import os
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from syqure_wf import config as syqure_config
+from syqure_wf.errors import SyqureError
+from syqure_wf.steps import workflow_config
+
+RUN = config["run"]
+try:
+    MPC, PARTIES_HERE = workflow_config(config)
+    syqure_config.check_schema({**MPC, "workdir": "."}, "config mpc")
+except SyqureError as exc:
+    raise WorkflowError(str(exc))
+N_PARTIES = len(MPC["parties"]) if isinstance(MPC.get("parties"), list) else MPC.get("parties", 3)
+REPO = Path(workflow.basedir).parent
+
+
+def program_path(path):
+    """A program given relative to the working folder, else to this repository
+    (the default example works from any host workflow)."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return os.path.abspath(path)
+    return str(REPO / path)
+
+
+def mpc_config():
+    engine = dict(MPC.get("engine") or {"name": "mpyc"})
+    if engine.get("program"):
+        engine["program"] = program_path(engine["program"])
+    inputs = {str(k): os.path.abspath(v) for k, v in (MPC.get("inputs") or {}).items()}
+    return {**MPC, "engine": engine, "inputs": inputs}
+
+
+def party_input(wildcards):
+    # local(): a module prefix must not rewrite the host's data files.
+    path = (MPC.get("inputs") or {}).get(int(wildcards.pid)) or (MPC.get("inputs") or {}).get(wildcards.pid)
+    return {"data": local(path)} if path else {}
+
+
+# All parties of an MPC run must run at the same time: a run that cannot fit
+# them is refused here, before any job starts, not left to deadlock.
+for _what, _given, _option in ((workflow._cores, "core(s)", "--cores"), (workflow.nodes, "job(s)", "--jobs")):
+    if _what is not None and _what < len(PARTIES_HERE):
+        raise WorkflowError(
+            f"{len(PARTIES_HERE)} parties must run at once here but only {_what} {_given} may run "
+            f"together: use {_option} {len(PARTIES_HERE)} or more (the local-3party profile does)")

@@ -1,0 +1,47 @@
+# The MPC run: prepare the run folder, one job per party (its proxy and its
+# program, as `syqure-wf party`), then check every party's status record.
+
+
+rule prepare:
+    output:
+        config=f"runs/{RUN}/config.yaml",
+    params:
+        mpc=mpc_config(),
+        clean=config.get("parties_here", "all") == "all",
+    log:
+        f"logs/{RUN}/prepare.log",
+    run:
+        from syqure_wf.steps import prepare
+
+        prepare(params.mpc, output.config, clean_leftovers=params.clean)
+
+
+rule party:
+    input:
+        unpack(party_input),
+        config=rules.prepare.output.config,
+    output:
+        result=f"results/{RUN}/party-{{pid}}.json",
+    log:
+        f"runs/{RUN}/logs/party-{{pid}}.log",
+    wildcard_constraints:
+        pid=r"\d+",
+    threads: 1
+    resources:
+        slurm_extra=lambda wc: (f"--nodelist={config['placement'][int(wc.pid)]}"
+                                if config.get("placement", {}).get(int(wc.pid)) else ""),
+    shell:
+        # A failed run is over: its resolved config goes, so that the next
+        # attempt prepares a new run (a new run id) instead of reusing this one.
+        "syqure-wf party --config {input.config} --pid {wildcards.pid} --output {output.result}"
+        " || {{ code=$?; rm -f {input.config}; exit $code; }}"
+
+
+rule collect:
+    input:
+        config=rules.prepare.output.config,
+        results=expand(f"results/{RUN}/party-{{pid}}.json", pid=PARTIES_HERE),
+    output:
+        summary=f"results/{RUN}/summary.json",
+    shell:
+        "syqure-wf collect --config {input.config} --out {output.summary}"
