@@ -16,7 +16,7 @@ try:
 except SyqureError as exc:
     raise WorkflowError(str(exc))
 N_PARTIES = len(MPC["parties"]) if isinstance(MPC.get("parties"), list) else MPC.get("parties", 3)
-REPO = Path(workflow.basedir).parent
+REPO = Path(workflow.current_basedir).parent.parent  # this file is workflow/rules/common.smk
 
 
 def program_path(path):

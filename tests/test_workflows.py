@@ -1,0 +1,112 @@
+"""The workflows (issue 4): real Snakemake runs of the real workflow, the
+embedding in a host pipeline, and the Nextflow scripts linted offline."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import PY, REPO, free_base, message_files, processes_mentioning, wait_until
+
+SNAKEMAKE = [PY, "-m", "snakemake"]
+TREE = ["workflow", "config", "profiles", "examples", "local-3party", "nextflow"]
+
+
+def copy_repo(dest: Path) -> Path:
+    """The files a fresh clone has, without anything a run made."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in TREE:
+        src = REPO / name
+        if src.is_symlink():
+            (dest / name).symlink_to(src.readlink())
+        elif src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def snakemake(cwd: Path, *args, timeout=240):
+    return subprocess.run([*SNAKEMAKE, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def plain_sum(field):
+    sites = [json.loads((REPO / "examples/allele-counts/data" / f"site{i}.json").read_text()) for i in (1, 2)]
+    return [a + b for a, b in zip(sites[0][field], sites[1][field])]
+
+
+def test_local_3party_profile_runs_the_example(tmp_path):
+    root = copy_repo(tmp_path / "clone")
+    first = snakemake(root, "--profile", "local-3party")
+    assert first.returncode == 0, first.stderr[-3000:]
+    for pid in range(3):
+        result = json.loads((root / "results/allele-counts" / f"party-{pid}.json").read_text())
+        assert result["allele_count"] == plain_sum("allele_count")
+        assert result["allele_number"] == plain_sum("allele_number")
+    summary = json.loads((root / "results/allele-counts/summary.json").read_text())
+    assert [p["state"] for p in summary["parties"]] == ["done"] * 3
+    assert message_files(root / "runs") == []
+    assert not processes_mentioning(str(root))
+    again = snakemake(root, "--profile", "local-3party")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    shutil.rmtree(root / "results")
+    plan = snakemake(root, "--profile", "local-3party", "-n")
+    assert plan.returncode == 0 and "party" in plan.stdout and not (root / "results").exists()
+
+
+def test_too_few_cores_is_refused_up_front(tmp_path):
+    root = copy_repo(tmp_path / "clone")
+    done = snakemake(root, "--profile", "local-3party", "--cores", "2", timeout=60)
+    assert done.returncode != 0
+    assert "3 parties must run at once" in done.stdout + done.stderr
+    assert not (root / "runs").exists()
+
+
+def test_a_failing_party_fails_snakemake_quickly(tmp_path):
+    root = copy_repo(tmp_path / "clone")
+    (root / "fail.py").write_text(
+        "from mpyc.runtime import mpc\n"
+        "async def main():\n"
+        "    await mpc.start()\n"
+        "    if mpc.pid == 1:\n"
+        "        raise SystemExit('party 1 gives up: broken input')\n"
+        "    await mpc.output(mpc.input(mpc.SecInt(32)(1))[0])\n"
+        "    await mpc.shutdown()\n"
+        "mpc.run(main())\n")
+    (root / "fail.yaml").write_text(yaml.safe_dump({"run": "fails", "mpc": {
+        "engine": {"name": "mpyc", "program": "fail.py"}, "parties": 3,
+        "ports": {"base": free_base(span=3000)}}}))
+    t0 = time.monotonic()
+    done = snakemake(root, "--profile", "local-3party", "--configfile", "fail.yaml", timeout=120)
+    elapsed = time.monotonic() - t0
+    assert done.returncode != 0
+    out = done.stdout + done.stderr
+    assert "party 1 gives up: broken input" in out and "party 1" in out
+    assert elapsed < 60, f"took {elapsed:.0f} s"
+    wait_until(lambda: not processes_mentioning(str(root)), 10, "no process of the run left")
+    assert message_files(root / "runs") == []
+    assert not (root / "runs/fails/config.yaml").exists()  # the next attempt is a new run
+
+
+def test_embedded_as_a_module_in_a_host_workflow(tmp_path):
+    host = tmp_path / "host"
+    shutil.copytree(REPO / "tests/host-workflow", host)
+    (host / "config.yaml").write_text(yaml.safe_dump({
+        "make_data": str(REPO / "examples/allele-counts/make_data.py"),
+        "syqure_snakefile": str(REPO / "workflow/Snakefile"),
+        "syqure": {"run": "host", "mpc": {
+            "engine": {"name": "mpyc", "program": "examples/allele-counts/allele_counts.py"},
+            "parties": 3, "inputs": {1: "sites/site1.json", 2: "sites/site2.json"},
+            "ports": {"base": free_base(span=3000)}}}}))
+    done = snakemake(host, "--cores", "4")
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    report = dict(line.split(" ", 1) for line in (host / "report.txt").read_text().splitlines())
+    sites = [json.loads((host / "sites" / f"site{i}.json").read_text()) for i in (1, 2)]
+    assert int(report["total_allele_count"]) == sum(sites[0]["allele_count"]) + sum(sites[1]["allele_count"])
+    assert report["variants"] == "300"
+    assert (host / "mpc/results/host/summary.json").exists()  # the module's outputs carry its prefix
+    assert message_files(host / "mpc/runs") == []
