@@ -146,10 +146,12 @@ def _load(config: str | None, overrides: dict | None = None):
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True,
               help="The run configuration (the same file at every party).")
 @click.option("--pid", type=int, required=True, help="This machine's party.")
+@click.option("--input", "input_path", default=None, help="This party's private input (overrides the configuration).")
 @click.option("--output", "output_path", default=None, help="Where the party's program writes its result.")
 @click.option("-v", "--verbose", count=True)
 @one_line_errors
-def party_cmd(config_path: str, pid: int, output_path: str | None, verbose: int) -> None:
+def party_cmd(config_path: str, pid: int, input_path: str | None, output_path: str | None,
+              verbose: int) -> None:
     """Run one party: its proxy and its MPC program."""
     from pathlib import Path
 
@@ -158,6 +160,8 @@ def party_cmd(config_path: str, pid: int, output_path: str | None, verbose: int)
     setup_logging(verbose, f"party[{pid}]")
     cfg = _load(config_path)
     cfg.party(pid)
+    if input_path:
+        cfg.party(pid).input = Path(input_path).absolute()
     if output_path:
         cfg.party(pid).output = Path(output_path).absolute()
     result = asyncio.run(run_party(cfg, pid))

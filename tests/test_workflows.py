@@ -110,3 +110,80 @@ def test_embedded_as_a_module_in_a_host_workflow(tmp_path):
     assert report["variants"] == "300"
     assert (host / "mpc/results/host/summary.json").exists()  # the module's outputs carry its prefix
     assert message_files(host / "mpc/runs") == []
+
+
+# -- Nextflow: it cannot be installed here (FINDINGS.md); reftrace parses DSL2 offline.
+
+RULES = REPO / "tests" / "nextflow_rules.py"
+
+
+def reftrace(*args, cwd=None):
+    return subprocess.run(["reftrace", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def test_nextflow_lints_clean_and_a_broken_copy_fails(tmp_path):
+    good = reftrace("lint", "-r", RULES, "-d", REPO / "nextflow")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "No issues found" in good.stdout
+    broken = tmp_path / "nextflow"
+    shutil.copytree(REPO / "nextflow", broken)
+    main = broken / "main.nf"
+    main.write_text(main.read_text().replace("PREPARE(run_config, run_dir, run_id)", "PREPARE(run_config, run_dir, run_id", 1))
+    bad = reftrace("lint", "-r", RULES, "-d", broken)
+    assert bad.returncode == 1 and "main.nf" in bad.stdout + bad.stderr
+    config = broken / "nextflow.config"
+    shutil.copy(REPO / "nextflow/main.nf", main)
+    config.write_text(config.read_text().replace("profiles {", "profiles {{", 1))
+    assert reftrace("lint", "-r", RULES, "-d", broken).returncode == 1
+
+
+def test_host_nextflow_script_includes_syqure(tmp_path):
+    host = tmp_path / "host"
+    shutil.copytree(REPO / "tests/host-nextflow", host)
+    shutil.copytree(REPO / "nextflow", host / "nextflow")
+    assert reftrace("lint", "-r", RULES, "-d", host).returncode == 0
+    info = json.loads(reftrace("info", "modules", "-d", ".", cwd=host).stdout)
+    assert info["unresolved_includes"] == []
+    resolved = {i["module_path"]: i["includes"] for i in info["resolved_includes"]}
+    assert resolved["main.nf"] == ["nextflow/main.nf"]
+    include = next(m for m in info["modules"] if m["path"] == "main.nf")["includes"][0]
+    assert include["from_module"] == "./nextflow/main" and include["items"][0]["name"] == "SYQURE"
+
+
+def test_what_the_nextflow_processes_run(tmp_path):
+    """The commands of PREPARE, PARTY (one work folder each, the input staged
+    as Nextflow does) and COLLECT, run through the real CLI."""
+    modules = {name: (REPO / "nextflow/modules" / name / "main.nf").read_text()
+               for name in ("prepare", "party", "collect")}
+    assert "syqure-wf prepare --config ${run_config} --out ${run_dir}/config.yaml" in modules["prepare"]
+    assert "syqure-wf party --config ${config} --pid ${pid} ${input} --output party-${pid}.json" in modules["party"]
+    assert "syqure-wf collect --config ${config} --out summary.json" in modules["collect"]
+    example = REPO / "examples/allele-counts"
+    run_dir = tmp_path / "runs" / "nf"
+    config = tmp_path / "run.yaml"
+    cfg = yaml.safe_load((example / "config.yaml").read_text())
+    cfg.update(inputs={}, ports={"base": free_base(span=3000)}, engine={**cfg["engine"], "program": str(example / cfg["engine"]["program"])})
+    config.write_text(yaml.safe_dump(cfg))
+    prep = subprocess.run(["syqure-wf", "prepare", "--config", config, "--out", run_dir / "config.yaml", "--clean"],
+                          capture_output=True, text=True, timeout=60)
+    assert prep.returncode == 0, prep.stderr
+    parties = []
+    for pid in range(3):
+        work = tmp_path / "work" / str(pid)
+        work.mkdir(parents=True)
+        shutil.copy(run_dir / "config.yaml", work / "run.yaml")
+        args = ["syqure-wf", "party", "--config", "run.yaml", "--pid", str(pid)]
+        if pid:
+            (work / f"site{pid}.json").symlink_to(example / "data" / f"site{pid}.json")  # staged input
+            args += ["--input", f"site{pid}.json"]
+        parties.append(subprocess.Popen(args + ["--output", f"party-{pid}.json"], cwd=work,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    for proc in parties:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out.decode()
+    result = json.loads((tmp_path / "work/0/party-0.json").read_text())
+    assert result["allele_count"] == plain_sum("allele_count")
+    done = subprocess.run(["syqure-wf", "collect", "--config", tmp_path / "work/0/run.yaml", "--out", tmp_path / "summary.json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert [p["state"] for p in json.loads((tmp_path / "summary.json").read_text())["parties"]] == ["done"] * 3

@@ -1,0 +1,35 @@
+#!/usr/bin/env nextflow
+// syqure-wf: one multi-party computation as a Nextflow pipeline.
+//   nextflow run nextflow/main.nf -profile local
+//   nextflow run nextflow/main.nf -profile syftbox --pid 1 --syftbox_folder ~/SyftBox --run_id RUN
+// Embedding: include { SYQURE } from './nextflow/main'
+nextflow.enable.dsl = 2
+
+include { PREPARE } from './modules/prepare/main'
+include { PARTY   } from './modules/party/main'
+include { COLLECT } from './modules/collect/main'
+
+workflow SYQURE {
+    take:
+    run_config   // path: a syqure-wf run configuration
+    parties      // channel: tuple(pid, input file or []) for each party that runs here
+    run_dir      // val: the run folder the parties share
+    run_id       // val: the run id ('' to make one up; give one when parties are on several machines)
+
+    main:
+    PREPARE(run_config, run_dir, run_id)
+    PARTY(PREPARE.out.config, parties)
+    COLLECT(PREPARE.out.config, PARTY.out.result.map { pid, result -> result }.collect())
+
+    emit:
+    results = PARTY.out.result     // tuple(pid, result file)
+    summary = COLLECT.out.summary
+}
+
+workflow {
+    def pids = params.pid != null ? [params.pid as int] : (0..<(params.parties as int)).toList()
+    def parties = Channel.fromList(pids).map { pid -> tuple(pid, []) }
+    def run_dir = params.run_dir ?: "${launchDir}/runs/${params.run}"
+    SYQURE(file(params.config, checkIfExists: true), parties, run_dir, params.run_id ?: '')
+    SYQURE.out.summary.subscribe { summary -> log.info "syqure-wf: run finished, summary ${summary}" }
+}
