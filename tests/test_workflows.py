@@ -187,3 +187,13 @@ def test_what_the_nextflow_processes_run(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert [p["state"] for p in json.loads((tmp_path / "summary.json").read_text())["parties"]] == ["done"] * 3
+
+
+def test_slurm_profile_pins_each_party_to_its_node(tmp_path):
+    root = copy_repo(tmp_path / "clone")
+    plan = snakemake(root, "--profile", "profiles/slurm-3party", "-n", timeout=60)
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    text = plan.stdout + plan.stderr
+    for pid, node in ((0, "node-a"), (1, "node-b"), (2, "node-c")):
+        block = text.split(f"wildcards: pid={pid}")[1].split("\n")[1]
+        assert f"slurm_extra=--nodelist={node}" in block
