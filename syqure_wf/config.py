@@ -269,7 +269,10 @@ def party_ports(cfg: RunConfig, pid: int) -> set[int]:
 
 
 def check_port_overlap(cfg: RunConfig) -> None:
-    """Parties on one host must not share a port (their proxies' or their own)."""
+    """Parties on one host must not share a port (their proxies' or their own),
+    unless each has a network namespace of its own."""
+    if cfg.isolation == "netns":
+        return
     owner: dict[tuple[str, int], int] = {}
     for p in cfg.parties:
         for port in party_ports(cfg, p.pid):

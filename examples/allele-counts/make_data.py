@@ -48,6 +48,9 @@ def main():
     for name, samples in (("site1", 420), ("site2", 310)):
         data = site(rng, name, ids, freqs, samples)
         (out / f"{name}.json").write_text(json.dumps(data, separators=(",", ":")) + "\n")
+        # the same counts as TSV, for the Sequre program (Codon has no JSON reader)
+        rows = zip(data["variants"], data["allele_count"], data["allele_number"])
+        (out / f"{name}.tsv").write_text("".join(f"{v}\t{c}\t{a}\n" for v, c, a in rows))
         print(f"wrote {out / name}.json: {len(ids)} variants, {samples} samples")
 
 

@@ -30,11 +30,12 @@ class Sequre(Engine):
         return None
 
     def config_problem(self, cfg):
-        problem = program_problem(cfg, (".codon", ".py"))
+        command = cfg.engine.get("command", DEFAULT_COMMAND)
+        problem = program_problem(cfg, (".codon", ".py")) if "{program}" in command else None
         if problem:
             return problem
-        argv = shlex.split(cfg.engine.get("command", DEFAULT_COMMAND))
-        if not argv or which(argv[0]) is None:
+        argv = shlex.split(command)
+        if not argv or (argv[0] != "{python}" and which(argv[0]) is None):
             return (f"engine.command: {argv[0] if argv else '(empty)'} was not found: install Codon "
                     "with the Sequre plugin (codon run -plugin sequre), or set engine.command "
                     "to your sequre.sh")

@@ -5,7 +5,10 @@ retries. Each party sends COUNT frames to each peer: 8-byte LE length and
 payload as two writes; party 0 (the dealer) merges several frames into one
 write. Every received frame is checked against what the peer must have sent.
 Usage: sequre_wire.py PID PARTIES PORT_BASE COUNT [MAX_BYTES]
+PORT_BASE "env" reads $SEQURE_PORT_BASE, as a Sequre build does; peers are
+reached at the addresses of $SEQURE_CP_IPS when it is set.
 """
+import os
 import asyncio
 import hashlib
 import random
@@ -68,7 +71,8 @@ async def channel(me, peer, n, base, count, max_bytes):
     else:
         for _ in range(600):
             try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                host = os.environ.get("SEQURE_CP_IPS", "127.0.0.1").split(",")[peer]
+                reader, writer = await asyncio.open_connection(host, port)
                 break
             except OSError:
                 await asyncio.sleep(0.1)
@@ -81,6 +85,8 @@ async def channel(me, peer, n, base, count, max_bytes):
 
 
 async def main():
+    if sys.argv[3] == "env":
+        sys.argv[3] = os.environ["SEQURE_PORT_BASE"]
     me, n, base, count = map(int, sys.argv[1:5])
     max_bytes = int(sys.argv[5]) if len(sys.argv) > 5 else 6 << 20
     got = await asyncio.gather(*(channel(me, p, n, base, count, max_bytes) for p in range(n) if p != me))
