@@ -71,7 +71,8 @@ async def channel(me, peer, n, base, count, max_bytes):
     else:
         for _ in range(600):
             try:
-                host = os.environ.get("SEQURE_CP_IPS", "127.0.0.1").split(",")[peer]
+                ips = os.environ.get("SEQURE_CP_IPS")
+                host = ips.split(",")[peer] if ips else "127.0.0.1"
                 reader, writer = await asyncio.open_connection(host, port)
                 break
             except OSError:
