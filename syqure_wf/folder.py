@@ -74,9 +74,11 @@ class MessageWriter:
 
     BUFFER = 256 << 10
 
-    def __init__(self, folder: str, seq: int):
+    def __init__(self, folder: str, seq: int, tmp_dir: str):
         self.folder, self.seq = folder, seq
-        self.tmp = os.path.join(folder, mailbox.temp_name(seq, mailbox.MSG))
+        # Written outside the watched folder, then renamed in: the reader wakes
+        # once per message, for its marker, not for every step of the writing.
+        self.tmp = os.path.join(tmp_dir, f"{os.path.basename(folder)}.{mailbox.temp_name(seq, mailbox.MSG)[1:]}")
         self.fd = os.open(self.tmp, _CREATE, FILE_MODE)
         self.size = 0
         self._buffer = bytearray()
@@ -133,6 +135,7 @@ class SharedFolder:
         # string paths: the hot path joins names to them for every message
         self._out = {p: str(self.outbox(p)) for p in self.peers()}
         self._in = {p: str(self.inbox(p)) for p in self.peers()}
+        self._tmp = str(self.root / ".tmp")  # same file system: renames from it are atomic
 
     # -- where things are
     def outbox(self, peer: int) -> Path:
@@ -161,6 +164,7 @@ class SharedFolder:
             make_private_dir(self.outbox(peer))
             make_private_dir(self.inbox(peer))
         make_private_dir(self.status_dir())
+        make_private_dir(Path(self._tmp))
         for peer in self.peers():
             left = mailbox.leftovers(os.listdir(self.outbox(peer)))
             if left:
@@ -194,7 +198,7 @@ class SharedFolder:
 
     # -- writing
     def open_message(self, peer: int, seq: int) -> MessageWriter:
-        return MessageWriter(self._out[peer], seq)
+        return MessageWriter(self._out[peer], seq, self._tmp)
 
     def write_end(self, peer: int, seq: int) -> None:
         os.close(os.open(os.path.join(self._out[peer], mailbox.file_name(seq, mailbox.END)),

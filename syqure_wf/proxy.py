@@ -373,15 +373,19 @@ class Proxy:
         self.channels: list[Channel] = []
         self.peers = {p: PeerWatch(p, s.run_id) for p in self.folder.peers()}
         self._changed = Waiter()
+        self._consumption_watched = False
         self.started = time.monotonic()
 
     def changed(self) -> None:
         self._changed.notify()
 
-    def _on_removal(self) -> None:
-        # Consumption matters to the end of a run only: skip it while carrying.
-        if not any(ch.active for ch in self.channels):
-            self._changed.notify()
+    def _watch_consumption(self) -> None:
+        # Consumption matters to the end of a run only: watched from then on,
+        # so that carrying messages never wakes the writer for its own deletes.
+        if not self._consumption_watched:
+            self._consumption_watched = True
+            for peer in self.folder.peers():
+                self.watcher.subscribe(self.folder.outbox(peer), self.changed, REMOVALS)
 
     def stats(self) -> dict:
         return {ch.name: ch.stats() for ch in self.channels}
@@ -394,8 +398,6 @@ class Proxy:
             self.status = StatusRecord(self.folder.status_dir(), s.pid, s.parties, s.run_id)
         self.watcher = make_watcher(s.poll_ms)
         self.channels = [Channel(self, plan) for plan in self.plans]
-        for peer in self.folder.peers():
-            self.watcher.subscribe(self.folder.outbox(peer), self._on_removal, REMOVALS)
         for ch in self.channels:
             await ch.listen()
         await self.watcher.start()
@@ -442,7 +444,9 @@ class Proxy:
         for ch in self.channels:
             if ch.active or ch.inbound_pending() or (need_connections and not ch.connections):
                 return None
+        for ch in self.channels:
             if self.folder.unconsumed(ch.peer, ch.outbox.next_seq):
+                self._watch_consumption()
                 return None
         return tuple(ch.connections for ch in self.channels)
 

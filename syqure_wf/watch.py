@@ -1,8 +1,8 @@
 """Wake-up on new files: inotify on Linux, watchdog elsewhere (FSEvents on
 macOS), polling where told (``--poll-ms``, for network file systems).
 
-A consumer subscribes a callback to a folder, for ``arrivals`` (a message
-file or marker created or renamed in: the shared layout's atomic writes),
+A consumer subscribes a callback to a folder, for ``arrivals`` (a marker
+created: the shared layout, where the marker comes last),
 ``writes`` (arrivals, and files written in place, as a sync client does) or
 ``removals`` (one deleted: the peer consumed it). Only message file names
 wake anybody: temporary files, stamps and status records do not. The ``Waiter`` turns
@@ -104,8 +104,11 @@ class InotifyWatcher:
     def __init__(self) -> None:
         from asyncinotify import Inotify, Mask
 
-        arrivals = Mask.CREATE | Mask.MOVED_TO | Mask.ONLYDIR
-        self._masks = {ARRIVALS: arrivals, WRITES: arrivals | Mask.CLOSE_WRITE | Mask.MODIFY,
+        # Arrivals: the marker is created last, so its creation is the only event
+        # the reader needs (renames of the message itself would wake it early).
+        arrivals = Mask.CREATE | Mask.ONLYDIR
+        self._masks = {ARRIVALS: arrivals,
+                       WRITES: arrivals | Mask.MOVED_TO | Mask.CLOSE_WRITE | Mask.MODIFY,
                        REMOVALS: Mask.DELETE | Mask.MOVED_FROM | Mask.ONLYDIR}
         self._inotify = Inotify()
         self._fd = self._inotify.fd
