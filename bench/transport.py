@@ -76,6 +76,7 @@ def connect(port: int, timeout: float = 30) -> socket.socket:
         try:
             s = socket.create_connection(("127.0.0.1", port))
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.settimeout(120)  # a stalled path fails the benchmark instead of hanging it
             return s
         except OSError:
             if time.monotonic() > deadline:

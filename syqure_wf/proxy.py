@@ -154,7 +154,10 @@ class Link(asyncio.Protocol):
 
     # -- flow control of the downstream writes
     def pause_writing(self) -> None:
-        self._resume = asyncio.get_running_loop().create_future()
+        # A pause while paused (sendfile can cause one) keeps the pending future:
+        # replacing it would leave a waiting drain() asleep for ever.
+        if self._resume is None or self._resume.done():
+            self._resume = asyncio.get_running_loop().create_future()
 
     def resume_writing(self) -> None:
         self._wake_writer()
