@@ -51,6 +51,7 @@ class PartySpec:
     party_base_port: int  # the party listens here (+ offset for Sequre)
     input: Path | None
     output: Path
+    folder: Path | None = None  # this party's SyftBox folder (layout syftbox)
 
 
 @dataclass
@@ -96,6 +97,25 @@ class RunConfig:
     def status_dir(self) -> Path:
         return self.data_dir / "status"
 
+    def syftbox_folder(self, pid: int) -> Path:
+        p = self.party(pid)
+        if p.folder:
+            return p.folder
+        return Path(os.path.expanduser(self.syftbox["folder"]))
+
+    def run_folder(self, pid: int, viewer: int | None = None) -> Path:
+        """Party ``pid``'s folder of this run, as seen from ``viewer``'s machine."""
+        from .syftbox import APP, run_folder
+
+        viewer = pid if viewer is None else viewer
+        return run_folder(self.syftbox_folder(viewer), self.party(pid).email, self.run_id,
+                          self.syftbox.get("app", APP))
+
+    def status_dir_of(self, pid: int, viewer: int | None = None) -> Path:
+        if self.layout == "syftbox":
+            return self.run_folder(pid, viewer) / "status"
+        return self.status_dir
+
     def proxy_settings(self, pid: int):
         from .proxy import ProxySettings
 
@@ -105,7 +125,10 @@ class RunConfig:
             party_base_port=p.party_base_port, framing=self.framing, convention=self.convention,
             host=self.host, poll_ms=self.poll_ms, max_message=self.max_message, run_id=self.run_id,
             connect_timeout=t.connect, start_timeout=t.start, peer_timeout=t.peer,
-            stall_timeout=t.stall, drain_timeout=t.drain)
+            stall_timeout=t.stall, drain_timeout=t.drain, layout=self.layout,
+            syftbox=({"folder": str(self.syftbox_folder(pid)), "emails": [q.email for q in self.parties],
+                      "max_file": self.syftbox.get("max_file_size"), "app": self.syftbox.get("app")}
+                     if self.layout == "syftbox" else None))
 
     def resolved(self) -> dict:
         """This configuration with every default filled in and paths absolute:
@@ -121,7 +144,8 @@ class RunConfig:
         out["engine"] = engine
         out["parties"] = [{k: v for k, v in (("pid", p.pid), ("name", p.name), ("host", p.host),
                                               ("email", p.email), ("base_port", p.base_port),
-                                              ("party_base_port", p.party_base_port)) if v is not None}
+                                              ("party_base_port", p.party_base_port),
+                                              ("folder", str(p.folder) if p.folder else None)) if v is not None}
                           for p in self.parties]
         out["inputs"] = {str(p.pid): str(p.input) for p in self.parties if p.input}
         out["outputs"] = str(self.workdir / "outputs" / "party-{pid}.json") if not self.raw.get("outputs") \
@@ -238,15 +262,27 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
         parties.append(PartySpec(
             pid=pid, name=e.get("name", f"party{pid}"), host=e.get("host", "localhost"),
             email=e.get("email"), base_port=proxy_base, party_base_port=party_base,
-            input=_abs(given, base_dir) if given else None, output=_abs(out, base_dir)))
+            input=_abs(given, base_dir) if given else None, output=_abs(out, base_dir),
+            folder=_abs(e["folder"], base_dir) if e.get("folder") else None))
         highest = max(proxy_base, party_base) + max_offset(n)
         if highest > 65535:
             raise ConfigError(f"{where}: ports: party {pid} would need port {highest}, above 65535")
 
-    timeouts = Timeouts(**{k: float(v) for k, v in (raw.get("timeouts") or {}).items()})
+    layout = raw.get("layout", "shared")
+    given_timeouts = {k: float(v) for k, v in (raw.get("timeouts") or {}).items()}
+    if layout == "syftbox":
+        # A sync hop takes about a second (FINDINGS.md): heartbeats and files arrive later.
+        given_timeouts = {"peer": 30.0, "stall": 120.0, **given_timeouts}
+        box = raw.get("syftbox") or {}
+        for e in entries:
+            if not e.get("email"):
+                raise ConfigError(f"{where}: parties: layout syftbox needs the email of party {e['pid']}")
+            if not (e.get("folder") or box.get("folder")):
+                raise ConfigError(f"{where}: syftbox.folder: layout syftbox needs this machine's SyftBox folder")
+    timeouts = Timeouts(**given_timeouts)
     cfg = RunConfig(
         source=source, base_dir=base_dir, run_id=run_id, parties=parties, workdir=workdir,
-        data_dir=data_dir, layout=raw.get("layout", "shared"), framing=framing,
+        data_dir=data_dir, layout=layout, framing=framing,
         convention=convention, engine=engine_raw, host=raw.get("host", "127.0.0.1"),
         transport=raw.get("transport", "files"), isolation=raw.get("isolation", "none"),
         poll_ms=raw.get("poll_ms"), max_message=raw.get("max_message", DEFAULT_MAX_MESSAGE),

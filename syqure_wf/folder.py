@@ -147,6 +147,9 @@ class SharedFolder:
     def status_dir(self) -> Path:
         return self.root / "status"
 
+    def status_dir_of(self, pid: int) -> Path:
+        return self.status_dir()  # one folder holds every party's record
+
     def peers(self) -> list[int]:
         return [p for p in range(self.parties) if p != self.pid]
 

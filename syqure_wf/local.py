@@ -170,7 +170,7 @@ class LocalRun:
         first_failure = None
         grace = min(cfg.timeouts.peer or 10, 10) + 5
         while not self.stop_signal:
-            records = {p.pid: read_status(cfg.status_dir, p.pid) for p in cfg.parties}
+            records = {p.pid: read_status(cfg.status_dir_of(p.pid), p.pid) for p in cfg.parties}
             self.display.update(cfg, records, self.started)
             codes = {pid: proc.poll() for pid, proc in self.procs.items()}
             if all(code is not None for code in codes.values()):
@@ -202,7 +202,7 @@ class LocalRun:
         cfg = self.cfg
         parties = []
         for p in cfg.parties:
-            rec = read_status(cfg.status_dir, p.pid) or {}
+            rec = read_status(cfg.status_dir_of(p.pid), p.pid) or {}
             code = self.procs[p.pid].returncode if p.pid in self.procs else None
             reason = rec.get("reason", "")
             if code not in (0, None) and not reason:

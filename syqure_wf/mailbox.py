@@ -14,6 +14,7 @@ SyftBox, never mistaken for a message.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -23,7 +24,7 @@ from .framing import HEADER
 MSG, READY, END = "msg", "ready", "end"
 KINDS = (MSG, READY, END)
 RUN_STAMP = ".run"
-_NAME = re.compile(r"^(\d{8,})\.(msg|ready|end)$")
+_NAME = re.compile(r"^(\d{8,})\.(msg|ready|end|part\d+)$")  # part: continuation of a large message
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -178,6 +179,38 @@ class Outbox:
 
     def unconsumed(self, present: dict[int, set[str]]) -> list[int]:
         return sorted(s for s in present if s < self.next_seq)
+
+
+def part_name(seq: int, index: int) -> str:
+    """File ``index`` of a message split across files (0 is the .msg itself)."""
+    return file_name(seq, MSG) if index == 0 else f"{seq:08d}.part{index}"
+
+
+def split_sizes(total: int, max_file: int) -> list[int]:
+    """Sizes of the files that carry ``total`` bytes, none above ``max_file``."""
+    sizes = [max_file] * (total // max_file)
+    if total % max_file or not sizes:
+        sizes.append(total % max_file)
+    return sizes
+
+
+def encode_marker(run_id: str | None, length: int, parts: int, digest: str) -> bytes:
+    """The marker of a self-checking message (layouts fed by a file sync)."""
+    return json.dumps({"run": run_id, "length": length, "parts": parts, "sha256": digest},
+                      separators=(",", ":")).encode()
+
+
+def decode_marker(raw: bytes | None) -> dict | None:
+    """A complete marker record, or None while it is absent or still arriving."""
+    if not raw:
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or not {"length", "parts", "sha256"} <= record.keys():
+        return None
+    return record
 
 
 def leftovers(names) -> list[str]:

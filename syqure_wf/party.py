@@ -69,12 +69,12 @@ class PartyRunner:
         launch = self.engine.launch(cfg, pid)
         make_private_dir(cfg.logs_dir)
         make_private_dir(cfg.party(pid).output.parent)
-        self.status = StatusRecord(cfg.status_dir, pid, cfg.n, cfg.run_id)
+        self.status = StatusRecord(cfg.status_dir_of(pid), pid, cfg.n, cfg.run_id)
         if cfg.transport == "files":
             self.proxy = Proxy(cfg.proxy_settings(pid), status=self.status)
             await self.proxy.start()
         else:
-            make_private_dir(cfg.status_dir)
+            make_private_dir(cfg.status_dir_of(pid))
         self.status.update(state=RUNNING, engine=cfg.engine["name"], log=str(self.log),
                            command=launch.describe(), output=str(cfg.party(pid).output))
         self.times["engine_started"] = time.time()
@@ -129,7 +129,7 @@ class PartyRunner:
         while True:
             for peer in range(self.cfg.n):
                 if peer != self.pid:
-                    record = read_status(self.cfg.status_dir, peer) or {}
+                    record = read_status(self.cfg.status_dir_of(peer, self.pid), peer) or {}
                     if record.get("state") == FAILED and record.get("run_id") == self.cfg.run_id:
                         return f"party {peer} failed: {record.get('reason', 'no reason given')}"
             if time.monotonic() > deadline:

@@ -55,6 +55,8 @@ class ProxySettings:
     drain_timeout: float = 60.0  # after the party exited, for the peers to consume
     heartbeat: float = 1.0
     linger: float = 2.0  # a standalone proxy waits this long for a new connection
+    layout: str = "shared"
+    syftbox: dict | None = None  # layout syftbox: folder, emails (by pid), max_file, app
 
     @property
     def eager(self) -> bool:
@@ -370,7 +372,7 @@ class Proxy:
             mailbox.check_id(s.run_id, "run id")
         self.plans = plan_channels(s.pid, s.parties, s.base_port, s.party_base_port, s.convention)
         make_framer(s.framing)  # refuse an unknown framing before anything starts
-        self.folder = SharedFolder(s.data_dir, s.pid, s.parties, s.run_id, s.max_message)
+        self.folder = make_folder(s)
         self.status = status
         self.watcher = None
         self.channels: list[Channel] = []
@@ -438,7 +440,7 @@ class Proxy:
             self.status.beat(channels=self.stats())
             now = time.monotonic()
             for pid, peer in self.peers.items():
-                peer.observe(read_status(self.folder.status_dir(), pid), now)
+                peer.observe(read_status(self.folder.status_dir_of(pid), pid), now)
                 peer.check(now, self.started, s.start_timeout, s.peer_timeout)
             await asyncio.sleep(s.heartbeat)
 
@@ -485,6 +487,17 @@ class Proxy:
             raise PeerFailed(f"party {self.settings.pid} exited but channel(s) "
                              f"{', '.join(waiting)} did not drain within "
                              f"{self.settings.drain_timeout:g} s")
+
+
+def make_folder(s: ProxySettings):
+    """The message folder of the run's layout."""
+    if s.layout == "syftbox":
+        from .syftbox import DEFAULT_MAX_FILE, SyftboxFolder
+
+        box = s.syftbox or {}
+        return SyftboxFolder(box["folder"], s.pid, box["emails"], s.run_id, s.max_message,
+                             box.get("max_file") or DEFAULT_MAX_FILE, box.get("app") or "syqure")
+    return SharedFolder(s.data_dir, s.pid, s.parties, s.run_id, s.max_message)
 
 
 async def run_standalone(settings: ProxySettings) -> dict:

@@ -44,7 +44,7 @@ def collect(config_path: str | Path, out: str | Path, *, wait: float | None = No
     cfg = config_mod.load(config_path)
     deadline = time.monotonic() + (cfg.timeouts.drain if wait is None else wait)
     while True:
-        records = {p.pid: read_status(cfg.status_dir, p.pid) for p in cfg.parties}
+        records = {p.pid: read_status(cfg.status_dir_of(p.pid), p.pid) for p in cfg.parties}
         for pid, rec in records.items():
             if rec and rec.get("run_id") == cfg.run_id and rec.get("state") == FAILED:
                 raise PeerFailed(f"run {cfg.run_id}: party {pid} failed: {rec.get('reason', '?')}")

@@ -51,7 +51,6 @@ class Waiter:
 
 
 _MARKERS = (b".ready", b".end")
-_MESSAGE_FILES = (b".msg", b".ready", b".end")
 
 
 def _wakes(name: bytes, on: str) -> bool:
@@ -61,7 +60,7 @@ def _wakes(name: bytes, on: str) -> bool:
     """
     if not name[:1].isdigit():
         return False  # temporary files, stamps, status records
-    return name.endswith(_MARKERS if on == ARRIVALS else _MESSAGE_FILES)
+    return name.endswith(_MARKERS) if on == ARRIVALS else True
 
 
 class PollWatcher:

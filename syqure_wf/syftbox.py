@@ -1,0 +1,294 @@
+"""The syftbox layout: parties on different machines whose only link is a
+SyftBox-synced folder (FINDINGS.md, SyftBox section).
+
+A SyftBox user can write only in their own datasite, so the messages from A
+to B live in A's datasite and B never deletes them; B records what it
+consumed in its own datasite, and A removes what B consumed::
+
+    {folder}/datasites/{email_A}/app_data/{app}/runs/{run_id}/
+        {A}_to_{B}/{seq:08d}.msg, .part1, .part2, …, .ready, .end   (read: B only)
+        consumed/{B}_to_{A}                                           (read: the run's parties)
+        status/party-{A}.json                                         (read: the run's parties)
+        .tmp/                                                         (never synced)
+
+A sync delivers markers before files, files partly written, and old files
+again: every marker carries the run id, the length, the number of files
+and a SHA-256 of the message, and a message is delivered only when all of
+it is there and matches. No file exceeds ``max_file_size`` (SyftBox 0.4
+refuses files over 10 MB): a large message spans several files.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+
+from . import mailbox
+from .errors import SyqureError
+from .folder import FILE_MODE, _CREATE, _READ, make_private_dir, read_small, write_private
+from .framing import DEFAULT_MAX_MESSAGE, HEADER
+
+DEFAULT_MAX_FILE = 8 << 20  # under SyftBox's 10 MB limit
+APP = "syqure"
+
+
+def run_folder(folder: str | os.PathLike, email: str, run_id: str, app: str = APP) -> Path:
+    mailbox.check_id(run_id, "run id")
+    if "/" in email or email.startswith(".") or not email:
+        raise SyqureError(f"email {email!r} is not allowed")
+    return Path(folder).expanduser() / "datasites" / email / "app_data" / app / "runs" / run_id
+
+
+def permissions(readers: list[str]) -> dict[str, bytes]:
+    """Read access for ``readers`` only, for SyftBox 0.4 and for current SyftBox."""
+    old = "".join(f"- path: '**'\n  user: {email}\n  permissions: [read]\n" for email in readers)
+    new = "rules:\n  - pattern: '**'\n    access:\n      read: [" + ", ".join(readers) + "]\n"
+    return {"syftperm.yaml": old.encode(), "syft.pub.yaml": new.encode()}
+
+
+class SyftboxFolder:
+    layout = "syftbox"
+    arrivals = "writes"  # a sync client writes files in place, in any order
+
+    def __init__(self, folder, pid: int, emails: list[str], run_id: str,
+                 max_message: int = DEFAULT_MAX_MESSAGE, max_file: int = DEFAULT_MAX_FILE, app: str = APP):
+        if not run_id:
+            raise SyqureError("the syftbox layout needs a run id shared by every party")
+        self.pid, self.parties, self.emails = pid, len(emails), emails
+        self.run_id, self.max_message, self.max_file = run_id, max_message, max_file
+        self.runs = {p: run_folder(folder, emails[p], run_id, app) for p in range(len(emails))}
+        self.root = self.runs[pid]
+        self._tmp = self.root / ".tmp"
+        self._consumed_upto: dict[int, int] = {}  # by peer: what it said it consumed
+
+    # -- where things are
+    def peers(self) -> list[int]:
+        return [p for p in range(self.parties) if p != self.pid]
+
+    def outbox(self, peer: int) -> Path:
+        return self.root / mailbox.direction_name(self.pid, peer)
+
+    def inbox(self, peer: int) -> Path:
+        return self.runs[peer] / mailbox.direction_name(peer, self.pid)
+
+    def status_dir(self) -> Path:
+        return self.root / "status"
+
+    def status_dir_of(self, pid: int) -> Path:
+        return self.runs[pid] / "status"
+
+    def _record(self, reader: int, writer: int) -> Path:
+        """Where ``reader`` records what it consumed from ``writer``."""
+        return self.runs[reader] / "consumed" / mailbox.direction_name(writer, reader)
+
+    def listing(self, folder: Path) -> dict[int, set[str]]:
+        try:
+            return mailbox.group(os.listdir(folder))
+        except FileNotFoundError:
+            return {}
+
+    # -- start of a run
+    def prepare(self) -> None:
+        run_readers = [self.emails[p] for p in range(self.parties)]
+        make_private_dir(self.root)
+        make_private_dir(self._tmp)
+        for sub, readers in (("status", run_readers), ("consumed", run_readers)):
+            make_private_dir(self.root / sub)
+            self._grant(self.root / sub, readers)
+        for peer in self.peers():
+            out = self.outbox(peer)
+            make_private_dir(out)
+            self._grant(out, [self.emails[peer]])
+            left = mailbox.leftovers(os.listdir(out))
+            if left:
+                raise SyqureError(f"{out} holds {len(left)} message file(s) of an earlier attempt "
+                                  f"({left[0]}, ...): run 'syqure-wf clean' or use a new run id")
+            write_private(out / mailbox.RUN_STAMP, self.run_id.encode())
+            # The peer's folder arrives with the sync; made here so that it can be
+            # watched from the start (an empty folder carries nothing to reject).
+            self.inbox(peer).mkdir(parents=True, exist_ok=True)
+
+    def _grant(self, folder: Path, readers: list[str]) -> None:
+        for name, content in permissions(readers).items():
+            write_private(folder / name, content)
+
+    def check_inbox_run(self, peer: int) -> None:
+        pass  # every marker carries the run id and is checked in look()
+
+    # -- writing: parts, then the marker that says how to check them
+    def open_message(self, peer: int, seq: int) -> "SyftboxWriter":
+        return SyftboxWriter(self, peer, seq)
+
+    def write_end(self, peer: int, seq: int) -> None:
+        self._publish(self.outbox(peer), mailbox.file_name(seq, mailbox.END),
+                      json.dumps({"run": self.run_id}).encode())
+
+    def _publish(self, folder: Path, name: str, data) -> None:
+        # Under a name the sync ignores, then renamed: never synced half-written.
+        tmp = self._tmp / f"{folder.name}.{name}.tmp"
+        fd = os.open(tmp, _CREATE | os.O_TRUNC, FILE_MODE)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.rename(tmp, folder / name)
+
+    # -- reading
+    def look(self, peer: int, seq: int, peek: bool = False):
+        folder = self.inbox(peer)
+        end = _read_nofollow(folder / mailbox.file_name(seq, mailbox.END))
+        if end is not None:
+            record = _json(end)
+            if record is None:
+                return mailbox.Decision(mailbox.Verdict.WAIT, reason="end marker still arriving"), None
+            if record.get("run") != self.run_id:
+                return self._other_run(folder, seq, record), None
+            return mailbox.Decision(mailbox.Verdict.END), None
+        raw = _read_nofollow(folder / mailbox.file_name(seq, mailbox.READY))
+        if raw is None:
+            return mailbox.WAIT_ABSENT, None
+        marker = mailbox.decode_marker(raw)
+        if marker is None:
+            return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"marker {seq} still arriving"), None
+        if marker.get("run") != self.run_id:
+            return self._other_run(folder, seq, marker), None
+        length, parts = int(marker["length"]), int(marker["parts"])
+        if length < 0 or length > self.max_message:
+            return mailbox.Decision(mailbox.Verdict.CORRUPT,
+                                    reason=f"message {seq} claims {length} bytes (max {self.max_message})"), None
+        sizes = mailbox.split_sizes(HEADER.size + length, self.max_file)
+        if parts != len(sizes):
+            return mailbox.Decision(mailbox.Verdict.CORRUPT,
+                                    reason=f"message {seq} claims {parts} files, its length needs {len(sizes)}"), None
+        content = bytearray()
+        for index, size in enumerate(sizes):
+            name = mailbox.part_name(seq, index)
+            data = _read_nofollow(folder / name, size + 1)
+            if data is None or len(data) < size:
+                return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"{name} is not all there yet"), None
+            if len(data) > size:
+                return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"{name} is longer than its marker says"), None
+            content += data
+        if hashlib.sha256(content).hexdigest() != marker["sha256"]:
+            return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"message {seq} does not match its digest"), None
+        (header,) = HEADER.unpack_from(content)
+        if header != length:
+            return mailbox.Decision(mailbox.Verdict.CORRUPT, reason=f"message {seq}: header says {header}"), None
+        return mailbox.Decision(mailbox.Verdict.DELIVER, length=length), (None if peek else content)
+
+    def _other_run(self, folder: Path, seq: int, record: dict) -> mailbox.Decision:
+        return mailbox.Decision(mailbox.Verdict.CORRUPT,
+                                reason=f"message {seq} in {folder} belongs to run {record.get('run')!r}, "
+                                       f"not {self.run_id!r}")
+
+    def consume(self, peer: int, seq: int, what: str) -> None:
+        """Never delete the sender's files (SyftBox would undo it): record it."""
+        write_private(self._record(self.pid, peer), json.dumps({"run": self.run_id, "upto": seq}).encode())
+
+    def consumed_by(self, peer: int) -> int:
+        """The highest seq ``peer`` says it consumed from us (-1: none)."""
+        record = _json(read_small(self._record(peer, self.pid)) or b"")
+        if record and record.get("run") == self.run_id and isinstance(record.get("upto"), int):
+            self._consumed_upto[peer] = max(self._consumed_upto.get(peer, -1), record["upto"])
+        return self._consumed_upto.get(peer, -1)
+
+    def unconsumed(self, peer: int, next_seq: int) -> list[int]:
+        """What ``peer`` has not consumed yet; what it has is removed here, by its writer."""
+        upto = self.consumed_by(peer)
+        out = self.outbox(peer)
+        left = []
+        for seq, kinds in self.listing(out).items():
+            if seq <= upto:
+                for kind in kinds:
+                    try:
+                        os.unlink(out / f"{seq:08d}.{kind}")
+                    except FileNotFoundError:
+                        pass
+            elif seq < next_seq:
+                left.append(seq)
+        return sorted(left)
+
+    def discard_unconsumed(self) -> int:
+        removed = 0
+        for peer in self.peers():
+            out = self.outbox(peer)
+            for name in mailbox.leftovers(os.listdir(out)):
+                os.unlink(out / name)
+                removed += 1
+        return removed
+
+
+class SyftboxWriter:
+    """A message being written: parts as the bytes come, the marker last."""
+
+    def __init__(self, folder: SyftboxFolder, peer: int, seq: int):
+        self.folder, self.seq = folder, seq
+        self.out = folder.outbox(peer)
+        self.buffer = bytearray()
+        self.digest = hashlib.sha256()
+        self.parts = 0
+        self.size = 0
+
+    def write(self, data) -> None:
+        self.buffer += data
+        self.digest.update(data)
+        self.size += len(data)
+        while len(self.buffer) >= self.folder.max_file:
+            self._flush(self.folder.max_file)
+
+    def _flush(self, n: int) -> None:
+        self.folder._publish(self.out, mailbox.part_name(self.seq, self.parts), self.buffer[:n])
+        del self.buffer[:n]
+        self.parts += 1
+
+    def commit(self) -> None:
+        if self.buffer or not self.parts:
+            self._flush(len(self.buffer))
+        length = self.size - HEADER.size
+        self.folder._publish(self.out, mailbox.file_name(self.seq, mailbox.READY),
+                             mailbox.encode_marker(self.folder.run_id, length, self.parts,
+                                                   self.digest.hexdigest()))
+
+    def abort(self) -> None:
+        for index in range(self.parts):
+            try:
+                os.unlink(self.out / mailbox.part_name(self.seq, index))
+            except FileNotFoundError:
+                pass
+
+
+def _read_nofollow(path: Path, limit: int = 1 << 20) -> bytes | None:
+    try:
+        fd = os.open(path, _READ)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SyqureError(f"{path} is a symbolic link; refusing to follow it") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SyqureError(f"{path} is not a regular file")
+        chunks, total = [], 0
+        while total < limit:
+            chunk = os.read(fd, limit - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _json(raw: bytes) -> dict | None:
+    try:
+        record = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None

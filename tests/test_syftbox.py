@@ -1,0 +1,54 @@
+"""The syftbox layout (issue 5): each direction in its sender's datasite,
+consumption recorded by the reader, large messages in several files,
+every message checked against its digest."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from conftest import PROGRAMS, PY, free_base, output
+from faultsync import FaultSync
+
+EMAILS = ["cp0@a.org", "cp1@b.org", "cp2@c.org"]
+
+
+def syftbox_config(tmp_path: Path, folders: list[Path], parties: int, count: int, max_bytes: int, **extra) -> Path:
+    cfg = {"layout": "syftbox", "run_id": "sbx-test",
+           "parties": [{"pid": p, "email": EMAILS[p], "folder": str(folders[p])} for p in range(parties)],
+           "syftbox": {"max_file_size": 16384},
+           "engine": {"name": "command", "convention": "sequre",
+                      "command": f"{{python}} {PROGRAMS / 'sequre_wire.py'} {{pid}} {{parties}} {{party_base_port}} {count} {max_bytes}"},
+           "framing": "sequre", "workdir": str(tmp_path / "run"),
+           "ports": {"base": free_base(span=3000), "stride": 100}, **extra}
+    for p in range(parties):
+        cfg["parties"][p]["party_base_port"] = cfg["ports"]["base"] + 100 * p  # Sequre: one base per party
+    path = tmp_path / "sbx.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_faulty_sync_delivers_every_message_once_in_order(procs, tmp_path):
+    folders = [tmp_path / f"box{p}" for p in range(2)]
+    sync = FaultSync({EMAILS[p]: folders[p] for p in range(2)}, seed=5)
+    sync.start()
+    try:
+        path = syftbox_config(tmp_path, folders, parties=2, count=600, max_bytes=300000)
+        proc = procs.start([PY, "-m", "syqure_wf", "run", "--config", path, "--json", "--quiet"])
+        assert procs.wait(proc, 240) == 0, output(proc)
+    finally:
+        sync.stop()
+    summary = json.loads(proc.communicate()[0])
+    for party in summary["parties"]:
+        for ch in party["channels"].values():
+            assert ch["sent_messages"] == 600 and ch["received_messages"] == 600
+    for pid in range(2):  # sequre_wire checks every frame's bytes and order
+        assert "all byte-exact" in (tmp_path / "run" / "logs" / f"party-{pid}.log").read_text()
+    assert sync.faults["truncated"] > 10 and sync.faults["redelivered"] > 0, sync.faults
+    # the writer removed what its reader consumed; nothing of the run is left to read
+    for p in range(2):
+        run = folders[p] / "datasites" / EMAILS[p] / "app_data/syqure/runs/sbx-test"
+        assert not [f for f in run.glob("*_to_*/0*")], list(run.glob("*_to_*/*"))
+        perm = yaml.safe_load((run / f"{p}_to_{1 - p}" / "syftperm.yaml").read_text())
+        assert perm == [{"path": "**", "user": EMAILS[1 - p], "permissions": ["read"]}]
