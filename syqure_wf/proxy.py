@@ -465,6 +465,7 @@ class Proxy:
             snapshot = self._quiet(need_connections=party_exit is None)
             if snapshot is not None:
                 if party_exit is not None:
+                    await self._settle()
                     return
                 await asyncio.sleep(s.linger)
                 if self._quiet(True) == snapshot:
@@ -473,6 +474,20 @@ class Proxy:
             if party_exit is not None:
                 self._check_drain(deadline)
             await self._changed.wait(RESCAN)
+
+    async def _settle(self, quiet_for: float = 2.5, bound: float = 10.0) -> None:
+        """A sync may bring back a file its writer removed (SyftBox re-downloads
+        it before the deletion is synced): clean until the outboxes stay empty."""
+        if self.folder.layout != "syftbox":
+            return
+        deadline, empty_since = time.monotonic() + bound, time.monotonic()
+        while time.monotonic() < deadline:
+            if any(self.folder.unconsumed(ch.peer, ch.outbox.next_seq) or
+                   self.folder.listing(self.folder.outbox(ch.peer)) for ch in self.channels):
+                empty_since = time.monotonic()
+            elif time.monotonic() - empty_since >= quiet_for:
+                return
+            await asyncio.sleep(0.25)
 
     def _check_drain(self, deadline: float) -> None:
         for ch in self.channels:
