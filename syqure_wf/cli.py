@@ -249,7 +249,6 @@ def collect_cmd(config_path: str, out_path: str, wait: float | None) -> None:
 def validate_cmd(config_path: str, pid: tuple[int, ...]) -> None:
     """Check a run configuration without running anything."""
     from .config import check_inputs
-    from .folder import make_private_dir
     from .local import check_fresh, check_ports_free
 
     cfg = _load(config_path)
@@ -261,12 +260,20 @@ def validate_cmd(config_path: str, pid: tuple[int, ...]) -> None:
         check_ports_free(cfg)
     check_fresh(cfg)
     for folder in (cfg.workdir, cfg.data_dir):
-        try:
-            make_private_dir(folder)
-        except SyqureError as exc:
-            raise ConfigError(str(exc)) from None
+        check_writable(folder)
     click.echo(f"{cfg.where}: ok: {cfg.n} parties, engine {cfg.engine['name']}, framing {cfg.framing}, "
                f"layout {cfg.layout}, run folder {cfg.workdir}")
+
+
+def check_writable(folder) -> None:
+    """The nearest existing folder on the way must be writable; nothing is created."""
+    from pathlib import Path
+
+    path = Path(folder)
+    while not path.exists():
+        path = path.parent
+    if path.is_symlink() or not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot create {folder}: {path} is not a writable folder")
 
 
 @main.command("clean")
