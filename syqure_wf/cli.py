@@ -88,6 +88,8 @@ def proxy_options(func):
                      help="Seconds an incomplete message or a hole in the sequence may last."),
         click.option("--linger", type=float, default=2.0, show_default=True,
                      help="Seconds to wait for a new connection once every channel closed."),
+        click.option("--secret-file", type=click.Path(dir_okay=False), default=None,
+                     help="Seal every message with this run secret (needs --run-id)."),
         click.option("-v", "--verbose", count=True, help="More output (-vv for debug)."),
     ]
     for opt in reversed(opts):
@@ -99,6 +101,13 @@ def _run_proxy(verbose: int, **kwargs) -> None:
     from .proxy import ProxySettings, run_standalone
 
     setup_logging(verbose, f"proxy[{kwargs['pid']}]")
+    secret_file = kwargs.pop("secret_file", None)
+    if secret_file:
+        from .seal import read_secret
+
+        if not kwargs.get("run_id"):
+            raise ConfigError("--secret-file needs --run-id: the key is the run's")
+        kwargs["secret"] = read_secret(secret_file)
     try:
         settings = ProxySettings(**kwargs)
         from .ports import check_party
@@ -274,6 +283,15 @@ def check_writable(folder) -> None:
         path = path.parent
     if path.is_symlink() or not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot create {folder}: {path} is not a writable folder")
+
+
+@main.command("secret")
+@one_line_errors
+def secret_cmd() -> None:
+    """Print a new run secret (share it with the other parties out of band)."""
+    from .seal import new_secret
+
+    click.echo(new_secret())
 
 
 @main.command("clean")

@@ -128,12 +128,32 @@ class RunConfig:
             stall_timeout=t.stall, drain_timeout=t.drain, layout=self.layout,
             syftbox=({"folder": str(self.syftbox_folder(pid)), "emails": [q.email for q in self.parties],
                       "max_file": self.syftbox.get("max_file_size"), "app": self.syftbox.get("app")}
-                     if self.layout == "syftbox" else None))
+                     if self.layout == "syftbox" else None),
+            secret=self.secret())
+
+    def secret(self) -> bytes | None:
+        """The run secret that seals every message, if the run has one."""
+        enc = self.raw.get("encryption") or {}
+        if enc.get("secret_file"):
+            from .seal import read_secret
+
+            return read_secret(self.resolve(enc["secret_file"]))
+        if enc.get("secret_env"):
+            value = os.environ.get(enc["secret_env"], "")
+            if not value:
+                raise ConfigError(f"{self.where}: encryption.secret_env: ${enc['secret_env']} is not set")
+            return bytes.fromhex(value) if all(c in "0123456789abcdefABCDEF" for c in value) else value.encode()
+        return None
 
     def resolved(self) -> dict:
         """This configuration with every default filled in and paths absolute:
         what the local runner hands to each party, so that all agree."""
-        out = {k: v for k, v in self.raw.items() if k not in ("parties", "inputs", "outputs")}
+        out = {k: v for k, v in self.raw.items() if k not in ("parties", "inputs", "outputs", "encryption")}
+        enc = dict(self.raw.get("encryption") or {})
+        if enc.get("secret_file"):
+            enc["secret_file"] = str(self.resolve(enc["secret_file"]))  # the path, never the secret
+        if enc:
+            out["encryption"] = enc
         out.update(run_id=self.run_id, workdir=str(self.workdir), data_dir=str(self.data_dir),
                    layout=self.layout, framing=self.framing, host=self.host, transport=self.transport,
                    isolation=self.isolation, max_message=self.max_message,

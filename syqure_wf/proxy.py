@@ -57,6 +57,7 @@ class ProxySettings:
     linger: float = 2.0  # a standalone proxy waits this long for a new connection
     layout: str = "shared"
     syftbox: dict | None = None  # layout syftbox: folder, emails (by pid), max_file, app
+    secret: bytes | None = None  # seal every message (seal.py) with this run secret
 
     @property
     def eager(self) -> bool:
@@ -505,14 +506,20 @@ class Proxy:
 
 
 def make_folder(s: ProxySettings):
-    """The message folder of the run's layout."""
+    """The message folder of the run's layout, sealed when there is a run secret."""
     if s.layout == "syftbox":
         from .syftbox import DEFAULT_MAX_FILE, SyftboxFolder
 
         box = s.syftbox or {}
-        return SyftboxFolder(box["folder"], s.pid, box["emails"], s.run_id, s.max_message,
-                             box.get("max_file") or DEFAULT_MAX_FILE, box.get("app") or "syqure")
-    return SharedFolder(s.data_dir, s.pid, s.parties, s.run_id, s.max_message)
+        folder = SyftboxFolder(box["folder"], s.pid, box["emails"], s.run_id, s.max_message,
+                               box.get("max_file") or DEFAULT_MAX_FILE, box.get("app") or "syqure")
+    else:
+        folder = SharedFolder(s.data_dir, s.pid, s.parties, s.run_id, s.max_message)
+    if s.secret:
+        from .seal import SealedFolder
+
+        folder = SealedFolder(folder, s.secret, s.run_id)
+    return folder
 
 
 async def run_standalone(settings: ProxySettings) -> dict:

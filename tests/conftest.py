@@ -30,12 +30,20 @@ def port_free(port: int) -> bool:
             return False
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_base(span: int = 20, rng=random.Random()) -> int:
     """A port base whose next ``span`` ports are free, below the ephemeral
-    range (32768 and up on Linux) where outgoing connections take theirs."""
-    for _ in range(200):
+    range (32768 and up on Linux) where outgoing connections take theirs.
+    Never the same block twice in a session: two bases of one test may not meet."""
+    for _ in range(400):
         base = rng.randrange(10000, 32000 - span, 100)
+        block = set(range(base // 100, (base + span) // 100 + 1))
+        if block & _HANDED_OUT:
+            continue
         if all(port_free(base + i) for i in range(span)):
+            _HANDED_OUT.update(block)
             return base
     raise RuntimeError("no free port block")
 

@@ -1,0 +1,115 @@
+"""Encryption at rest (issue 6): sealed message files, refused when replayed,
+reordered, swapped, altered or sealed for another run."""
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+
+import pytest
+from cryptography.exceptions import InvalidTag
+
+from conftest import PY, free_base, one_line_error, output, wait_until
+
+from syqure_wf.seal import Seal
+
+
+def test_seal_binds_run_direction_and_sequence():
+    secret = os.urandom(32)
+    seal = Seal(secret, "run-a", 0, 1)
+    sealed = seal.seal(5, b"share bytes")
+    assert b"share bytes" not in sealed
+    assert Seal(secret, "run-a", 0, 1).open(5, sealed) == b"share bytes"
+    for other in (Seal(secret, "run-a", 0, 1).open, ):
+        with pytest.raises(InvalidTag):
+            other(6, sealed)  # reordered or replayed under another seq
+    with pytest.raises(InvalidTag):
+        Seal(secret, "run-a", 1, 0).open(5, sealed)  # the other direction
+    with pytest.raises(InvalidTag):
+        Seal(secret, "run-b", 0, 1).open(5, sealed)  # another run
+    with pytest.raises(InvalidTag):
+        Seal(os.urandom(32), "run-a", 0, 1).open(5, sealed)  # another secret
+    altered = bytearray(sealed)
+    altered[20] ^= 1
+    with pytest.raises(InvalidTag):
+        seal.open(5, altered)
+    assert seal.seal(5, b"x") != seal.seal(5, b"x")  # a fresh nonce each time
+
+
+def frame(payload: bytes) -> bytes:
+    return struct.pack("<q", len(payload)) + payload
+
+
+def proxy(pid, data, base, secret, run_id="sealed"):
+    return [PY, "-m", "syqure_wf", "proxy", "--pid", pid, "--parties", 2, "--data-dir", data,
+            "--base-port", base, "--sequre-base-port", base, "--run-id", run_id, "--secret-file", secret,
+            "--start-timeout", "0"]
+
+
+def party0_listener(port: int, got: list) -> threading.Thread:
+    """Party 0 listens (Sequre's rule) and records what reaches it."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(1)
+    srv.settimeout(20)
+
+    def run():
+        try:
+            conn, _ = srv.accept()
+            conn.settimeout(10)
+            while chunk := conn.recv(65536):
+                got.append(chunk)
+        except OSError:
+            pass
+        finally:
+            srv.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("tamper", ["none", "swap", "other-secret"])
+def test_sealed_files_on_disk_and_tampering_refused(procs, tmp_path, tamper):
+    data, secret = tmp_path / "msgs", tmp_path / "run.secret"
+    secret.write_text(os.urandom(32).hex())
+    b0, b1 = free_base(), free_base()
+    writer = procs.start(proxy(1, data, b1, secret))
+    sock = wait_until(lambda: _connect(b1 + 1), 10, "proxy 1 to listen")
+    secrets_sent = [b"GENOME-SHARE-ONE" * 4, b"GENOME-SHARE-TWO" * 4]
+    for payload in secrets_sent:
+        sock.sendall(frame(payload))
+    outbox = data / "1_to_0"
+    wait_until(lambda: (outbox / "00000001.ready").exists(), 10, "two sealed messages")
+    for name in ("00000000.msg", "00000001.msg"):
+        assert b"GENOME-SHARE" not in (outbox / name).read_bytes()  # nothing readable at rest
+    if tamper == "swap":
+        a, b = (outbox / "00000000.msg").read_bytes(), (outbox / "00000001.msg").read_bytes()
+        (outbox / "00000000.msg").write_bytes(b)
+        (outbox / "00000001.msg").write_bytes(a)
+    got: list[bytes] = []
+    listener = party0_listener(b0 + 1, got)
+    if tamper == "other-secret":
+        secret0 = tmp_path / "other.secret"
+        secret0.write_text(os.urandom(32).hex())
+    else:
+        secret0 = secret
+    reader = procs.start(proxy(0, data, b0, secret0))
+    if tamper == "none":
+        wait_until(lambda: b"".join(got) == b"".join(frame(p) for p in secrets_sent), 10, "both frames")
+    else:
+        assert procs.wait(reader, 15) == 1
+        line = one_line_error(output(reader))
+        assert "message 0 from party 1 failed authentication" in line
+        listener.join(timeout=5)
+        assert b"".join(got) == b""  # nothing delivered
+    sock.close()
+
+
+def _connect(port):
+    try:
+        return socket.create_connection(("127.0.0.1", port), timeout=1)
+    except OSError:
+        return None
