@@ -177,7 +177,7 @@ def sequre_wire_config(tmp_path, **extra):
 def test_sequre_engine_carries_sequre_frames(procs, tmp_path):
     """The sequre engine's ports and environment (SEQURE_PORT_BASE, SEQURE_CP_IPS)
     with a program that speaks Sequre's wire protocol (Codon is not installable here)."""
-    base = free_base(span=3000)
+    base = free_base(span=300)
     path = sequre_wire_config(tmp_path, ports={"base": base, "stride": 100})
     proc = procs.start(cli("run", "--config", path, "--json"))
     assert procs.wait(proc, 120) == 0, output(proc)

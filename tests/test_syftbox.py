@@ -21,7 +21,7 @@ def syftbox_config(tmp_path: Path, folders: list[Path], parties: int, count: int
            "engine": {"name": "command", "convention": "sequre",
                       "command": f"{{python}} {PROGRAMS / 'sequre_wire.py'} {{pid}} {{parties}} {{party_base_port}} {count} {max_bytes}"},
            "framing": "sequre", "workdir": str(tmp_path / "run"),
-           "ports": {"base": free_base(span=3000), "stride": 100}, **extra}
+           "ports": {"base": free_base(span=300), "stride": 100}, **extra}
     for p in range(parties):
         cfg["parties"][p]["party_base_port"] = cfg["ports"]["base"] + 100 * p  # Sequre: one base per party
     path = tmp_path / "sbx.yaml"

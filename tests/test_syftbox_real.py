@@ -60,7 +60,7 @@ def job_config(tmp_path: Path, net: SyftBoxNet, run_id: str) -> Path:
            "parties": [{"pid": p, "email": EMAILS[p], "folder": str(net.folders[EMAILS[p]])} for p in range(3)],
            "engine": {"name": "mpyc", "program": str(example / "allele_counts.py")},
            "inputs": {"1": str(example / "data/site1.json"), "2": str(example / "data/site2.json")},
-           "workdir": str(tmp_path / "run"), "ports": {"base": free_base(span=3000)}}
+           "workdir": str(tmp_path / "run"), "ports": {"base": free_base(span=300), "stride": 100}}
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path

@@ -79,7 +79,7 @@ def test_a_failing_party_fails_snakemake_quickly(tmp_path):
         "mpc.run(main())\n")
     (root / "fail.yaml").write_text(yaml.safe_dump({"run": "fails", "mpc": {
         "engine": {"name": "mpyc", "program": "fail.py"}, "parties": 3,
-        "ports": {"base": free_base(span=3000)}}}))
+        "ports": {"base": free_base(span=300), "stride": 100}}}))
     t0 = time.monotonic()
     done = snakemake(root, "--profile", "local-3party", "--configfile", "fail.yaml", timeout=120)
     elapsed = time.monotonic() - t0
@@ -101,7 +101,7 @@ def test_embedded_as_a_module_in_a_host_workflow(tmp_path):
         "syqure": {"run": "host", "mpc": {
             "engine": {"name": "mpyc", "program": "examples/allele-counts/allele_counts.py"},
             "parties": 3, "inputs": {1: "sites/site1.json", 2: "sites/site2.json"},
-            "ports": {"base": free_base(span=3000)}}}}))
+            "ports": {"base": free_base(span=300), "stride": 100}}}}))
     done = snakemake(host, "--cores", "4")
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     report = dict(line.split(" ", 1) for line in (host / "report.txt").read_text().splitlines())
@@ -162,7 +162,7 @@ def test_what_the_nextflow_processes_run(tmp_path):
     run_dir = tmp_path / "runs" / "nf"
     config = tmp_path / "run.yaml"
     cfg = yaml.safe_load((example / "config.yaml").read_text())
-    cfg.update(inputs={}, ports={"base": free_base(span=3000)}, engine={**cfg["engine"], "program": str(example / cfg["engine"]["program"])})
+    cfg.update(inputs={}, ports={"base": free_base(span=300), "stride": 100}, engine={**cfg["engine"], "program": str(example / cfg["engine"]["program"])})
     config.write_text(yaml.safe_dump(cfg))
     prep = subprocess.run(["syqure-wf", "prepare", "--config", config, "--out", run_dir / "config.yaml", "--clean"],
                           capture_output=True, text=True, timeout=60)
