@@ -52,3 +52,39 @@ def test_inbox_gap_and_outbox_consumption():
 def test_ids_that_could_escape_are_refused(bad):
     with pytest.raises(ValueError):
         mailbox.check_id(bad, "run id")
+
+
+# Hostile files: whatever the reader sees on disk, a message is delivered only
+# when it is whole, and nothing else is ever delivered.
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=500, deadline=None)
+@given(ready=st.booleans(), end=st.booleans(), kind=st.sampled_from(["file", "link", "dir", "other", None]),
+       length=st.integers(-(1 << 62), 1 << 62), size=st.integers(0, 1 << 20), max_message=st.integers(1, 1 << 16))
+def test_judge_delivers_only_whole_messages(ready, end, kind, length, size, max_message):
+    header = struct.pack("<q", length) if size >= 8 else b"\0" * size
+    d = judge(Slot(3, ready, end, kind, size, header), max_message)
+    if d.verdict is Verdict.DELIVER:
+        assert ready and not end and kind == "file" and 0 <= length <= max_message and size == 8 + length
+        assert d.length == length
+    if kind in ("link", "dir", "other") and ready and not end:
+        assert d.verdict is Verdict.CORRUPT
+
+
+@pytest.mark.parametrize("field,value", [("run_id", "../escape"), ("run_id", "a/b"),
+                                         ("email", "../../etc@x"), ("email", "a/b@c")])
+def test_traversal_in_ids_and_emails_is_refused(tmp_path, field, value):
+    from syqure_wf import config
+    from syqure_wf.errors import ConfigError
+
+    raw = {"layout": "syftbox", "syftbox": {"folder": str(tmp_path)}, "run_id": "ok",
+           "parties": [{"pid": p, "email": f"p{p}@x.org"} for p in range(2)],
+           "engine": {"name": "command", "command": "true"}}
+    if field == "run_id":
+        raw["run_id"] = value
+    else:
+        raw["parties"][1]["email"] = value
+    with pytest.raises(ConfigError):
+        config.check_schema(raw, "c.yaml")
+        config.resolve(raw, None, tmp_path)
