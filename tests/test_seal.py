@@ -113,3 +113,27 @@ def _connect(port):
         return socket.create_connection(("127.0.0.1", port), timeout=1)
     except OSError:
         return None
+
+
+def test_example_job_with_encryption(procs, tmp_path):
+    import json
+
+    import yaml
+
+    from conftest import REPO
+
+    example = REPO / "examples/allele-counts"
+    secret = tmp_path / "run.secret"
+    secret.write_text(os.urandom(32).hex())
+    cfg = {"engine": {"name": "mpyc", "program": str(example / "allele_counts.py")},
+           "inputs": {"1": str(example / "data/site1.json"), "2": str(example / "data/site2.json")},
+           "workdir": str(tmp_path / "run"), "encryption": {"secret_file": str(secret)},
+           "ports": {"base": free_base(span=300), "stride": 100}}
+    path = tmp_path / "enc.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = procs.start([PY, "-m", "syqure_wf", "run", "--config", path, "--quiet"])
+    assert procs.wait(proc, 120) == 0, output(proc)
+    sites = [json.loads((example / "data" / f"site{i}.json").read_text()) for i in (1, 2)]
+    result = json.loads((tmp_path / "run/outputs/party-0.json").read_text())
+    assert result["allele_count"] == [a + b for a, b in zip(sites[0]["allele_count"], sites[1]["allele_count"])]
+    assert secret.read_text() not in (tmp_path / "run/config.yaml").read_text()
