@@ -36,7 +36,7 @@ def one_line_errors(func):
         try:
             return func(*args, **kwargs)
         except Stopped as exc:
-            fail(str(exc), SIGNAL_EXIT.get(getattr(exc, "signal", ""), 1))
+            fail(str(exc), SIGNAL_EXIT.get(exc.signal, 1))
         except SyqureError as exc:
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:

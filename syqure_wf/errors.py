@@ -26,4 +26,8 @@ class PeerFailed(SyqureError):
 
 
 class Stopped(SyqureError):
-    """Stopped by a signal."""
+    """Stopped by a signal (its name in ``signal``)."""
+
+    def __init__(self, message: str, signal: str = "") -> None:
+        super().__init__(message)
+        self.signal = signal

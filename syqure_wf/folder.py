@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 
 from . import mailbox
-from .errors import CorruptMessage, SyqureError
+from .errors import SyqureError
 from .framing import DEFAULT_MAX_MESSAGE, HEADER
 
 INLINE_MAX = 512 << 10  # larger messages go to the socket by sendfile, not through memory
@@ -53,7 +53,7 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def read_small(path: Path, limit: int = 1 << 20) -> bytes | None:
-    """A small file's bytes, None if absent; never through a link."""
+    """Up to ``limit`` bytes of a regular file, None if absent; never through a link."""
     try:
         fd = os.open(path, _READ)
     except FileNotFoundError:
@@ -63,7 +63,16 @@ def read_small(path: Path, limit: int = 1 << 20) -> bytes | None:
             raise SyqureError(f"{path} is a symbolic link; refusing to follow it") from None
         raise
     try:
-        return os.read(fd, limit)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SyqureError(f"{path} is not a regular file")
+        chunks, total = [], 0
+        while total < limit:
+            chunk = os.read(fd, limit - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        return b"".join(chunks)
     finally:
         os.close(fd)
 

@@ -157,9 +157,7 @@ class LocalRun:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if self.stop_signal:
-            error = Stopped(f"run {cfg.run_id} stopped by {self.stop_signal}")
-            error.signal = self.stop_signal
-            raise error
+            raise Stopped(f"run {cfg.run_id} stopped by {self.stop_signal}", self.stop_signal)
         return self.summary()
 
     def _on_signal(self, signum, frame) -> None:

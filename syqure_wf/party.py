@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from .aio import bounded, cancel_all
+from .aio import SignalStop, bounded, cancel_all
 from .config import RunConfig, check_inputs
 from .engines import get_engine
 from .errors import PeerFailed, Stopped, SyqureError
@@ -172,35 +172,23 @@ class PartyRunner:
 async def run_party(cfg: RunConfig, pid: int) -> PartyResult:
     """One party, with SIGTERM/SIGINT stopping the engine and recording why."""
     runner = PartyRunner(cfg, pid)
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    caught: list[str] = []
-
-    def on_signal(sig: signal.Signals) -> None:
-        caught.append(sig.name)
-        task.cancel()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig)
-    try:
-        return await runner.run()
-    except asyncio.CancelledError:
-        if not caught:
+    with SignalStop() as stop:
+        try:
+            return await runner.run()
+        except asyncio.CancelledError:
+            if not stop.caught:
+                raise
+            error = Stopped(f"party {pid} stopped by {stop.caught}", stop.caught)
+            runner.record_failure(str(error))
+            runner.discard()
+            raise error from None
+        except SyqureError as exc:
+            runner.record_failure(str(exc))
+            runner.discard()
+            tail = log_tail(runner.log)
+            if tail and "program" in str(exc):
+                print("\n".join(f"  party {pid} | {line}" for line in tail), file=sys.stderr)
             raise
-        error = Stopped(f"party {pid} stopped by {caught[0]}")
-        error.signal = caught[0]
-        runner.record_failure(str(error))
-        runner.discard()
-        raise error from None
-    except SyqureError as exc:
-        runner.record_failure(str(exc))
-        runner.discard()
-        tail = log_tail(runner.log)
-        if tail and "program" in str(exc):
-            print("\n".join(f"  party {pid} | {line}" for line in tail), file=sys.stderr)
-        raise
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        if runner.proxy is not None:
-            runner.proxy.close()
+        finally:
+            if runner.proxy is not None:
+                runner.proxy.close()

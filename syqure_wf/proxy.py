@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from dataclasses import dataclass
 
 from . import mailbox
-from .aio import bounded, cancel_all
+from .aio import SignalStop, bounded, cancel_all
 from .errors import CorruptMessage, PeerFailed, Stopped, SyqureError
 from .folder import SharedFolder
 from .framing import DEFAULT_CHUNK, DEFAULT_MAX_MESSAGE, Begin, Data, make_framer
@@ -525,34 +524,21 @@ def make_folder(s: ProxySettings):
 async def run_standalone(settings: ProxySettings) -> dict:
     """The proxy as its own process: status records its end; signals stop it."""
     proxy = Proxy(settings)
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    caught: list[str] = []
-
-    def on_signal(sig: signal.Signals) -> None:
-        caught.append(sig.name)
-        task.cancel()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig)
-    try:
-        await proxy.start()
-        summary = await proxy.run()
-        proxy.status.update(state=DONE, exit_code=0, channels=proxy.stats())
-        return summary
-    except asyncio.CancelledError:
-        if not caught:
+    with SignalStop() as stop:
+        try:
+            await proxy.start()
+            summary = await proxy.run()
+            proxy.status.update(state=DONE, exit_code=0, channels=proxy.stats())
+            return summary
+        except asyncio.CancelledError:
+            if not stop.caught:
+                raise
+            error = Stopped(f"party {settings.pid}: proxy stopped by {stop.caught}", stop.caught)
+            _record_failure(proxy, error)
+            raise error from None
+        except SyqureError as exc:
+            _record_failure(proxy, exc)
             raise
-        error = Stopped(f"party {settings.pid}: proxy stopped by {caught[0]}")
-        error.signal = caught[0]
-        _record_failure(proxy, error)
-        raise error from None
-    except SyqureError as exc:
-        _record_failure(proxy, exc)
-        raise
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
 
 
 def _record_failure(proxy: Proxy, exc: Exception) -> None:

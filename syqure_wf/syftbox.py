@@ -19,16 +19,14 @@ refuses files over 10 MB): a large message spans several files.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
-import stat
 from pathlib import Path
 
 from . import mailbox
 from .errors import SyqureError
-from .folder import FILE_MODE, _CREATE, _READ, make_private_dir, read_small, write_private
+from .folder import FILE_MODE, _CREATE, make_private_dir, read_small, write_private
 from .framing import DEFAULT_MAX_MESSAGE, HEADER
 
 DEFAULT_MAX_FILE = 8 << 20  # under SyftBox's 10 MB limit
@@ -141,7 +139,7 @@ class SyftboxFolder:
     # -- reading
     def look(self, peer: int, seq: int, peek: bool = False):
         folder = self.inbox(peer)
-        end = _read_nofollow(folder / mailbox.file_name(seq, mailbox.END))
+        end = read_small(folder / mailbox.file_name(seq, mailbox.END))
         if end is not None:
             record = _json(end)
             if record is None:
@@ -149,7 +147,7 @@ class SyftboxFolder:
             if record.get("run") != self.run_id:
                 return self._other_run(folder, seq, record), None
             return mailbox.Decision(mailbox.Verdict.END), None
-        raw = _read_nofollow(folder / mailbox.file_name(seq, mailbox.READY))
+        raw = read_small(folder / mailbox.file_name(seq, mailbox.READY))
         if raw is None:
             return mailbox.WAIT_ABSENT, None
         marker = mailbox.decode_marker(raw)
@@ -168,7 +166,7 @@ class SyftboxFolder:
         content = bytearray()
         for index, size in enumerate(sizes):
             name = mailbox.part_name(seq, index)
-            data = _read_nofollow(folder / name, size + 1)
+            data = read_small(folder / name, size + 1)
             if data is None or len(data) < size:
                 return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"{name} is not all there yet"), None
             if len(data) > size:
@@ -260,30 +258,6 @@ class SyftboxWriter:
                 os.unlink(self.out / mailbox.part_name(self.seq, index))
             except FileNotFoundError:
                 pass
-
-
-def _read_nofollow(path: Path, limit: int = 1 << 20) -> bytes | None:
-    try:
-        fd = os.open(path, _READ)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise SyqureError(f"{path} is a symbolic link; refusing to follow it") from None
-        raise
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise SyqureError(f"{path} is not a regular file")
-        chunks, total = [], 0
-        while total < limit:
-            chunk = os.read(fd, limit - total)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _json(raw: bytes) -> dict | None:

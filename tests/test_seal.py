@@ -76,7 +76,7 @@ def test_sealed_files_on_disk_and_tampering_refused(procs, tmp_path, tamper):
     data, secret = tmp_path / "msgs", tmp_path / "run.secret"
     secret.write_text(os.urandom(32).hex())
     b0, b1 = free_base(), free_base()
-    writer = procs.start(proxy(1, data, b1, secret))
+    procs.start(proxy(1, data, b1, secret))
     sock = wait_until(lambda: _connect(b1 + 1), 10, "proxy 1 to listen")
     secrets_sent = [b"GENOME-SHARE-ONE" * 4, b"GENOME-SHARE-TWO" * 4]
     for payload in secrets_sent:

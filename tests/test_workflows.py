@@ -8,7 +8,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from conftest import PY, REPO, free_base, message_files, processes_mentioning, wait_until
