@@ -264,3 +264,39 @@ def test_peer_killed_is_named(procs, tmp_path):
     assert procs.wait(p1, 10) == 1
     assert time.monotonic() - t0 < 6
     assert "party 0 stopped: no heartbeat" in one_line_error(output(p1))
+
+
+# -- the folder fails under the proxy: full, or made read-only mid-run
+
+@pytest.fixture
+def small_mount(tmp_path):
+    """A 1 MiB tmpfs of the test's own (root only), unmounted at the end."""
+    import subprocess
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and mount")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.parametrize("fault", ["disk full", "read-only"])
+def test_folder_that_fails_mid_run_is_named(procs, tmp_path, small_mount, fault):
+    import subprocess
+    data = small_mount / "msgs"
+    base = free_base()
+    proc = procs.start(proxy_cmd(1, 2, data, base, base, "--start-timeout", "0"))
+    sock = wait_until(lambda: Single._connect(type("S", (), {"base": base, "proc": proc})()), 10, "the proxy")
+    sock.sendall(frame(b"fits"))
+    wait_until(lambda: (data / "1_to_0" / "00000000.ready").exists(), 10, "the first message")
+    if fault == "read-only":
+        subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
+        sock.sendall(frame(b"x" * 100))
+    else:
+        sock.sendall(frame(os.urandom(2 << 20)))  # more than the 1 MiB the folder holds
+    assert procs.wait(proc, 15) == 1
+    line = one_line_error(output(proc))
+    assert str(data / "1_to_0") in line
+    assert ("No space left" in line) if fault == "disk full" else ("Read-only" in line)
+    sock.close()
