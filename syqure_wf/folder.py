@@ -87,7 +87,7 @@ class MessageWriter:
         self.folder, self.seq = folder, seq
         # Written outside the watched folder, then renamed in: the reader wakes
         # once per message, for its marker, not for every step of the writing.
-        self.tmp = os.path.join(tmp_dir, f"{os.path.basename(folder)}.{mailbox.temp_name(seq, mailbox.MSG)[1:]}")
+        self.tmp = os.path.join(tmp_dir, f"{os.path.basename(folder)}.{seq:08d}.msg.tmp")
         self.fd = os.open(self.tmp, _CREATE, FILE_MODE)
         self.size = 0
         self._buffer = bytearray()
@@ -128,7 +128,44 @@ class MessageWriter:
             pass
 
 
-class SharedFolder:
+class Layout:
+    """What every layout shares: its parties, the message files of a folder,
+    and what a party may remove of its own."""
+
+    pid: int
+    parties: int
+
+    def peers(self) -> list[int]:
+        return [p for p in range(self.parties) if p != self.pid]
+
+    def listing(self, folder) -> dict[int, set[str]]:
+        try:
+            return mailbox.group(os.listdir(folder))
+        except FileNotFoundError:
+            return {}
+
+    def refuse_leftovers(self, folder, remedy: str) -> None:
+        """A writer's fresh outbox must be empty: anything there is an earlier run's."""
+        left = mailbox.leftovers(os.listdir(folder))
+        if left:
+            raise SyqureError(f"{folder} holds {len(left)} message file(s) of an earlier run "
+                              f"({left[0]}, ...): run 'syqure-wf clean' or {remedy}")
+
+    def removable(self) -> list:
+        """Folders whose message files this party may remove after a failed run."""
+        return [self.outbox(p) for p in self.peers()]
+
+    def discard_unconsumed(self) -> int:
+        """Remove the message files of a failed run that nobody will read."""
+        removed = 0
+        for folder in self.removable():
+            for name in mailbox.leftovers(os.listdir(folder)):
+                os.unlink(os.path.join(folder, name))
+                removed += 1
+        return removed
+
+
+class SharedFolder(Layout):
     """Every direction of a run under one ``data_dir`` (layout ``shared``)."""
 
     layout = "shared"
@@ -159,14 +196,8 @@ class SharedFolder:
     def status_dir_of(self, pid: int) -> Path:
         return self.status_dir()  # one folder holds every party's record
 
-    def peers(self) -> list[int]:
-        return [p for p in range(self.parties) if p != self.pid]
-
-    def listing(self, folder: Path) -> dict[int, set[str]]:
-        try:
-            return mailbox.group(os.listdir(folder))
-        except FileNotFoundError:
-            return {}
+    def removable(self) -> list:
+        return [f for p in self.peers() for f in (self._out[p], self._in[p])]  # the reader deletes
 
     # -- start of a run
     def prepare(self) -> None:
@@ -178,11 +209,7 @@ class SharedFolder:
         make_private_dir(self.status_dir())
         make_private_dir(Path(self._tmp))
         for peer in self.peers():
-            left = mailbox.leftovers(os.listdir(self.outbox(peer)))
-            if left:
-                raise SyqureError(
-                    f"{self.outbox(peer)} holds {len(left)} message file(s) of an earlier run "
-                    f"({left[0]}, ...): run 'syqure-wf clean' or use a new data folder or run id")
+            self.refuse_leftovers(self.outbox(peer), "use a new data folder or run id")
         for peer in self.peers():
             if self.run_id:
                 write_private(self.outbox(peer) / mailbox.RUN_STAMP, self.run_id.encode())
@@ -266,16 +293,6 @@ class SharedFolder:
                 os.unlink(os.path.join(folder, mailbox.file_name(seq, kind)))
             except FileNotFoundError:
                 pass
-
-    def discard_unconsumed(self) -> int:
-        """Remove every message file of this party's directions (a failed run)."""
-        removed = 0
-        for peer in self.peers():
-            for folder in (self._out[peer], self._in[peer]):
-                for name in mailbox.leftovers(os.listdir(folder)):
-                    os.unlink(os.path.join(folder, name))
-                    removed += 1
-        return removed
 
     def unconsumed(self, peer: int, next_seq: int) -> list[int]:
         return [s for s in self.listing(self.outbox(peer)) if s < next_seq]

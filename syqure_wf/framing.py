@@ -119,7 +119,3 @@ def make_framer(framing: str, *, max_message: int = DEFAULT_MAX_MESSAGE,
         return StreamChunker(min(chunk, max_message))
     raise ValueError(f"unknown framing {framing!r} (choose {', '.join(FRAMINGS)})")
 
-
-def forwarded(framing: str, header: bytes, payload: bytes) -> list[bytes]:
-    """What the receiving proxy writes to its party for one message file."""
-    return [header, payload] if framing == "sequre" else [payload]

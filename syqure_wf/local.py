@@ -138,8 +138,8 @@ class LocalRun:
 
     def run(self) -> dict:
         cfg = self.cfg
-        if cfg.transport == "files":
-            check_ports_free(cfg) if cfg.isolation == "none" else None
+        if cfg.transport == "files" and cfg.isolation == "none":
+            check_ports_free(cfg)
         config_path = prepare(cfg)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:

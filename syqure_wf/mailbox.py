@@ -9,8 +9,9 @@ On disk (PROTOCOL.md), in ``{data_dir}/{from}_to_{to}/``::
     {seq:08d}.end    end of stream of one connection (no .msg)
     .run             the run id the writer stamped before its first message
 
-Temporary files start with a dot and end in ``.tmp``: never synced by
-SyftBox, never mistaken for a message.
+Messages are written under temporary names ending in ``.tmp``, in the
+hidden ``.tmp`` folder beside the directions: never synced by SyftBox,
+never mistaken for a message, never waking a reader.
 """
 from __future__ import annotations
 
@@ -42,10 +43,6 @@ def parse_direction(name: str) -> tuple[int, int] | None:
 
 def file_name(seq: int, kind: str) -> str:
     return f"{seq:08d}.{kind}"
-
-
-def temp_name(seq: int, kind: str, tag: str = "") -> str:
-    return f".{seq:08d}.{kind}{tag}.tmp"
 
 
 def parse_name(name: str) -> tuple[int, str] | None:
@@ -154,10 +151,6 @@ class Inbox:
             return None
         later = [s for s, kinds in present.items() if s > self.next_seq and kinds & {READY, END}]
         return min(later) if later else None
-
-    def stale(self, present: dict[int, set[str]]) -> list[int]:
-        """Seqs below the expected one still on disk (already delivered)."""
-        return sorted(s for s in present if s < self.next_seq)
 
 
 class Outbox:

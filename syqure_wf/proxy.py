@@ -358,7 +358,7 @@ class Channel:
     def stats(self) -> dict:
         waiting = time.monotonic() - self.waiting_since if self.waiting_since else 0.0
         return {"peer": self.peer, "connections": self.connections, "active": self.active,
-                "waiting_s": round(waiting, 1),
+                "waiting_s": round(waiting, 1), "dropped_messages": self.dropped,
                 "sent_messages": self.outbox.sent, "sent_bytes": self.outbox.bytes,
                 "received_messages": self.inbox.delivered, "received_bytes": self.inbox.bytes}
 

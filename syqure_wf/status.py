@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PeerFailed
@@ -63,12 +63,10 @@ class PeerWatch:
     last_change: float | None = None
     state: str | None = None
     reason: str = ""
-    record: dict = field(default_factory=dict)
 
     def observe(self, record: dict | None, now: float) -> None:
         if record is None or (self.run_id and record.get("run_id") != self.run_id):
             return  # absent, or a record of another run
-        self.record = record
         self.state = record.get("state")
         self.reason = str(record.get("reason", ""))
         count = record.get("heartbeat")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from . import mailbox
 from .errors import SyqureError
-from .folder import FILE_MODE, _CREATE, make_private_dir, read_small, write_private
+from .folder import FILE_MODE, _CREATE, Layout, make_private_dir, read_small, write_private
 from .framing import DEFAULT_MAX_MESSAGE, HEADER
 
 DEFAULT_MAX_FILE = 8 << 20  # under SyftBox's 10 MB limit
@@ -47,7 +47,7 @@ def permissions(readers: list[str]) -> dict[str, bytes]:
     return {"syftperm.yaml": old.encode(), "syft.pub.yaml": new.encode()}
 
 
-class SyftboxFolder:
+class SyftboxFolder(Layout):
     layout = "syftbox"
     arrivals = "writes"  # a sync client writes files in place, in any order
 
@@ -63,9 +63,6 @@ class SyftboxFolder:
         self._consumed_upto: dict[int, int] = {}  # by peer: what it said it consumed
 
     # -- where things are
-    def peers(self) -> list[int]:
-        return [p for p in range(self.parties) if p != self.pid]
-
     def outbox(self, peer: int) -> Path:
         return self.root / mailbox.direction_name(self.pid, peer)
 
@@ -82,12 +79,6 @@ class SyftboxFolder:
         """Where ``reader`` records what it consumed from ``writer``."""
         return self.runs[reader] / "consumed" / mailbox.direction_name(writer, reader)
 
-    def listing(self, folder: Path) -> dict[int, set[str]]:
-        try:
-            return mailbox.group(os.listdir(folder))
-        except FileNotFoundError:
-            return {}
-
     # -- start of a run
     def prepare(self) -> None:
         run_readers = [self.emails[p] for p in range(self.parties)]
@@ -100,10 +91,7 @@ class SyftboxFolder:
             out = self.outbox(peer)
             make_private_dir(out)
             self._grant(out, [self.emails[peer]])
-            left = mailbox.leftovers(os.listdir(out))
-            if left:
-                raise SyqureError(f"{out} holds {len(left)} message file(s) of an earlier attempt "
-                                  f"({left[0]}, ...): run 'syqure-wf clean' or use a new run id")
+            self.refuse_leftovers(out, "use a new run id")
             write_private(out / mailbox.RUN_STAMP, self.run_id.encode())
             # The peer's folder arrives with the sync; made here so that it can be
             # watched from the start (an empty folder carries nothing to reject).
@@ -210,15 +198,6 @@ class SyftboxFolder:
             elif seq < next_seq:
                 left.append(seq)
         return sorted(left)
-
-    def discard_unconsumed(self) -> int:
-        removed = 0
-        for peer in self.peers():
-            out = self.outbox(peer)
-            for name in mailbox.leftovers(os.listdir(out)):
-                os.unlink(out / name)
-                removed += 1
-        return removed
 
 
 class SyftboxWriter:
