@@ -433,6 +433,7 @@ class Proxy:
             ch.close()
         if self.watcher:
             self.watcher.close()
+        self.folder.release()
 
     async def _monitor(self) -> None:
         s = self.settings

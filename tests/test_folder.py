@@ -1,0 +1,122 @@
+"""The shared layout's file handling on a real folder: consumed files are
+written again (pool), markers are links to one empty file, and nothing of it
+changes what a reader sees or weakens what the folder keeps private."""
+import os
+import stat
+
+import pytest
+
+from syqure_wf import mailbox
+from syqure_wf.errors import SyqureError
+from syqure_wf.folder import FilePool, SharedFolder, clean
+from syqure_wf.framing import HEADER
+
+
+def frame(payload: bytes) -> bytes:
+    return HEADER.pack(len(payload)) + payload
+
+
+def send(folder: SharedFolder, peer: int, seq: int, payload: bytes) -> None:
+    w = folder.open_message(peer, seq)
+    w.write(frame(payload))
+    w.commit()
+
+
+def receive(folder: SharedFolder, peer: int, seq: int) -> bytes:
+    decision, content = folder.look(peer, seq)
+    assert decision.verdict is mailbox.Verdict.DELIVER, decision
+    folder.consume(peer, seq, mailbox.MSG)
+    return bytes(content[HEADER.size:])
+
+
+@pytest.fixture
+def pair(tmp_path):
+    a, b = SharedFolder(tmp_path, 0, 2, "r1"), SharedFolder(tmp_path, 1, 2, "r1")
+    a.prepare()
+    b.prepare()
+    yield a, b, tmp_path
+    a.release()
+    b.release()
+
+
+def test_consumed_files_are_written_again_with_exact_content(pair):
+    a, b, root = pair
+    sizes = [300, 5, 120, 0, 4000, 7]  # shrinking ones must be cut to size
+    consumed_inodes = set()
+    for seq, n in enumerate(sizes):
+        send(a, 1, seq, bytes([seq]) * n)
+        consumed_inodes.add(os.stat(root / "0_to_1" / mailbox.file_name(seq, mailbox.MSG)).st_ino)
+        assert receive(b, 0, seq) == bytes([seq]) * n
+    assert os.listdir(root / "0_to_1") == [mailbox.RUN_STAMP]  # consumed: gone from the direction
+    for seq, n in enumerate(reversed(sizes)):
+        send(b, 0, seq, b"r" * n)
+        msg = root / "1_to_0" / mailbox.file_name(seq, mailbox.MSG)
+        st = os.stat(msg)
+        assert st.st_ino in consumed_inodes  # a pooled file, not a new one
+        assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_nlink == 1
+        ready = os.stat(root / "1_to_0" / mailbox.file_name(seq, mailbox.READY))
+        assert ready.st_size == 0 and stat.S_IMODE(ready.st_mode) == 0o600
+        assert receive(a, 1, seq) == b"r" * n
+
+
+def test_markers_are_links_to_one_empty_file(pair):
+    a, _, root = pair
+    for seq in range(3):
+        send(a, 1, seq, b"x")
+    inodes = {os.stat(root / "0_to_1" / mailbox.file_name(s, mailbox.READY)).st_ino for s in range(3)}
+    assert len(inodes) == 1
+
+
+@pytest.mark.parametrize("unsafe", ["readable by others", "linked elsewhere", "large"])
+def test_pool_never_reuses_an_unsafe_file(pair, unsafe):
+    a, b, root = pair
+    send(a, 1, 0, b"z" * (100_000 if unsafe == "large" else 10))
+    msg = root / "0_to_1" / mailbox.file_name(0, mailbox.MSG)
+    if unsafe == "readable by others":
+        os.chmod(msg, 0o644)
+    elif unsafe == "linked elsewhere":
+        os.link(msg, root / "elsewhere")
+    receive(b, 0, 0)
+    send(b, 0, 0, b"fresh")
+    out = os.stat(root / "1_to_0" / mailbox.file_name(0, mailbox.MSG))
+    assert stat.S_IMODE(out.st_mode) == 0o600 and out.st_nlink == 1 and out.st_size == HEADER.size + 5
+    if unsafe == "linked elsewhere":
+        assert (root / "elsewhere").read_bytes()[HEADER.size:] == b"z" * 10  # untouched
+
+
+def test_full_pool_deletes_what_it_cannot_keep(pair):
+    a, b, root = pair
+    for seq in range(FilePool.LIMIT + 5):
+        send(a, 1, seq, b"m")
+    for seq in range(FilePool.LIMIT + 5):
+        receive(b, 0, seq)
+    assert len(os.listdir(root / ".tmp" / "party1")) == FilePool.LIMIT + 1  # and the marker
+
+
+def test_release_and_clean_remove_pooled_shares(pair):
+    a, b, root = pair
+    send(a, 1, 0, b"share")
+    receive(b, 0, 0)
+    pool = root / ".tmp" / "party1"
+    assert len(os.listdir(pool)) == 2
+    b.release()
+    assert not pool.exists()
+    send(b, 0, 0, b"again")  # after release the writer creates files again
+    assert receive(a, 1, 0) == b"again"
+    assert clean(root) > 0  # a crashed proxy's pool is cleaned too
+    assert not (root / ".tmp" / "party0").exists()
+
+
+def test_pool_folder_that_is_a_link_is_refused_and_not_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep").write_text("mine")
+    root = tmp_path / "data"
+    (root / ".tmp").mkdir(parents=True)
+    (root / ".tmp" / "party0").symlink_to(victim)
+    folder = SharedFolder(root, 0, 2, "r1")
+    with pytest.raises(SyqureError, match="symbolic link"):
+        folder.prepare()
+    folder.release()
+    clean(root)
+    assert (victim / "keep").read_text() == "mine"
