@@ -244,6 +244,7 @@ class Layout:
 
     pid: int
     parties: int
+    synced = False  # a peer's files arrive as it writes them
 
     def peers(self) -> list[int]:
         return [p for p in range(self.parties) if p != self.pid]

@@ -212,6 +212,7 @@ class Channel:
         self._server: asyncio.AbstractServer | None = None
         self._pending: tuple | None = None
         self.waiting_since: float | None = None  # for progress: who waits on whom
+        self.unconsumed_since: float | None = None  # the peer is done, our messages still there
         self.waiter = Waiter()
         proxy.watcher.subscribe(proxy.folder.inbox(self.peer), self.waiter.notify, proxy.folder.arrivals)
         self.where = f"{proxy.settings.host}:{plan.port}"
@@ -338,7 +339,7 @@ class Channel:
                         stalled_since = stalled_since or now
             else:
                 reason, stalled_since = decision.reason, stalled_since or now
-            if stalled_since is not None and now - stalled_since > s.stall_timeout:
+            if stalled_since is not None and now - stalled_since > self.stall_bound():
                 raise CorruptMessage(f"channel {self.name}: {where}: {reason} "
                                      f"for {now - stalled_since:.1f} s")
             if self.waiting_since is None:
@@ -347,6 +348,10 @@ class Channel:
                 woken = await self.waiter.wait(RESCAN if stalled_since is None else min(RESCAN, 0.2))
             finally:
                 self.waiting_since = None
+
+    def stall_bound(self) -> float:
+        s = self.proxy.settings
+        return self.proxy.peers[self.peer].patience(s.stall_timeout, s.start_timeout)
 
     # -- bookkeeping
     def inbound_pending(self) -> bool:
@@ -376,7 +381,7 @@ class Proxy:
         self.status = status
         self.watcher = None
         self.channels: list[Channel] = []
-        self.peers = {p: PeerWatch(p, s.run_id) for p in self.folder.peers()}
+        self.peers = {p: PeerWatch(p, s.run_id, self.folder.synced) for p in self.folder.peers()}
         self._changed = Waiter()
         self._consumption_watched = False
         self.started = time.monotonic()
@@ -438,7 +443,8 @@ class Proxy:
     async def _monitor(self) -> None:
         s = self.settings
         while True:
-            self.status.beat(channels=self.stats())
+            self.status.beat(channels=self.stats(),
+                             peer_gaps={str(p): round(w.longest_gap, 1) for p, w in self.peers.items()})
             now = time.monotonic()
             for pid, peer in self.peers.items():
                 peer.observe(read_status(self.folder.status_dir_of(pid), pid), now)
@@ -460,7 +466,7 @@ class Proxy:
         s = self.settings
         if party_exit is not None:
             await party_exit
-            deadline = time.monotonic() + s.drain_timeout
+            exited = time.monotonic()
         while True:
             self._changed.clear()
             snapshot = self._quiet(need_connections=party_exit is None)
@@ -473,7 +479,7 @@ class Proxy:
                     return
                 continue
             if party_exit is not None:
-                self._check_drain(deadline)
+                self._check_drain(exited)
             await self._changed.wait(RESCAN)
 
     async def _settle(self, quiet_for: float = 2.5, bound: float = 10.0) -> None:
@@ -490,19 +496,25 @@ class Proxy:
                 return
             await asyncio.sleep(0.25)
 
-    def _check_drain(self, deadline: float) -> None:
+    def _check_drain(self, exited: float) -> None:
+        s, now = self.settings, time.monotonic()
         for ch in self.channels:
             peer = self.peers[ch.peer]
             left = self.folder.unconsumed(ch.peer, ch.outbox.next_seq)
-            if left and peer.state in (DONE, FAILED):
+            if not (left and peer.state in (DONE, FAILED)):
+                ch.unconsumed_since = None
+                continue
+            # its consumption record may still be on its way, behind its status
+            ch.unconsumed_since = ch.unconsumed_since or now
+            if now - ch.unconsumed_since > peer.patience(s.heartbeat * 3, s.start_timeout):
                 raise PeerFailed(f"party {ch.peer} finished without consuming {len(left)} "
                                  f"message(s) of channel {ch.name}")
-        if time.monotonic() > deadline:
+        bound = max(p.patience(s.drain_timeout, s.start_timeout) for p in self.peers.values())
+        if now - exited > bound:
             waiting = [ch.name for ch in self.channels if ch.active or ch.inbound_pending()
                        or self.folder.unconsumed(ch.peer, ch.outbox.next_seq)]
-            raise PeerFailed(f"party {self.settings.pid} exited but channel(s) "
-                             f"{', '.join(waiting)} did not drain within "
-                             f"{self.settings.drain_timeout:g} s")
+            raise PeerFailed(f"party {s.pid} exited but channel(s) {', '.join(waiting)} "
+                             f"did not drain within {bound:g} s")
 
 
 def make_folder(s: ProxySettings):

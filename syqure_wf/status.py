@@ -53,14 +53,26 @@ class StatusRecord:
         write_private(self.path, json.dumps(self.data, indent=1, sort_keys=True).encode())
 
 
+PATIENCE = 3  # a synced folder's news is late by up to this many of its longest gaps
+
+
 @dataclass
 class PeerWatch:
-    """What this party knows of one peer: pure bookkeeping over readings."""
+    """What this party knows of one peer: pure bookkeeping over readings.
+
+    Over a synced folder (``synced``) news of a live peer arrives in bursts,
+    one per sync, possibly minutes apart: every bound on what comes from the
+    peer then stretches to a few of the longest gaps seen between its
+    heartbeats, and until a second heartbeat has shown the gap, to the start
+    bound."""
 
     pid: int
     run_id: str | None
+    synced: bool = False
     last_count: int | None = None
     last_change: float | None = None
+    changes: int = 0
+    longest_gap: float = 0.0
     state: str | None = None
     reason: str = ""
 
@@ -71,7 +83,18 @@ class PeerWatch:
         self.reason = str(record.get("reason", ""))
         count = record.get("heartbeat")
         if count != self.last_count:
+            if self.last_change is not None:
+                self.longest_gap = max(self.longest_gap, now - self.last_change)
             self.last_count, self.last_change = count, now
+            self.changes += 1
+
+    def patience(self, bound: float, start_timeout: float) -> float:
+        """``bound`` stretched to what the sync has shown of its pace."""
+        if not self.synced:
+            return bound
+        if self.changes < 2 and start_timeout:
+            return max(bound, start_timeout)
+        return max(bound, PATIENCE * self.longest_gap)
 
     def check(self, now: float, started: float, start_timeout: float, peer_timeout: float) -> None:
         """Raise PeerFailed when the peer failed, vanished or never came up."""
@@ -84,6 +107,6 @@ class PeerWatch:
                 raise PeerFailed(f"party {self.pid} never started: no status from it "
                                  f"within {start_timeout:g} s")
             return
-        if peer_timeout and now - self.last_change > peer_timeout:
+        if peer_timeout and now - self.last_change > self.patience(peer_timeout, start_timeout):
             raise PeerFailed(f"party {self.pid} stopped: no heartbeat from it for "
                              f"{now - self.last_change:.1f} s (last state {self.state})")

@@ -50,6 +50,7 @@ def permissions(readers: list[str]) -> dict[str, bytes]:
 class SyftboxFolder(Layout):
     layout = "syftbox"
     arrivals = "writes"  # a sync client writes files in place, in any order
+    synced = True  # what a peer writes arrives late, in bursts: bounds stretch (status.PeerWatch)
 
     def __init__(self, folder, pid: int, emails: list[str], run_id: str,
                  max_message: int = DEFAULT_MAX_MESSAGE, max_file: int = DEFAULT_MAX_FILE, app: str = APP):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import PROGRAMS, PY, free_base, output
@@ -52,3 +53,27 @@ def test_faulty_sync_delivers_every_message_once_in_order(procs, tmp_path):
         assert not [f for f in run.glob("*_to_*/0*")], list(run.glob("*_to_*/*"))
         perm = yaml.safe_load((run / f"{p}_to_{1 - p}" / "syftperm.yaml").read_text())
         assert perm == [{"path": "**", "user": EMAILS[1 - p], "permissions": ["read"]}]
+
+
+@pytest.mark.slow
+def test_sync_minutes_apart_trips_no_timeout(procs, tmp_path):
+    """A sync that moves files once every 75 s: the peers stay alive and
+    heartbeating, every default bound (peer 30 s, drain 60 s) is shorter
+    than one hop, and the run still finishes, byte-exact."""
+    hop = 75.0
+    folders = [tmp_path / f"box{p}" for p in range(2)]
+    sync = FaultSync({EMAILS[p]: folders[p] for p in range(2)}, seed=3, interval=hop)
+    sync.start()
+    try:
+        path = syftbox_config(tmp_path, folders, parties=2, count=20, max_bytes=300000)
+        proc = procs.start([PY, "-m", "syqure_wf", "run", "--config", path, "--json", "--quiet"])
+        assert procs.wait(proc, 8 * hop) == 0, output(proc)
+    finally:
+        sync.stop()
+    for pid in range(2):
+        assert "all byte-exact" in (tmp_path / "run" / "logs" / f"party-{pid}.log").read_text()
+        record = json.loads((folders[pid] / "datasites" / EMAILS[pid] / "app_data/syqure/runs/sbx-test"
+                             / "status" / f"party-{pid}.json").read_text())
+        assert record["state"] == "done"
+        # the peer's heartbeats really came minutes apart, beyond the default bound
+        assert record["peer_gaps"][str(1 - pid)] > 30, record

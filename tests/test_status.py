@@ -1,0 +1,44 @@
+"""Liveness bookkeeping (pure): a peer's heartbeat judged on this party's
+monotonic clock; over a synced folder, bounds stretch to the sync's pace."""
+import pytest
+
+from syqure_wf.errors import PeerFailed
+from syqure_wf.status import PATIENCE, PeerWatch
+
+
+def beat(watch: PeerWatch, count: int, now: float) -> None:
+    watch.observe({"run_id": "r", "state": "running", "heartbeat": count}, now)
+
+
+def test_local_folder_peer_is_gone_after_the_peer_timeout():
+    w = PeerWatch(1, "r")
+    for t in range(5):
+        beat(w, t, float(t))
+    w.check(9.0, 0.0, 60, peer_timeout=5)
+    with pytest.raises(PeerFailed, match="party 1 stopped: no heartbeat"):
+        w.check(9.5, 0.0, 60, peer_timeout=5)
+
+
+def test_wall_clock_in_the_record_is_never_used():
+    w = PeerWatch(1, "r")
+    w.observe({"run_id": "r", "state": "running", "heartbeat": 1, "seen_at": 1e12}, 0.0)
+    w.observe({"run_id": "r", "state": "running", "heartbeat": 2, "seen_at": -1e12}, 1.0)
+    w.check(5.5, 0.0, 60, peer_timeout=5)
+
+
+def test_synced_folder_bursts_minutes_apart_stretch_the_bound():
+    w = PeerWatch(1, "r", synced=True)
+    beat(w, 90, 90.0)  # first news after a 90 s sync: the start bound holds until a second
+    w.check(179.0, 0.0, 600, peer_timeout=30)
+    beat(w, 180, 180.0)  # bursts 90 s apart: a live peer is silent that long
+    assert w.patience(30, 600) == PATIENCE * 90
+    w.check(180.0 + PATIENCE * 90 - 1, 0.0, 600, peer_timeout=30)
+    with pytest.raises(PeerFailed, match="no heartbeat"):
+        w.check(180.0 + PATIENCE * 90 + 1, 0.0, 600, peer_timeout=30)
+
+
+def test_synced_folder_with_a_quick_sync_keeps_the_given_bound():
+    w = PeerWatch(1, "r", synced=True)
+    for t in range(10):
+        beat(w, t, t * 1.2)
+    assert w.patience(30, 600) == 30
