@@ -218,13 +218,16 @@ class MessageWriter:
             self._write(self._buffer)
             self._buffer.clear()
 
-    def commit(self) -> None:
+    def commit(self, placed=None) -> None:
+        """Rename the message in, call ``placed``, then create its marker."""
         self._flush()
         if self._old_size > self.size:
             os.ftruncate(self.fd, self.size)
         os.close(self.fd)
         self.fd = -1
         os.rename(self.tmp, os.path.join(self.folder, mailbox.file_name(self.seq, mailbox.MSG)))
+        if placed:
+            placed()
         marker = os.path.join(self.folder, mailbox.file_name(self.seq, mailbox.READY))
         if self.pool:
             self.pool.mark(marker)
@@ -268,6 +271,23 @@ class Layout:
 
     def release(self) -> None:
         """Give back what the layout holds while a proxy runs."""
+
+    def progress_path(self) -> Path:
+        """Where this party's proxy keeps its counters (never synced)."""
+        return Path(self._tmp) / f"party{self.pid}.progress"
+
+    def resume_outbox(self, peer: int, next_seq: int) -> int:
+        """The next seq to write after a restart: past any marker already out."""
+        present = self.listing(self.outbox(peer))
+        while present.get(next_seq, set()) & {mailbox.READY, mailbox.END}:
+            next_seq += 1
+        return next_seq
+
+    def drop_delivered(self, peer: int, next_seq: int) -> None:
+        """Remove what a killed proxy delivered but had not yet removed."""
+        for seq, kinds in sorted(self.listing(self.inbox(peer)).items()):
+            if seq < next_seq:
+                self.consume(peer, seq, mailbox.END if mailbox.END in kinds else mailbox.MSG)
 
     def discard_unconsumed(self) -> int:
         """Remove the message files of a failed run that nobody will read."""
@@ -315,8 +335,9 @@ class SharedFolder(Layout):
         return [f for p in self.peers() for f in (self._out[p], self._in[p])]  # the reader deletes
 
     # -- start of a run
-    def prepare(self) -> None:
-        """Create this party's folders and refuse messages of an earlier run."""
+    def prepare(self, resume: bool = False) -> None:
+        """Create this party's folders and refuse messages of an earlier run
+        (unless resuming this run: then they are this proxy's own)."""
         make_private_dir(self.root)
         for peer in self.peers():
             make_private_dir(self.outbox(peer))
@@ -325,7 +346,8 @@ class SharedFolder(Layout):
         make_private_dir(Path(self._tmp))
         self.pool.reset()
         for peer in self.peers():
-            self.refuse_leftovers(self.outbox(peer), "use a new data folder or run id")
+            if not resume:
+                self.refuse_leftovers(self.outbox(peer), "use a new data folder or run id")
         for peer in self.peers():
             if self.run_id:
                 write_private(self.outbox(peer) / mailbox.RUN_STAMP, self.run_id.encode())
@@ -419,6 +441,14 @@ class SharedFolder(Layout):
     def unconsumed(self, peer: int, next_seq: int) -> list[int]:
         return [s for s in self.listing(self.outbox(peer)) if s < next_seq]
 
+    def resume_outbox(self, peer: int, next_seq: int) -> int:
+        # placed (counted) but not announced when the proxy was killed: announce it
+        last = os.path.join(self._out[peer], mailbox.file_name(next_seq - 1, mailbox.MSG))
+        ready = os.path.join(self._out[peer], mailbox.file_name(next_seq - 1, mailbox.READY))
+        if next_seq > 0 and _exists(last) and not _exists(ready):
+            self.pool.mark(ready)
+        return super().resume_outbox(peer, next_seq)
+
 
 def _unlink(path: str) -> None:
     try:
@@ -473,12 +503,12 @@ def clean(data_dir: str | os.PathLike) -> int:
 
 
 def _clean_tmp(folder: str) -> int:
-    """Half-written messages and the proxies' pools of consumed files."""
+    """Half-written messages, the proxies' pools of consumed files and progress."""
     removed = 0
     for f in os.scandir(folder):
         if f.is_symlink():
             continue
-        if f.is_file() and f.name.endswith(".tmp"):
+        if f.is_file() and f.name.endswith((".tmp", ".progress")):
             os.unlink(f.path)
             removed += 1
         elif f.is_dir() and f.name.startswith("party"):

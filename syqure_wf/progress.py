@@ -17,6 +17,7 @@ import struct
 from pathlib import Path
 
 from .errors import SyqureError
+from .folder import make_private_dir
 
 MAGIC = b"SQWFPRG1"
 SIZE = 4096
@@ -52,6 +53,7 @@ class Progress:
     def __init__(self, path: Path, run_id: str, pid: int, parties: int):
         self.path = Path(path)
         self.resumed: list[tuple[int, int]] | None = None
+        make_private_dir(self.path.parent)
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
             fd = os.open(self.path, flags, 0o600)
@@ -80,12 +82,12 @@ class Progress:
     def received(self, peer: int, next_seq: int) -> None:
         struct.pack_into("<q", self._map, _HEAD.size + peer * _SLOT.size + 8, next_seq)
 
-    def close(self, finished: bool = False) -> None:
-        """Unmap; a finished run has nothing to resume, so its record goes."""
+    def close(self, forget: bool = False) -> None:
+        """Unmap; ``forget`` (a finished or failed run: nothing to resume) removes the record."""
         if self._map is not None:
             self._map.close()
             self._map = None
-        if finished:
+        if forget:
             try:
                 os.unlink(self.path)
             except FileNotFoundError:

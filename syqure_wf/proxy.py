@@ -22,6 +22,7 @@ from .folder import SharedFolder
 from .framing import DEFAULT_CHUNK, DEFAULT_MAX_MESSAGE, Begin, Data, make_framer
 from .mailbox import Verdict
 from .ports import ChannelPlan, Role, plan_channels
+from .progress import Progress
 from .status import DONE, FAILED, RUNNING, PeerWatch, StatusRecord, read_status
 from .watch import REMOVALS, Waiter, make_watcher
 
@@ -71,6 +72,7 @@ class Upstream:
         s = channel.proxy.settings
         self.channel, self.folder, self.peer = channel, channel.proxy.folder, channel.peer
         self.framer = make_framer(s.framing, max_message=s.max_message, chunk=s.chunk, channel=channel.name)
+        self.progress = channel.proxy.progress
         self.msg = None
         self.length = 0
 
@@ -84,13 +86,21 @@ class Upstream:
                 self.msg.write(mailbox.HEADER.pack(ev.length))
                 self.length = ev.length
             else:
-                self.msg.commit()
+                self.msg.commit(self._placed)
                 self.msg = None
                 outbox.count(self.length)
 
+    def _placed(self) -> None:
+        # The message is whole in the folder and its marker not yet there (so
+        # no reader has it): from here a restarted proxy publishes it, not rewrites it.
+        if self.progress:
+            self.progress.sent(self.peer, self.channel.outbox.next_seq)
+
     def finish(self) -> None:
         self.framer.eof()
-        self.folder.write_end(self.peer, self.channel.outbox.allocate())
+        seq = self.channel.outbox.allocate()
+        self._placed()
+        self.folder.write_end(self.peer, seq)
 
     def abort(self) -> None:
         if self.msg is not None:
@@ -205,6 +215,8 @@ class Channel:
         self.proxy, self.plan, self.peer = proxy, plan, plan.peer
         self.name = plan.name
         self.outbox, self.inbox = mailbox.Outbox(), mailbox.Inbox()
+        if proxy.progress and proxy.progress.resumed:
+            self._resume(proxy.progress)
         self.connections = 0
         self.active = False
         self.dropped = 0  # messages the party had closed its side for
@@ -251,6 +263,17 @@ class Channel:
             self.proxy.changed()
             log.debug("channel %s: connection %d closed", self.name, self.connections - 1)
 
+    def _resume(self, progress) -> None:
+        """Carry on where a proxy killed in this run stopped: its counters, a
+        message it had placed but not yet announced, messages it had delivered
+        but not yet removed."""
+        folder = self.proxy.folder
+        self.outbox.next_seq = folder.resume_outbox(self.peer, progress.out(self.peer))
+        self.inbox.next_seq = progress.inn(self.peer)
+        folder.drop_delivered(self.peer, self.inbox.next_seq)
+        log.warning("channel %s: resumed at seq %d out, %d in", self.name,
+                 self.outbox.next_seq, self.inbox.next_seq)
+
     async def _next_connection(self) -> Link:
         s = self.proxy.settings
         if self.plan.role is Role.ACCEPT:
@@ -294,6 +317,7 @@ class Channel:
             decision, content = await self._next_inbound()
             seq = self.inbox.next_seq
             if decision.verdict is Verdict.END:
+                self._delivered(seq)
                 folder.consume(self.peer, seq, mailbox.END)
                 self.inbox.advance(message=False)
                 link.half_close()
@@ -308,8 +332,14 @@ class Channel:
                     await link.send_file(content, skip, mailbox.HEADER.size + decision.length - skip)
             if not link.writable:
                 self.dropped += 1  # the party closed its side; what it won't read is consumed
+            self._delivered(seq)
             folder.consume(self.peer, seq, mailbox.MSG)
             self.inbox.advance(decision.length)
+
+    def _delivered(self, seq: int) -> None:
+        # Recorded before the files go: a restarted proxy never delivers them again.
+        if self.proxy.progress:
+            self.proxy.progress.received(self.peer, seq + 1)
 
     async def _next_inbound(self):
         if self._pending is not None:
@@ -365,13 +395,15 @@ class Channel:
         return {"peer": self.peer, "connections": self.connections, "active": self.active,
                 "waiting_s": round(waiting, 1), "dropped_messages": self.dropped,
                 "sent_messages": self.outbox.sent, "sent_bytes": self.outbox.bytes,
-                "received_messages": self.inbox.delivered, "received_bytes": self.inbox.bytes}
+                "received_messages": self.inbox.delivered, "received_bytes": self.inbox.bytes,
+                "next_seq_out": self.outbox.next_seq, "next_seq_in": self.inbox.next_seq}
 
 
 class Proxy:
     """All channels of one party. ``run`` returns a summary or raises SyqureError."""
 
-    def __init__(self, settings: ProxySettings, *, status: StatusRecord | None = None):
+    def __init__(self, settings: ProxySettings, *, status: StatusRecord | None = None,
+                 resumable: bool = False):
         self.settings = s = settings
         if s.run_id:
             mailbox.check_id(s.run_id, "run id")
@@ -379,6 +411,10 @@ class Proxy:
         make_framer(s.framing)  # refuse an unknown framing before anything starts
         self.folder = make_folder(s)
         self.status = status
+        self.resumable = resumable
+        self.running = False  # started: listening, channels made
+        self.progress: Progress | None = None
+        self.finished = False
         self.watcher = None
         self.channels: list[Channel] = []
         self.peers = {p: PeerWatch(p, s.run_id, self.folder.synced) for p in self.folder.peers()}
@@ -403,7 +439,9 @@ class Proxy:
     async def start(self) -> None:
         """Prepare folders and listeners: every start-up error surfaces here."""
         s = self.settings
-        self.folder.prepare()
+        if self.resumable and s.run_id:  # counters survive a restart only within a named run
+            self.progress = Progress(self.folder.progress_path(), s.run_id, s.pid, s.parties)
+        self.folder.prepare(resume=bool(self.progress and self.progress.resumed))
         if self.status is None:
             self.status = StatusRecord(self.folder.status_dir(), s.pid, s.parties, s.run_id)
         self.watcher = make_watcher(s.poll_ms)
@@ -411,6 +449,7 @@ class Proxy:
         for ch in self.channels:
             await ch.listen()
         await self.watcher.start()
+        self.running = True
         self.status.update(state=RUNNING, channels=self.stats(), framing=s.framing,
                            convention=s.convention, layout=self.folder.layout)
 
@@ -428,6 +467,7 @@ class Proxy:
                 if task is not finish:
                     exc = task.exception()
                     raise exc if exc else SyqureError("a channel task ended unexpectedly")
+            self.finished = True
             return {"channels": self.stats(), "seconds": time.monotonic() - self.started}
         finally:
             await cancel_all(tasks + [finish])
@@ -439,6 +479,8 @@ class Proxy:
         if self.watcher:
             self.watcher.close()
         self.folder.release()
+        if self.progress:
+            self.progress.close(forget=self.finished)
 
     async def _monitor(self) -> None:
         s = self.settings
@@ -535,8 +577,10 @@ def make_folder(s: ProxySettings):
 
 
 async def run_standalone(settings: ProxySettings) -> dict:
-    """The proxy as its own process: status records its end; signals stop it."""
-    proxy = Proxy(settings)
+    """The proxy as its own process: status records its end; signals stop it.
+    Killed or stopped, it leaves its progress behind: started again with the
+    same run id while its party keeps running, it resumes (``progress``)."""
+    proxy = Proxy(settings, resumable=True)
     with SignalStop() as stop:
         try:
             await proxy.start()
@@ -551,6 +595,8 @@ async def run_standalone(settings: ProxySettings) -> dict:
             raise error from None
         except SyqureError as exc:
             _record_failure(proxy, exc)
+            if proxy.progress and proxy.running:
+                proxy.progress.close(forget=True)  # a failed run is not resumed
             raise
 
 

@@ -85,11 +85,11 @@ class SealedWriter:
     def write(self, data) -> None:
         self.buffer += data
 
-    def commit(self) -> None:
+    def commit(self, placed=None) -> None:
         sealed = self.seal.seal(self.seq, self.buffer)
         self.inner.write(HEADER.pack(len(sealed)))
         self.inner.write(sealed)
-        self.inner.commit()
+        self.inner.commit(placed)
 
     def abort(self) -> None:
         self.inner.abort()

@@ -81,7 +81,7 @@ class SyftboxFolder(Layout):
         return self.runs[reader] / "consumed" / mailbox.direction_name(writer, reader)
 
     # -- start of a run
-    def prepare(self) -> None:
+    def prepare(self, resume: bool = False) -> None:
         run_readers = [self.emails[p] for p in range(self.parties)]
         make_private_dir(self.root)
         make_private_dir(self._tmp)
@@ -92,7 +92,8 @@ class SyftboxFolder(Layout):
             out = self.outbox(peer)
             make_private_dir(out)
             self._grant(out, [self.emails[peer]])
-            self.refuse_leftovers(out, "use a new run id")
+            if not resume:
+                self.refuse_leftovers(out, "use a new run id")
             write_private(out / mailbox.RUN_STAMP, self.run_id.encode())
             # The peer's folder arrives with the sync; made here so that it can be
             # watched from the start (an empty folder carries nothing to reject).
@@ -224,13 +225,18 @@ class SyftboxWriter:
         del self.buffer[:n]
         self.parts += 1
 
-    def commit(self) -> None:
+    def commit(self, placed=None) -> None:
+        """Publish the marker, then call ``placed``: the writer removes only
+        what its reader recorded as consumed, so a marker out before a restart
+        is still there after it."""
         if self.buffer or not self.parts:
             self._flush(len(self.buffer))
         length = self.size - HEADER.size
         self.folder._publish(self.out, mailbox.file_name(self.seq, mailbox.READY),
                              mailbox.encode_marker(self.folder.run_id, length, self.parts,
                                                    self.digest.hexdigest()))
+        if placed:
+            placed()
 
     def abort(self) -> None:
         for index in range(self.parts):

@@ -120,3 +120,44 @@ def test_pool_folder_that_is_a_link_is_refused_and_not_followed(tmp_path):
     folder.release()
     clean(root)
     assert (victim / "keep").read_text() == "mine"
+
+
+# -- what a restarted proxy finds (progress.py keeps its counters)
+
+class Killed(Exception):
+    pass
+
+
+def test_message_placed_but_not_announced_is_announced_on_resume(pair):
+    a, b, root = pair
+    send(a, 1, 0, b"first")
+
+    def die():
+        raise Killed  # the proxy dies between placing the message and its marker
+
+    w = a.open_message(1, 1)
+    w.write(frame(b"second"))
+    with pytest.raises(Killed):
+        w.commit(die)
+    assert b.look(0, 1)[0] is mailbox.WAIT_ABSENT  # no reader may have it yet
+    # counters said 2 (recorded in ``placed``): the restarted writer announces 1 and goes on at 2
+    assert a.resume_outbox(1, 2) == 2
+    assert [receive(b, 0, s) for s in (0, 1)] == [b"first", b"second"]
+
+
+def test_resume_steps_over_markers_already_out(pair):
+    a, _, _ = pair
+    for seq in range(3):
+        send(a, 1, seq, b"m")
+    a.write_end(1, 3)
+    assert a.resume_outbox(1, 1) == 4
+
+
+def test_delivered_but_not_removed_is_dropped_not_delivered_again(pair):
+    a, b, root = pair
+    for seq in range(3):
+        send(a, 1, seq, b"m%d" % seq)
+    b.look(0, 0)  # delivered; the proxy is killed before removing the files
+    b.drop_delivered(0, 1)
+    assert sorted(b.listing(root / "0_to_1")) == [1, 2]
+    assert receive(b, 0, 1) == b"m1"

@@ -300,3 +300,45 @@ def test_folder_that_fails_mid_run_is_named(procs, tmp_path, small_mount, fault)
     assert str(data / "1_to_0") in line
     assert ("No space left" in line) if fault == "disk full" else ("Read-only" in line)
     sock.close()
+
+
+# -- a proxy killed and started again while its party keeps running
+
+def test_proxy_restarted_mid_run_resumes_its_sequence(procs, tmp_path):
+    """Party 1's protocol redials and sends again what was not echoed: its
+    proxy is killed mid-stream and started again. The new proxy goes on from
+    the counters of the old one, so every message file either of them wrote
+    is delivered once, in order, and the run ends clean."""
+    data, count = tmp_path / "msgs", 2000
+    bases = [free_base(), free_base()]
+    args = [proxy_cmd(p, 2, data, bases[p], bases[p], "--run-id", "resume") for p in range(2)]
+    proxies = [procs.start(args[p], log=tmp_path / f"proxy{p}.log") for p in range(2)]
+    echo = procs.start([PY, PROGRAMS / "resuming_echo.py", 0, bases[0] + 1], log=tmp_path / "party0.log")
+    client = procs.start([PY, PROGRAMS / "resuming_echo.py", 1, bases[1] + 1, count], log=tmp_path / "party1.log")
+
+    def sent_by_1() -> int:
+        try:
+            return statuses(data, 2)[1]["channels"]["0-1"]["sent_messages"]
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    wait_until(lambda: sent_by_1() > 200, 60, "party 1's proxy to carry 200 messages", step=0.05)
+    procs.kill(proxies[1])
+    assert (data / ".tmp" / "party1.progress").exists()
+    restarted = procs.start(args[1], log=tmp_path / "proxy1-again.log")
+    assert procs.wait(client, 120) == 0, output(client)
+    assert procs.wait(echo, 30) == 0, output(echo)
+    # (a redial may land on the dying proxy's listener and be reset: it dials again)
+    assert f"{count} of {count} echoed" in output(client) and "0 redials" not in output(client)
+    assert f"party 0: {count} frames" in output(echo)
+    for proc in (proxies[0], restarted):
+        assert procs.wait(proc, 30) == 0, output(proc)
+    assert "resumed at seq" in output(restarted)
+    first, again = statuses(data, 2)
+    ch0, ch1 = first["channels"]["0-1"], again["channels"]["0-1"]
+    # every seq the two incarnations of proxy 1 wrote was read once by proxy 0
+    # (one of them its end marker), and the other way round
+    assert ch0["next_seq_in"] == ch1["next_seq_out"] and ch0["received_messages"] == ch1["next_seq_out"] - 1
+    assert ch1["next_seq_in"] == ch0["next_seq_out"]
+    assert ch1["sent_messages"] < ch1["next_seq_out"] - 1  # the second one did not start at 0
+    assert message_files(data) == [] and not (data / ".tmp" / "party1.progress").exists()
