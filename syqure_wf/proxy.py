@@ -345,7 +345,7 @@ class Channel:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             return pending
-        folder, s = self.proxy.folder, self.proxy.settings
+        folder = self.proxy.folder
         seq = self.inbox.next_seq
         stalled_since, reason, woken = None, "", True
         while True:
