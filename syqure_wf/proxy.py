@@ -99,6 +99,8 @@ class Upstream:
     def finish(self) -> None:
         self.framer.eof()
         seq = self.channel.outbox.allocate()
+        # Counted first: killed before the marker, the restart leaves a hole
+        # that the reader reports after its stall bound; never a reused seq.
         self._placed()
         self.folder.write_end(self.peer, seq)
 
@@ -272,7 +274,7 @@ class Channel:
         self.inbox.next_seq = progress.inn(self.peer)
         folder.drop_delivered(self.peer, self.inbox.next_seq)
         log.warning("channel %s: resumed at seq %d out, %d in", self.name,
-                 self.outbox.next_seq, self.inbox.next_seq)
+                    self.outbox.next_seq, self.inbox.next_seq)
 
     async def _next_connection(self) -> Link:
         s = self.proxy.settings
