@@ -316,7 +316,9 @@ class SharedFolder(Layout):
         self._out = {p: str(self.outbox(p)) for p in self.peers()}
         self._in = {p: str(self.inbox(p)) for p in self.peers()}
         self._tmp = str(self.root / ".tmp")  # same file system: renames from it are atomic
-        self.pool = FilePool(os.path.join(self._tmp, f"party{pid}"))
+        # per run: two runs in one folder never share a pool or a progress record
+        self._own = f"party{pid}" + (f".{run_id}" if run_id else "")
+        self.pool = FilePool(os.path.join(self._tmp, self._own))
 
     # -- where things are
     def outbox(self, peer: int) -> Path:
@@ -344,7 +346,6 @@ class SharedFolder(Layout):
             make_private_dir(self.inbox(peer))
         make_private_dir(self.status_dir())
         make_private_dir(Path(self._tmp))
-        self.pool.reset()
         for peer in self.peers():
             if not resume:
                 self.refuse_leftovers(self.outbox(peer), "use a new data folder or run id")
@@ -359,6 +360,10 @@ class SharedFolder(Layout):
                     "every proxy the same --run-id")
             if left:
                 self.check_inbox_run(peer)
+        self.pool.reset()
+
+    def progress_path(self) -> Path:
+        return Path(self._tmp) / f"{self._own}.progress"
 
     def check_inbox_run(self, peer: int) -> None:
         """Messages in an inbox belong to this run only if their writer stamped it."""

@@ -90,21 +90,21 @@ def test_full_pool_deletes_what_it_cannot_keep(pair):
         send(a, 1, seq, b"m")
     for seq in range(FilePool.LIMIT + 5):
         receive(b, 0, seq)
-    assert len(os.listdir(root / ".tmp" / "party1")) == FilePool.LIMIT + 1  # and the marker
+    assert len(os.listdir(root / ".tmp" / "party1.r1")) == FilePool.LIMIT + 1  # and the marker
 
 
 def test_release_and_clean_remove_pooled_shares(pair):
     a, b, root = pair
     send(a, 1, 0, b"share")
     receive(b, 0, 0)
-    pool = root / ".tmp" / "party1"
+    pool = root / ".tmp" / "party1.r1"
     assert len(os.listdir(pool)) == 2
     b.release()
     assert not pool.exists()
     send(b, 0, 0, b"again")  # after release the writer creates files again
     assert receive(a, 1, 0) == b"again"
     assert clean(root) > 0  # a crashed proxy's pool is cleaned too
-    assert not (root / ".tmp" / "party0").exists()
+    assert not (root / ".tmp" / "party0.r1").exists()
 
 
 def test_pool_folder_that_is_a_link_is_refused_and_not_followed(tmp_path):
@@ -113,7 +113,7 @@ def test_pool_folder_that_is_a_link_is_refused_and_not_followed(tmp_path):
     (victim / "keep").write_text("mine")
     root = tmp_path / "data"
     (root / ".tmp").mkdir(parents=True)
-    (root / ".tmp" / "party0").symlink_to(victim)
+    (root / ".tmp" / "party0.r1").symlink_to(victim)
     folder = SharedFolder(root, 0, 2, "r1")
     with pytest.raises(SyqureError, match="symbolic link"):
         folder.prepare()

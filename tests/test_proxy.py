@@ -324,7 +324,7 @@ def test_proxy_restarted_mid_run_resumes_its_sequence(procs, tmp_path):
 
     wait_until(lambda: sent_by_1() > 200, 60, "party 1's proxy to carry 200 messages", step=0.05)
     procs.kill(proxies[1])
-    assert (data / ".tmp" / "party1.progress").exists()
+    assert (data / ".tmp" / "party1.resume.progress").exists()
     restarted = procs.start(args[1], log=tmp_path / "proxy1-again.log")
     assert procs.wait(client, 120) == 0, output(client)
     assert procs.wait(echo, 30) == 0, output(echo)
@@ -341,4 +341,4 @@ def test_proxy_restarted_mid_run_resumes_its_sequence(procs, tmp_path):
     assert ch0["next_seq_in"] == ch1["next_seq_out"] and ch0["received_messages"] == ch1["next_seq_out"] - 1
     assert ch1["next_seq_in"] == ch0["next_seq_out"]
     assert ch1["sent_messages"] < ch1["next_seq_out"] - 1  # the second one did not start at 0
-    assert message_files(data) == [] and not (data / ".tmp" / "party1.progress").exists()
+    assert message_files(data) == [] and not (data / ".tmp" / "party1.resume.progress").exists()
