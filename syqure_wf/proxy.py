@@ -419,7 +419,8 @@ class Proxy:
         self.finished = False
         self.watcher = None
         self.channels: list[Channel] = []
-        self.peers = {p: PeerWatch(p, s.run_id, self.folder.synced) for p in self.folder.peers()}
+        now = time.monotonic()
+        self.peers = {p: PeerWatch(p, s.run_id, self.folder.synced, now) for p in self.folder.peers()}
         self._changed = Waiter()
         self._consumption_watched = False
         self.started = time.monotonic()

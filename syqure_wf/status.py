@@ -63,15 +63,17 @@ class PeerWatch:
     Over a synced folder (``synced``) news of a live peer arrives in bursts,
     one per sync, possibly minutes apart: every bound on what comes from the
     peer then stretches to a few of the longest gaps seen between its
-    heartbeats, and until a second heartbeat has shown the gap, to the start
-    bound."""
+    heartbeats; until a second heartbeat has shown a gap, to a few times the
+    wait for the first (counted from ``started``)."""
 
     pid: int
     run_id: str | None
     synced: bool = False
+    started: float = 0.0
     last_count: int | None = None
     last_change: float | None = None
     changes: int = 0
+    first_wait: float = 0.0
     longest_gap: float = 0.0
     state: str | None = None
     reason: str = ""
@@ -85,6 +87,8 @@ class PeerWatch:
         if count != self.last_count:
             if self.last_change is not None:
                 self.longest_gap = max(self.longest_gap, now - self.last_change)
+            else:
+                self.first_wait = now - self.started
             self.last_count, self.last_change = count, now
             self.changes += 1
 
@@ -92,8 +96,10 @@ class PeerWatch:
         """``bound`` stretched to what the sync has shown of its pace."""
         if not self.synced:
             return bound
-        if self.changes < 2 and start_timeout:
+        if self.changes == 0:
             return max(bound, start_timeout)
+        if self.changes == 1:
+            return max(bound, PATIENCE * self.first_wait)
         return max(bound, PATIENCE * self.longest_gap)
 
     def check(self, now: float, started: float, start_timeout: float, peer_timeout: float) -> None:

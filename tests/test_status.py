@@ -27,8 +27,9 @@ def test_wall_clock_in_the_record_is_never_used():
 
 
 def test_synced_folder_bursts_minutes_apart_stretch_the_bound():
-    w = PeerWatch(1, "r", synced=True)
-    beat(w, 90, 90.0)  # first news after a 90 s sync: the start bound holds until a second
+    w = PeerWatch(1, "r", synced=True, started=0.0)
+    beat(w, 90, 90.0)  # first news after a 90 s sync: until a second, a few times that
+    assert w.patience(30, 600) == PATIENCE * 90
     w.check(179.0, 0.0, 600, peer_timeout=30)
     beat(w, 180, 180.0)  # bursts 90 s apart: a live peer is silent that long
     assert w.patience(30, 600) == PATIENCE * 90
@@ -38,7 +39,12 @@ def test_synced_folder_bursts_minutes_apart_stretch_the_bound():
 
 
 def test_synced_folder_with_a_quick_sync_keeps_the_given_bound():
-    w = PeerWatch(1, "r", synced=True)
-    for t in range(10):
-        beat(w, t, t * 1.2)
+    w = PeerWatch(1, "r", synced=True, started=0.0)
+    assert w.patience(30, 600) == 600  # nothing seen yet: the start bound
+    beat(w, 0, 2.0)
+    assert w.patience(30, 600) == 30  # a peer that dies after its first beat is found in 30 s
+    with pytest.raises(PeerFailed):
+        w.check(33.0, 0.0, 600, peer_timeout=30)
+    for t in range(1, 10):
+        beat(w, t, 2.0 + t * 1.2)
     assert w.patience(30, 600) == 30
