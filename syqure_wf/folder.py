@@ -102,24 +102,27 @@ class FilePool:
     def reset(self) -> None:
         """Empty the pool (a crashed run may have left files) and make the marker."""
         self.release()
-        make_private_dir(Path(self.folder))
-        os.close(os.open(self.marker, _CREATE, FILE_MODE))
+        self._renew_marker()
 
-    def release(self) -> None:
-        """Delete every pooled file and the marker: they may hold old shares."""
+    def release(self) -> int:
+        """Delete every pooled file and the marker (they may hold old shares);
+        returns how many files went."""
         self.free.clear()
+        removed = 0
         try:  # best effort: runs on the way out, perhaps after the folder failed
             fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
         except OSError:
-            return  # absent, or a link: never followed
+            return 0  # absent, or a link: never followed
         try:
             for name in os.listdir(fd):
                 os.unlink(name, dir_fd=fd)
+                removed += 1
             os.rmdir(self.folder)
         except OSError:
             pass
         finally:
             os.close(fd)
+        return removed
 
     def give(self, path: str) -> bool:
         """Keep the file at ``path`` (moved here); False when the pool is full."""
@@ -141,7 +144,7 @@ class FilePool:
             try:
                 fd = os.open(path, _REWRITE)
             except OSError:
-                _unlink(path)
+                remove_file(path)
                 continue
             st = os.fstat(fd)
             # Only a plain file of ours, linked nowhere else, small, is reused.
@@ -151,7 +154,7 @@ class FilePool:
                     os.fchmod(fd, FILE_MODE)
                 return path, fd, st.st_size
             os.close(fd)
-            _unlink(path)
+            remove_file(path)
         return None
 
     def mark(self, path: str) -> None:
@@ -176,7 +179,7 @@ class FilePool:
 
     def _renew_marker(self) -> None:
         make_private_dir(Path(self.folder))
-        _unlink(self.marker)
+        remove_file(self.marker)
         os.close(os.open(self.marker, _CREATE, FILE_MODE))
 
 
@@ -186,9 +189,9 @@ class MessageWriter:
 
     BUFFER = 256 << 10
 
-    def __init__(self, folder: str, seq: int, tmp_dir: str, pool: FilePool | None = None):
+    def __init__(self, folder: str, seq: int, tmp_dir: str, pool: FilePool):
         self.folder, self.seq, self.pool = folder, seq, pool
-        reused = pool.take() if pool else None
+        reused = pool.take()
         if reused:
             self.tmp, self.fd, self._old_size = reused
         else:
@@ -228,17 +231,13 @@ class MessageWriter:
         os.rename(self.tmp, os.path.join(self.folder, mailbox.file_name(self.seq, mailbox.MSG)))
         if placed:
             placed()
-        marker = os.path.join(self.folder, mailbox.file_name(self.seq, mailbox.READY))
-        if self.pool:
-            self.pool.mark(marker)
-        else:
-            os.close(os.open(marker, _CREATE, FILE_MODE))
+        self.pool.mark(os.path.join(self.folder, mailbox.file_name(self.seq, mailbox.READY)))
 
     def abort(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        _unlink(self.tmp)
+        remove_file(self.tmp)
 
 
 class Layout:
@@ -436,12 +435,12 @@ class SharedFolder(Layout):
         the pool) or end marker."""
         folder = self._in[peer]
         if what != mailbox.MSG:
-            _unlink(os.path.join(folder, mailbox.file_name(seq, mailbox.END)))
+            remove_file(os.path.join(folder, mailbox.file_name(seq, mailbox.END)))
             return
-        _unlink(os.path.join(folder, mailbox.file_name(seq, mailbox.READY)))
+        remove_file(os.path.join(folder, mailbox.file_name(seq, mailbox.READY)))
         path = os.path.join(folder, mailbox.file_name(seq, mailbox.MSG))
         if not self.pool.give(path):
-            _unlink(path)
+            remove_file(path)
 
     def unconsumed(self, peer: int, next_seq: int) -> list[int]:
         return [s for s in self.listing(self.outbox(peer)) if s < next_seq]
@@ -455,7 +454,8 @@ class SharedFolder(Layout):
         return super().resume_outbox(peer, next_seq)
 
 
-def _unlink(path: str) -> None:
+def remove_file(path) -> None:
+    """Remove a file that may already be gone."""
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -517,9 +517,5 @@ def _clean_tmp(folder: str) -> int:
             os.unlink(f.path)
             removed += 1
         elif f.is_dir() and f.name.startswith("party"):
-            for g in os.scandir(f.path):
-                if not g.is_dir(follow_symlinks=False):
-                    os.unlink(g.path)
-                    removed += 1
-            os.rmdir(f.path)
+            removed += FilePool(f.path).release()
     return removed

@@ -17,7 +17,7 @@ import struct
 from pathlib import Path
 
 from .errors import SyqureError
-from .folder import make_private_dir
+from .folder import make_private_dir, remove_file
 
 MAGIC = b"SQWFPRG1"
 SIZE = 4096
@@ -88,7 +88,4 @@ class Progress:
             self._map.close()
             self._map = None
         if forget:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
+            remove_file(self.path)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from . import mailbox
 from .errors import SyqureError
-from .folder import FILE_MODE, _CREATE, Layout, make_private_dir, read_small, write_private
+from .folder import FILE_MODE, _CREATE, Layout, make_private_dir, read_small, remove_file, write_private
 from .framing import DEFAULT_MAX_MESSAGE, HEADER
 
 DEFAULT_MAX_FILE = 8 << 20  # under SyftBox's 10 MB limit
@@ -193,10 +193,7 @@ class SyftboxFolder(Layout):
         for seq, kinds in self.listing(out).items():
             if seq <= upto:
                 for kind in kinds:
-                    try:
-                        os.unlink(out / f"{seq:08d}.{kind}")
-                    except FileNotFoundError:
-                        pass
+                    remove_file(out / f"{seq:08d}.{kind}")
             elif seq < next_seq:
                 left.append(seq)
         return sorted(left)
@@ -240,10 +237,7 @@ class SyftboxWriter:
 
     def abort(self) -> None:
         for index in range(self.parts):
-            try:
-                os.unlink(self.out / mailbox.part_name(self.seq, index))
-            except FileNotFoundError:
-                pass
+            remove_file(self.out / mailbox.part_name(self.seq, index))
 
 
 def _json(raw: bytes) -> dict | None:
