@@ -264,6 +264,27 @@ class Layout:
             raise SyqureError(f"{folder} holds {len(left)} message file(s) of an earlier run "
                               f"({left[0]}, ...): run 'syqure-wf clean' or {remedy}")
 
+    def writer_stamp(self, peer: int) -> str | None:
+        """The incarnation token of the proxy that writes to us from ``peer``."""
+        raw = read_small(Path(self.inbox(peer)) / mailbox.WRITER_STAMP, 256)
+        return raw.decode(errors="replace").strip() if raw else None
+
+    def stamp_writer(self, incarnation: str) -> None:
+        """Say in every outbox which proxy process writes there (after the leftovers check)."""
+        for peer in self.peers():
+            write_private(Path(self.outbox(peer)) / mailbox.WRITER_STAMP, incarnation.encode())
+
+    def refuse_early_inbox(self) -> None:
+        """Without status records to judge a writer by (seed sbproxy peers), a
+        message already in an inbox at start may be a dead run's: refused."""
+        for peer in self.peers():
+            left = mailbox.leftovers(os.listdir(self.inbox(peer)))
+            if left:
+                raise SyqureError(
+                    f"{self.inbox(peer)} holds {len(left)} message file(s) before this proxy "
+                    f"started ({left[0]}, ...): an earlier run? run 'syqure-wf clean', or give "
+                    "every proxy the same --run-id")
+
     def removable(self) -> list:
         """Folders whose message files this party may remove after a failed run."""
         return [self.outbox(p) for p in self.peers()]
@@ -351,13 +372,7 @@ class SharedFolder(Layout):
         for peer in self.peers():
             if self.run_id:
                 write_private(self.outbox(peer) / mailbox.RUN_STAMP, self.run_id.encode())
-            left = mailbox.leftovers(os.listdir(self.inbox(peer)))
-            if left and not self.run_id:
-                raise SyqureError(
-                    f"{self.inbox(peer)} holds {len(left)} message file(s) before this proxy "
-                    f"started ({left[0]}, ...): an earlier run? run 'syqure-wf clean', or give "
-                    "every proxy the same --run-id")
-            if left:
+            if self.run_id and mailbox.leftovers(os.listdir(self.inbox(peer))):
                 self.check_inbox_run(peer)
         self.pool.reset()
 
@@ -500,7 +515,7 @@ def clean(data_dir: str | os.PathLike) -> int:
             continue
         for f in os.scandir(entry.path):
             n = f.name
-            if (mailbox.parse_name(n) or n == mailbox.RUN_STAMP or n.endswith(".tmp")
+            if (mailbox.parse_name(n) or n in (mailbox.RUN_STAMP, mailbox.WRITER_STAMP) or n.endswith(".tmp")
                     or (entry.name == "status" and n.endswith(".json"))):
                 os.unlink(f.path)
                 removed += 1

@@ -168,7 +168,7 @@ class LocalRun:
         first_failure = None
         grace = min(cfg.timeouts.peer or 10, 10) + 5
         while not self.stop_signal:
-            records = {p.pid: read_status(cfg.status_dir_of(p.pid), p.pid) for p in cfg.parties}
+            records = {p.pid: run_status(cfg, p.pid) for p in cfg.parties}
             self.display.update(cfg, records, self.started)
             codes = {pid: proc.poll() for pid, proc in self.procs.items()}
             if all(code is not None for code in codes.values()):
@@ -200,7 +200,7 @@ class LocalRun:
         cfg = self.cfg
         parties = []
         for p in cfg.parties:
-            rec = read_status(cfg.status_dir_of(p.pid), p.pid) or {}
+            rec = run_status(cfg, p.pid) or {}
             code = self.procs[p.pid].returncode if p.pid in self.procs else None
             reason = rec.get("reason", "")
             if code not in (0, None) and not reason:
@@ -212,6 +212,13 @@ class LocalRun:
         ok = all(x["exit_code"] == 0 and x["state"] == DONE for x in parties)
         return {"run_id": cfg.run_id, "workdir": str(cfg.workdir), "ok": ok,
                 "seconds": round(time.monotonic() - self.started, 3), "parties": parties}
+
+
+def run_status(cfg: RunConfig, pid: int) -> dict | None:
+    """Party ``pid``'s record of this run; a record left by an earlier run in
+    the same folder is none of this run's business."""
+    record = read_status(cfg.status_dir_of(pid), pid)
+    return record if record and record.get("run_id") == cfg.run_id else None
 
 
 def _last_line(path: Path) -> str:

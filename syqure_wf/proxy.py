@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ log = logging.getLogger("syqure_wf.proxy")
 WRITE_BUFFER = 4 << 20  # bytes queued to the party before the downstream waits
 RESCAN = 1.0  # seconds between looks at the disk that no event asked for
 DIAL_RETRY = 0.1
+WRITER_POLL = 0.05  # while a first message waits for proof that its writer runs
 
 
 @dataclass
@@ -227,6 +229,7 @@ class Channel:
         self._pending: tuple | None = None
         self.waiting_since: float | None = None  # for progress: who waits on whom
         self.unconsumed_since: float | None = None  # the peer is done, our messages still there
+        self.writer_known = False  # the peer's running proxy was seen to write our inbox
         self.waiter = Waiter()
         proxy.watcher.subscribe(proxy.folder.inbox(self.peer), self.waiter.notify, proxy.folder.arrivals)
         self.where = f"{proxy.settings.host}:{plan.port}"
@@ -355,7 +358,12 @@ class Channel:
             decision, content = folder.look(self.peer, seq)
             if decision.verdict is Verdict.DELIVER or decision.verdict is Verdict.END:
                 folder.check_inbox_run(self.peer)
-                return decision, content
+                if self.writer_known:
+                    return decision, content
+                if hasattr(content, "close"):
+                    content.close()
+                await self._await_writer()
+                continue
             where = folder.inbox(self.peer)
             if decision.verdict is Verdict.CORRUPT:
                 raise CorruptMessage(f"channel {self.name}: {where}: {decision.reason}")
@@ -380,6 +388,36 @@ class Channel:
                 woken = await self.waiter.wait(RESCAN if stalled_since is None else min(RESCAN, 0.2))
             finally:
                 self.waiting_since = None
+
+    async def _await_writer(self) -> None:
+        """Deliver nothing from the peer before its running proxy is seen to be
+        the writer of this inbox: the ``.writer`` stamp names an incarnation
+        whose heartbeat changes on our clock. A dead run's messages have a
+        writer that never beats again; they are never delivered (PROTOCOL.md)."""
+        s, folder = self.proxy.settings, self.proxy.folder
+        watch = self.proxy.peers[self.peer]
+        if not s.start_timeout:  # peers without status records (seed sbproxy): checked at start
+            self.writer_known = True
+            return
+        began = time.monotonic()
+        while True:
+            now = time.monotonic()
+            watch.observe(read_status(folder.status_dir_of(self.peer), self.peer), now)
+            stamp = folder.writer_stamp(self.peer)
+            if watch.writes_as(stamp):
+                self.writer_known = True
+                return
+            watch.check(now, self.proxy.started, s.start_timeout, s.peer_timeout)
+            bound = watch.patience(max(s.peer_timeout, 3 * s.heartbeat), s.start_timeout)
+            if now - began > bound:
+                left = sorted(folder.listing(folder.inbox(self.peer)))
+                raise SyqureError(
+                    f"{folder.inbox(self.peer)} holds {len(left)} message(s) (from seq "
+                    f"{left[0] if left else '?'}) whose writer is not running "
+                    f"(no live proxy of party {self.peer} wrote them within {bound:g} s): an earlier "
+                    "run? run 'syqure-wf clean', or give every proxy the same --run-id")
+            self.waiting_since = self.waiting_since or now
+            await asyncio.sleep(WRITER_POLL)
 
     def stall_bound(self) -> float:
         s = self.proxy.settings
@@ -424,6 +462,7 @@ class Proxy:
         self._changed = Waiter()
         self._consumption_watched = False
         self.started = time.monotonic()
+        self.incarnation = secrets.token_hex(8)  # this process, as its peers see it
 
     def changed(self) -> None:
         self._changed.notify()
@@ -445,6 +484,9 @@ class Proxy:
         if self.resumable and s.run_id:  # counters survive a restart only within a named run
             self.progress = Progress(self.folder.progress_path(), s.run_id, s.pid, s.parties)
         self.folder.prepare(resume=bool(self.progress and self.progress.resumed))
+        if not s.start_timeout and not s.run_id:
+            self.folder.refuse_early_inbox()
+        self.folder.stamp_writer(self.incarnation)
         if self.status is None:
             self.status = StatusRecord(self.folder.status_dir(), s.pid, s.parties, s.run_id)
         self.watcher = make_watcher(s.poll_ms)
@@ -453,7 +495,7 @@ class Proxy:
             await ch.listen()
         await self.watcher.start()
         self.running = True
-        self.status.update(state=RUNNING, channels=self.stats(), framing=s.framing,
+        self.status.update(state=RUNNING, incarnation=self.incarnation, channels=self.stats(), framing=s.framing,
                            convention=s.convention, layout=self.folder.layout)
 
     async def run(self, party_exit: asyncio.Future | None = None) -> dict:

@@ -64,7 +64,15 @@ class PeerWatch:
     one per sync, possibly minutes apart: every bound on what comes from the
     peer then stretches to a few of the longest gaps seen between its
     heartbeats; until a second heartbeat has shown a gap, to a few times the
-    wait for the first (counted from ``started``)."""
+    wait for the first (counted from ``started``).
+
+    Each proxy process is an incarnation with a token of its own, in its
+    record and in the ``.writer`` stamp of its outboxes. An incarnation is
+    ``live`` once its heartbeat was seen to change on this party's clock: a
+    running process, not a record left behind. Without a run id nothing says
+    which run a record is of, so the record found at the first reading
+    counts only once it proves live or another incarnation replaces it (a
+    dead run's ``failed`` must not fail a new run)."""
 
     pid: int
     run_id: str | None
@@ -77,13 +85,29 @@ class PeerWatch:
     longest_gap: float = 0.0
     state: str | None = None
     reason: str = ""
+    incarnation: str | None = None
+    live: bool = False
+    readings: int = 0
+    _stale: tuple | None = None  # (incarnation, heartbeat) of a first reading not yet trusted
+    _inc_count: object = None
 
     def observe(self, record: dict | None, now: float) -> None:
         if record is None or (self.run_id and record.get("run_id") != self.run_id):
             return  # absent, or a record of another run
+        inc, count = record.get("incarnation"), record.get("heartbeat")
+        self.readings += 1
+        if inc != self.incarnation:
+            self.incarnation, self.live, self._inc_count = inc, False, count
+        elif count != self._inc_count:
+            self.live, self._inc_count = True, count
+        if self.readings == 1 and not self.run_id:
+            self._stale = (inc, count)
+        if self._stale is not None:
+            if self._stale == (inc, count):
+                return  # maybe a dead run's: judged once it changes
+            self._stale = None
         self.state = record.get("state")
         self.reason = str(record.get("reason", ""))
-        count = record.get("heartbeat")
         if count != self.last_count:
             if self.last_change is not None:
                 self.longest_gap = max(self.longest_gap, now - self.last_change)
@@ -91,6 +115,10 @@ class PeerWatch:
                 self.first_wait = now - self.started
             self.last_count, self.last_change = count, now
             self.changes += 1
+
+    def writes_as(self, stamp: str | None) -> bool:
+        """Messages stamped ``stamp`` come from this peer's running process."""
+        return bool(stamp) and stamp == self.incarnation and self.live and self.state not in (DONE, FAILED)
 
     def patience(self, bound: float, start_timeout: float) -> float:
         """``bound`` stretched to what the sync has shown of its pace."""

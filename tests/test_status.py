@@ -48,3 +48,44 @@ def test_synced_folder_with_a_quick_sync_keeps_the_given_bound():
     for t in range(1, 10):
         beat(w, t, 2.0 + t * 1.2)
     assert w.patience(30, 600) == 30
+
+
+def rec(inc, count, state="running", run_id=None):
+    return {"run_id": run_id, "state": state, "heartbeat": count, "incarnation": inc}
+
+
+def test_a_writer_counts_only_once_its_heartbeat_moves():
+    w = PeerWatch(0, None)
+    w.observe(rec("a", 5), 0.0)
+    assert not w.writes_as("a")  # one reading: maybe a record left by a dead run
+    w.observe(rec("a", 5), 1.0)
+    assert not w.writes_as("a")
+    w.observe(rec("a", 6), 1.1)
+    assert w.writes_as("a") and not w.writes_as("b") and not w.writes_as(None)
+    w.observe(rec("b", 0), 2.0)  # a new process: it proves itself again
+    assert not w.writes_as("b")
+    w.observe(rec("b", 1), 3.0)
+    assert w.writes_as("b") and not w.writes_as("a")
+    w.observe(rec("b", 2, "done"), 4.0)
+    assert not w.writes_as("b")  # a finished writer has nothing left unconsumed
+
+
+def test_without_a_run_id_a_dead_runs_record_fails_nobody():
+    w = PeerWatch(0, None)
+    w.observe(rec("old", 9, "failed"), 0.0)
+    w.check(100.0, 0.0, 600, peer_timeout=5)  # neither "failed" nor "stopped": not yet started
+    with pytest.raises(PeerFailed, match="never started"):
+        w.check(601.0, 0.0, 600, peer_timeout=5)
+    w.observe(rec("new", 0, "failed"), 602.0)  # another incarnation: its word counts
+    with pytest.raises(PeerFailed, match="party 0 failed"):
+        w.check(602.0, 0.0, 600, peer_timeout=5)
+
+
+def test_with_a_run_id_the_first_reading_is_trusted():
+    w = PeerWatch(0, "r")
+    w.observe(rec("x", 3, "failed", run_id="r"), 0.0)
+    with pytest.raises(PeerFailed, match="party 0 failed"):
+        w.check(0.0, 0.0, 600, peer_timeout=5)
+    w2 = PeerWatch(0, "r")
+    w2.observe(rec("x", 3, "failed", run_id="other"), 0.0)  # another run's: ignored
+    w2.check(0.0, 0.0, 600, peer_timeout=5)
