@@ -157,18 +157,27 @@ def _load(config: str | None, overrides: dict | None = None):
 @click.option("--pid", type=int, required=True, help="This machine's party.")
 @click.option("--input", "input_path", default=None, help="This party's private input (overrides the configuration).")
 @click.option("--output", "output_path", default=None, help="Where the party's program writes its result.")
+@click.option("--binary", "binary_path", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="sequre: the program built by 'syqure-wf build' (no build here).")
 @click.option("-v", "--verbose", count=True)
 @one_line_errors
 def party_cmd(config_path: str, pid: int, input_path: str | None, output_path: str | None,
-              verbose: int) -> None:
+              binary_path: str | None, verbose: int) -> None:
     """Run one party: its proxy and its MPC program."""
     from pathlib import Path
 
+    from . import isolation
+    from .config import isolation_for
     from .party import run_party
 
     setup_logging(verbose, f"party[{pid}]")
     cfg = _load(config_path)
     cfg.party(pid)
+    if isolation_for(cfg, 1) == "netns" and not isolation.inside():
+        isolation.check_netns("the run asks for it (isolation: netns)")
+        isolation.reexec_inside([sys.executable, "-m", "syqure_wf", *sys.argv[1:]])
+    if binary_path:
+        cfg.engine["binary"] = str(Path(binary_path).absolute())
     if input_path:
         cfg.party(pid).input = Path(input_path).absolute()
     if output_path:
@@ -188,7 +197,7 @@ def party_cmd(config_path: str, pid: int, input_path: str | None, output_path: s
 @click.option("--framing", type=click.Choice(FRAMINGS), default=None)
 @click.option("--transport", type=click.Choice(["files", "tcp"]), default=None,
               help="tcp: direct connections, for comparison.")
-@click.option("--isolation", type=click.Choice(["none", "netns"]), default=None)
+@click.option("--isolation", type=click.Choice(["auto", "none", "netns"]), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
 @click.option("--quiet", is_flag=True, help="No live progress.")
 @click.argument("program", required=False)
@@ -251,12 +260,43 @@ def collect_cmd(config_path: str, out_path: str, wait: float | None) -> None:
     click.echo(f"run {summary['run_id']}: all {len(summary['parties'])} parties done", err=True)
 
 
+@main.command("build")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True,
+              help="The run configuration of a sequre engine run.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Also put the binary here (a workflow step's output).")
+@one_line_errors
+def build_cmd(config_path: str, out_path: str | None) -> None:
+    """Compile the run's Sequre program once for this machine (cached)."""
+    import shutil
+
+    from .build import build
+
+    cfg = _load(config_path)
+    if cfg.engine["name"] != "sequre" or cfg.engine.get("command"):
+        raise ConfigError(f"{cfg.where}: engine: only a sequre program without engine.command is built")
+    program = cfg.resolve(cfg.engine["program"])
+    done = build(cfg.engine, program, cfg.engine.get("env"), say=lambda line: click.echo(line, err=True))
+    if out_path:
+        from pathlib import Path
+
+        out = Path(out_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        shutil.copy2(done.binary, tmp)
+        os.replace(tmp, out)
+    how = f"compiled in {done.seconds:.0f} s" if done.compiled else "from the cache, nothing compiled"
+    click.echo(f"{program.name}: {done.toolchain.flavour} Sequre, Codon {done.toolchain.version}: {how}: "
+               f"{out_path or done.binary}", err=True)
+
+
 @main.command("validate")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--pid", type=int, multiple=True, help="Check only these parties (default: all, on this machine).")
 @one_line_errors
 def validate_cmd(config_path: str, pid: tuple[int, ...]) -> None:
-    """Check a run configuration without running anything."""
+    """Check a run configuration without running anything (a Sequre program
+    is compiled, into the cache, so that Codon's errors show here)."""
     from .config import check_inputs
     from .local import check_fresh, check_ports_free
 
@@ -265,12 +305,23 @@ def validate_cmd(config_path: str, pid: tuple[int, ...]) -> None:
     for p in pids:
         cfg.party(p)
     check_inputs(cfg, pids)
-    if cfg.transport == "files" and cfg.isolation == "none" and not pid:
+    from .config import isolation_for
+
+    if cfg.transport == "files" and isolation_for(cfg, cfg.n) == "none" and not pid:
         check_ports_free(cfg)
     check_fresh(cfg)
     for folder in (cfg.workdir, cfg.data_dir):
         check_writable(folder)
-    click.echo(f"{cfg.where}: ok: {cfg.n} parties, engine {cfg.engine['name']}, framing {cfg.framing}, "
+    from .engines import get_engine
+
+    built = ""
+    if get_engine(cfg.engine["name"]).needs_build(cfg.engine):
+        from .build import build
+
+        done = build(cfg.engine, cfg.resolve(cfg.engine["program"]), cfg.engine.get("env"),
+                     say=lambda line: click.echo(line, err=True))
+        built = f", program {'compiled' if done.compiled else 'built (cached)'}"
+    click.echo(f"{cfg.where}: ok{built}: {cfg.n} parties, engine {cfg.engine['name']}, framing {cfg.framing}, "
                f"layout {cfg.layout}, run folder {cfg.workdir}")
 
 

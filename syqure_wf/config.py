@@ -68,7 +68,7 @@ class RunConfig:
     engine: dict
     host: str = "127.0.0.1"
     transport: str = "files"
-    isolation: str = "none"
+    isolation: str = "auto"  # none | netns | auto (netns where the engine needs it: isolation_for)
     poll_ms: float | None = None
     max_message: int = DEFAULT_MAX_MESSAGE
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -159,8 +159,9 @@ class RunConfig:
                    isolation=self.isolation, max_message=self.max_message,
                    timeouts=dict(vars(self.timeouts)))
         engine = dict(self.engine)
-        if engine.get("program"):
-            engine["program"] = str(self.resolve(engine["program"]))
+        for key in ("program", "binary", "cert_dir", "cache"):
+            if engine.get(key):
+                engine[key] = str(self.resolve(engine[key]))
         out["engine"] = engine
         out["parties"] = [{k: v for k, v in (("pid", p.pid), ("name", p.name), ("host", p.host),
                                               ("email", p.email), ("base_port", p.base_port),
@@ -274,7 +275,7 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
     parties = []
     for e in sorted(entries, key=lambda e: e["pid"]):
         pid = e["pid"]
-        proxy_base = e.get("base_port", base + stride * pid)
+        proxy_base = e.get("base_port", base if engine.shared_port_base(engine_raw) else base + stride * pid)
         party_base = e.get("party_base_port",
                            proxy_base if engine.same_port_base else proxy_base + stride // 2)
         given = inputs.get(str(pid))
@@ -304,7 +305,7 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
         source=source, base_dir=base_dir, run_id=run_id, parties=parties, workdir=workdir,
         data_dir=data_dir, layout=layout, framing=framing,
         convention=convention, engine=engine_raw, host=raw.get("host", "127.0.0.1"),
-        transport=raw.get("transport", "files"), isolation=raw.get("isolation", "none"),
+        transport=raw.get("transport", "files"), isolation=raw.get("isolation", "auto"),
         poll_ms=raw.get("poll_ms"), max_message=raw.get("max_message", DEFAULT_MAX_MESSAGE),
         timeouts=timeouts, syftbox=raw.get("syftbox") or {}, raw=raw)
     check_port_overlap(cfg)
@@ -324,18 +325,34 @@ def party_ports(cfg: RunConfig, pid: int) -> set[int]:
     return used["proxy"] | used["party"]
 
 
+def isolation_for(cfg: RunConfig, parties_here: int) -> str:
+    """none or netns for ``parties_here`` parties of the run on this host:
+    ``auto`` gives each a network namespace where the engine needs it
+    (Sequre's compiled-in ports); one party per machine needs none."""
+    if cfg.isolation != "auto":
+        return cfg.isolation
+    from .engines import get_engine
+
+    return "netns" if parties_here > 1 and get_engine(cfg.engine["name"]).needs_isolation(cfg) else "none"
+
+
 def check_port_overlap(cfg: RunConfig) -> None:
     """Parties on one host must not share a port (their proxies' or their own),
     unless each has a network namespace of its own."""
-    if cfg.isolation == "netns":
+    from .engines import get_engine
+
+    if isolation_for(cfg, cfg.n) == "netns":
         return
     owner: dict[tuple[str, int], int] = {}
     for p in cfg.parties:
         for port in party_ports(cfg, p.pid):
             other = owner.setdefault((p.host, port), p.pid)
             if other != p.pid:
+                fix = ("this build's ports are compiled in: use isolation: netns (or auto), or one "
+                       "party per machine" if get_engine(cfg.engine["name"]).shared_port_base(cfg.engine)
+                       else "give them other base ports")
                 raise ConfigError(f"{cfg.where}: ports: parties {other} and {p.pid} on host {p.host} "
-                                  f"would both use port {port}; give them other base ports")
+                                  f"would both use port {port}; {fix}")
 
 
 def check_inputs(cfg: RunConfig, pids) -> None:

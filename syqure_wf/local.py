@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from . import mailbox
-from .config import RunConfig, check_inputs, party_ports
+from .config import RunConfig, check_inputs, isolation_for, party_ports
 from .errors import ConfigError, Stopped, SyqureError
 from .folder import make_private_dir, write_private
 from .party import die_with_parent
@@ -63,11 +63,29 @@ def prepare(cfg: RunConfig) -> Path:
 
 
 def party_command(cfg: RunConfig, config_path: Path, pid: int) -> list[str]:
-    cmd = [sys.executable, "-m", "syqure_wf", "party", "--config", str(config_path), "--pid", str(pid)]
+    # with isolation: netns the party enters a namespace of its own (isolation.py)
+    return [sys.executable, "-m", "syqure_wf", "party", "--config", str(config_path), "--pid", str(pid)]
+
+
+def isolate_and_build(cfg: RunConfig, parties_here: int, say=None) -> None:
+    """What every party run on this host needs before it starts: a namespace
+    each where the engine needs it, and its program built once."""
+    from .engines import get_engine
+    from .isolation import check_netns
+
+    engine = get_engine(cfg.engine["name"])
+    cfg.isolation = isolation_for(cfg, parties_here)
     if cfg.isolation == "netns":
-        # Each party and its proxy get their own loopback: same ports, no clash.
-        cmd = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
-    return cmd
+        check_netns(f"{cfg.engine['name']} parties on one host use the same ports"
+                    if engine.needs_isolation(cfg) else "the run asks for it")
+    if engine.needs_build(cfg.engine):
+        from .build import build
+
+        program = cfg.resolve(cfg.engine["program"])
+        done = build(cfg.engine, program, cfg.engine.get("env"), say=say)
+        cfg.engine["binary"] = str(done.binary)
+        if say and done.compiled:
+            say(f"compiled {program.name} in {done.seconds:.0f} s")
 
 
 class Display:
@@ -138,6 +156,7 @@ class LocalRun:
 
     def run(self) -> dict:
         cfg = self.cfg
+        isolate_and_build(cfg, cfg.n, say=self.say)
         if cfg.transport == "files" and cfg.isolation == "none":
             check_ports_free(cfg)
         config_path = prepare(cfg)
@@ -159,6 +178,10 @@ class LocalRun:
         if self.stop_signal:
             raise Stopped(f"run {cfg.run_id} stopped by {self.stop_signal}", self.stop_signal)
         return self.summary()
+
+    def say(self, line: str) -> None:
+        if self.display.enabled:
+            print(f"[{time.monotonic() - self.started:6.1f}s] {line}", file=sys.stderr, flush=True)
 
     def _on_signal(self, signum, frame) -> None:
         self.stop_signal = signal.Signals(signum).name

@@ -8,7 +8,7 @@ On disk (PROTOCOL.md), in ``{data_dir}/{from}_to_{to}/``::
     {seq:08d}.ready  empty marker, created after the .msg is complete
     {seq:08d}.end    end of stream of one connection (no .msg)
     .run             the run id the writer stamped before its first message
-    .writer          the incarnation token of the proxy process writing here
+    writer.id        the incarnation token of the proxy process writing here (synced: not hidden)
 
 Messages are written under temporary names ending in ``.tmp``, in the
 hidden ``.tmp`` folder beside the directions: never synced by SyftBox,
@@ -26,7 +26,7 @@ from .framing import HEADER
 MSG, READY, END = "msg", "ready", "end"
 KINDS = (MSG, READY, END)
 RUN_STAMP = ".run"
-WRITER_STAMP = ".writer"
+WRITER_STAMP = "writer.id"  # not hidden: SyftBox syncs no hidden file
 _NAME = re.compile(r"^(\d{8,})\.(msg|ready|end|part\d+)$")  # part: continuation of a large message
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 

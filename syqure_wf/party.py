@@ -66,6 +66,13 @@ class PartyRunner:
     async def run(self) -> PartyResult:
         cfg, pid = self.cfg, self.pid
         check_inputs(cfg, [pid])
+        if self.engine.needs_build(cfg.engine):  # once per machine; a rerun takes it from the cache
+            from .build import build
+
+            done = build(cfg.engine, cfg.resolve(cfg.engine["program"]), cfg.engine.get("env"),
+                         say=lambda line: print(f"party {pid}: {line}", file=sys.stderr, flush=True))
+            cfg.engine["binary"] = str(done.binary)
+            self.times["build_s"] = round(done.seconds, 1)
         launch = self.engine.launch(cfg, pid)
         make_private_dir(cfg.logs_dir)
         make_private_dir(cfg.party(pid).output.parent)

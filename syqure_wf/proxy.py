@@ -391,7 +391,7 @@ class Channel:
 
     async def _await_writer(self) -> None:
         """Deliver nothing from the peer before its running proxy is seen to be
-        the writer of this inbox: the ``.writer`` stamp names an incarnation
+        the writer of this inbox: the ``writer.id`` stamp names an incarnation
         whose heartbeat changes on our clock. A dead run's messages have a
         writer that never beats again; they are never delivered (PROTOCOL.md)."""
         s, folder = self.proxy.settings, self.proxy.folder

@@ -67,7 +67,7 @@ class PeerWatch:
     wait for the first (counted from ``started``).
 
     Each proxy process is an incarnation with a token of its own, in its
-    record and in the ``.writer`` stamp of its outboxes. An incarnation is
+    record and in the ``writer.id`` stamp of its outboxes. An incarnation is
     ``live`` once its heartbeat was seen to change on this party's clock: a
     running process, not a record left behind. Without a run id nothing says
     which run a record is of, so the record found at the first reading

@@ -19,8 +19,11 @@ from .status import DONE, FAILED, read_status
 
 
 def prepare(raw: dict | str | Path, out: str | Path, *, base_dir: Path | None = None,
-            run_id: str | None = None, clean_leftovers: bool = False) -> config_mod.RunConfig:
-    """Resolve a run configuration into ``out``; the run folder is out's folder."""
+            run_id: str | None = None, clean_leftovers: bool = False,
+            parties_here: int = 1) -> config_mod.RunConfig:
+    """Resolve a run configuration into ``out``; the run folder is out's folder.
+    With several parties here, each gets a network namespace where the engine
+    needs one (``isolation: auto``)."""
     out = Path(out).absolute()
     overrides = {"workdir": str(out.parent)}
     if run_id:
@@ -31,6 +34,11 @@ def prepare(raw: dict | str | Path, out: str | Path, *, base_dir: Path | None = 
         cfg = config_mod.resolve(raw, None, base_dir or Path.cwd())
     else:
         cfg = config_mod.load(raw, overrides)
+    cfg.isolation = config_mod.isolation_for(cfg, parties_here)
+    if cfg.isolation == "netns":
+        from .isolation import check_netns
+
+        check_netns(f"{parties_here} parties of this run share this host")
     if clean_leftovers and cfg.data_dir.is_dir():
         clean(cfg.data_dir)  # this folder is ours alone: a new run replaces a failed one
     check_fresh(cfg)

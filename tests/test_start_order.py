@@ -75,7 +75,7 @@ def dead_run(data: Path, run_id: str | None = None) -> None:
         frame = b"%8s" % b"" + f"dead run frame {seq}".encode()  # a Sequre frame, its header as content
         (inbox / f"{seq:08d}.msg").write_bytes(len(frame).to_bytes(8, "little") + frame)
         (inbox / f"{seq:08d}.ready").write_bytes(b"")
-    (inbox / ".writer").write_text("deadbeefdeadbeef")
+    (inbox / "writer.id").write_text("deadbeefdeadbeef")
     if run_id:
         (inbox / ".run").write_text(run_id)
     (data / "status").mkdir()

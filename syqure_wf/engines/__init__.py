@@ -38,6 +38,17 @@ class Engine:
     def config_problem(self, cfg) -> str | None:
         return None
 
+    def shared_port_base(self, spec: dict) -> bool:
+        """Every party uses the same ports (a build with its port base compiled in)."""
+        return False
+
+    def needs_isolation(self, cfg) -> bool:
+        """Parties of this engine on one host need a network namespace each."""
+        return False
+
+    def needs_build(self, spec: dict) -> bool:
+        return False
+
     def launch(self, cfg, pid: int) -> Launch:
         raise NotImplementedError
 

@@ -1,59 +1,144 @@
-"""Sequre: a ``.codon`` program run with Codon and the Sequre plugin.
+"""Sequre: a ``.codon`` program built once by Codon with the Sequre plugin
+(``build.py``), then run as ``BINARY [engine.args] PID`` by every party.
 
-Sequre's rule is the seed's: lower pid listens, one port per channel at
-``SEQURE_PORT_BASE`` + offset, on the addresses of ``SEQURE_CP_IPS``. With TLS
-on (upstream Sequre's default) or its raw seed exchange, only ``stream``
-framing can carry the bytes.
+What real Sequre builds do (../shared/sequre/README.md): the port base is
+compiled in (``COMMUNICATION_PORT = 9000``, channel {a, b} on 9000 + the
+offset of PROTOCOL.md), lower pid listens on all interfaces, higher pid
+dials the address of ``SEQURE_CP_IPS``. So every party and its proxy use the
+same ports, and several parties on one host need a network namespace each.
+Flavours: the fork (the seed's build) sends Sequre frames from byte 0
+(``sequre`` framing); upstream sends raw seed bytes first and turns TLS on
+by default (``stream`` framing carries both).
+
+``engine.command`` runs your own launcher instead (``{program} {pid}``...),
+with no build; such a build may read ``SEQURE_PORT_BASE``
+(``port_base_compiled_in: false``).
 """
 from __future__ import annotations
 
+import ctypes.util
+import os
 import shlex
+from pathlib import Path
 
 from . import Engine, Launch, common_env, fill, placeholders, program_problem, which
 
-DEFAULT_COMMAND = ("codon run --disable-opt=core-pythonic-list-addition-opt -plugin sequre "
-                   "-release {program} {pid}")
+COMPILED_IN_PORT = 9000  # Sequre's COMMUNICATION_PORT, both flavours
+CERT_FILES = ("ca.pem", "cp{pid}.pem", "cp{pid}-key.pem")
 
 
 class Sequre(Engine):
     name = "sequre"
-    default_port_base = 8000
+    default_port_base = COMPILED_IN_PORT
     same_port_base = True
 
+    # -- what the flavour speaks
+    def flavour(self, spec: dict) -> str:
+        if spec.get("flavour"):
+            return spec["flavour"]
+        if spec.get("command"):
+            return "unknown"
+        from ..build import toolchain
+
+        return toolchain(spec, spec.get("env")).flavour
+
+    def tls(self, spec: dict) -> bool:
+        if "tls" in spec:
+            return bool(spec["tls"])
+        return self.flavour(spec) == "upstream"  # upstream's own default
+
     def default_framing(self, spec):
-        return "stream" if spec.get("tls") else "sequre"
+        # upstream's raw seed exchange and TLS are no Sequre frames
+        return "stream" if self.tls(spec) or self.flavour(spec) == "upstream" else "sequre"
 
     def framing_problem(self, spec, framing):
-        if spec.get("tls") and framing == "sequre":
+        if framing != "sequre":
+            return None
+        if self.tls(spec):
             return ("Sequre with TLS sends encrypted bytes, not Sequre frames: "
                     "use framing: stream (or engine.tls: false)")
+        if self.flavour(spec) == "upstream":
+            return "upstream Sequre sends raw seed bytes before its frames: use framing: stream"
         return None
 
+    def shared_port_base(self, spec: dict) -> bool:
+        return self.compiled_in(spec)
+
+    def compiled_in(self, spec: dict) -> bool:
+        return spec.get("port_base_compiled_in", not spec.get("command"))
+
+    def needs_isolation(self, cfg) -> bool:
+        """Several parties of this build on one host would want the same ports."""
+        return self.compiled_in(cfg.engine) and cfg.transport == "files"
+
+    # -- checks before anything starts
     def config_problem(self, cfg):
-        command = cfg.engine.get("command", DEFAULT_COMMAND)
-        problem = program_problem(cfg, (".codon", ".py")) if "{program}" in command else None
-        if problem:
-            return problem
-        argv = shlex.split(command)
-        if not argv or (argv[0] != "{python}" and which(argv[0]) is None):
-            return (f"engine.command: {argv[0] if argv else '(empty)'} was not found: install Codon "
-                    "with the Sequre plugin (codon run -plugin sequre), or set engine.command "
-                    "to your sequre.sh")
-        if cfg.engine.get("port_base_compiled_in") and cfg.isolation != "netns" and cfg.transport == "files":
-            hosts = [p.host for p in cfg.parties]
-            if len(set(hosts)) < len(hosts):
-                return ("engine.port_base_compiled_in: this Sequre build ignores SEQURE_PORT_BASE, so "
-                        "two parties on one host would need the same ports: run one party per "
-                        "machine (syqure-wf party), or isolation: netns on Linux")
+        spec = cfg.engine
+        command = spec.get("command")
+        if command is None or "{program}" in command:
+            problem = program_problem(cfg, (".codon", ".py") if command else (".codon",))
+            if problem:
+                return problem
+        if command is not None:
+            argv = shlex.split(command)
+            if not argv or (argv[0] != "{python}" and which(argv[0]) is None):
+                return (f"engine.command: {argv[0] if argv else '(empty)'} was not found: install Codon "
+                        "with the Sequre plugin, or set engine.command to your sequre.sh")
+        if self.tls(spec) and not self.cert_dir(cfg):
+            return ("engine.tls: Sequre's TLS needs certificates (ca.pem, cp<pid>.pem, cp<pid>-key.pem): "
+                    "set engine.cert_dir or SEQURE_CERT_DIR, or engine.tls: false")
+        if self.tls(spec):
+            missing = [f.format(pid=p.pid) for p in cfg.parties for f in CERT_FILES
+                       if not (self.cert_dir(cfg) / f.format(pid=p.pid)).is_file()]
+            if missing:
+                return f"engine.cert_dir: {self.cert_dir(cfg)} has no {missing[0]}"
         return None
 
+    def cert_dir(self, cfg) -> Path | None:
+        given = cfg.engine.get("cert_dir") or (cfg.engine.get("env") or {}).get("SEQURE_CERT_DIR") \
+            or os.environ.get("SEQURE_CERT_DIR")
+        return cfg.resolve(given) if given else None
+
+    # -- the party's process
     def launch(self, cfg, pid):
+        spec = cfg.engine
         values = placeholders(cfg, pid)
-        argv = [fill(a, values, "engine.command")
-                for a in shlex.split(cfg.engine.get("command", DEFAULT_COMMAND))]
-        argv += [fill(a, values, "engine.args") for a in cfg.engine.get("args", [])]
-        base = cfg.party(0).base_port if cfg.transport == "tcp" else cfg.party(pid).base_port
+        args = [fill(a, values, "engine.args") for a in spec.get("args", [])]
+        if spec.get("command"):
+            argv = [fill(a, values, "engine.command") for a in shlex.split(spec["command"])] + args
+        else:
+            argv = [str(self.binary(cfg)), *args, str(pid)]
         env = common_env(cfg, pid)
+        base = cfg.party(0).base_port if cfg.transport == "tcp" else cfg.party(pid).base_port
         env.update(SEQURE_CP_IPS=",".join([cfg.host] * cfg.n), SEQURE_CP_COUNT=str(cfg.n),
-                   SEQURE_PORT_BASE=str(base), SEQURE_USE_TLS="1" if cfg.engine.get("tls") else "0")
+                   SEQURE_PORT_BASE=str(base), SEQURE_USE_TLS="1" if self.tls(spec) else "0")
+        if self.tls(spec):
+            env["SEQURE_CERT_DIR"] = str(self.cert_dir(cfg))
+        if "SEQURE_GMP_PATH" not in os.environ and "SEQURE_GMP_PATH" not in env:
+            gmp = gmp_library()
+            if gmp:
+                env["SEQURE_GMP_PATH"] = gmp
         return Launch(argv, env)
+
+    def binary(self, cfg) -> Path:
+        """The built program: given (``engine.binary``, from a workflow's build
+        step) or this machine's cached build."""
+        if cfg.engine.get("binary"):
+            return cfg.resolve(cfg.engine["binary"])
+        from ..build import binary_path
+
+        return binary_path(cfg.engine, cfg.resolve(cfg.engine["program"]), cfg.engine.get("env"))
+
+    def needs_build(self, spec: dict) -> bool:
+        return not spec.get("command") and not spec.get("binary")
+
+
+def gmp_library() -> str | None:
+    """The fork dlopens "libgmp.so", which only the -dev package provides: name the runtime library."""
+    if ctypes.util.find_library("gmp") is None:
+        return None
+    for folder in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"):
+        for name in ("libgmp.so", "libgmp.so.10"):
+            if os.path.exists(os.path.join(folder, name)):
+                return os.path.join(folder, name)
+    return None
