@@ -30,7 +30,7 @@ from .errors import ConfigError, SyqureError
 DEFAULT_FLAGS = ("-release", "--disable-opt=core-pythonic-list-addition-opt")
 BUILD_TIMEOUT = 1800.0  # seconds: a full compile takes one to three minutes on 2 cores
 _IMPORT = re.compile(r"^\s*(?:from\s+(\.*[\w.]*)\s+import|import\s+([\w.]+(?:\s*,\s*[\w.]+)*))", re.M)
-_ERROR = re.compile(r"^(?P<where>[^\s:][^:]*:\d+:\d+(?:-\d+)?): error: (?P<what>.*)$", re.M)
+_ERROR = re.compile(r"^(?P<where>[^\s:][^:\n]*:\d+:\d+(?:-\d+)?): error: (?P<what>.*)$", re.M)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 

@@ -191,15 +191,16 @@ def test_sequre_engine_carries_sequre_frames(procs, tmp_path):
 
 @pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/unshare").exists(), reason="needs root and unshare")
 def test_port_base_compiled_in_runs_with_a_namespace_per_party(procs, tmp_path):
-    """A Sequre build that ignores SEQURE_PORT_BASE: every party on the same
-    ports. Refused on one host, runs with isolation: netns."""
+    """A Sequre build that ignores SEQURE_PORT_BASE: every party on Sequre's
+    own ports. isolation: none is refused on one host, naming the fix; the
+    default (auto) gives each party a network namespace."""
     fixed = {"name": "sequre", "command": f"{{python}} {PROGRAMS / 'sequre_wire.py'} {{pid}} {{parties}} 9000 20",
              "port_base_compiled_in": True}
-    same_ports = [{"pid": p, "base_port": 9000} for p in range(3)]
-    refused = sequre_wire_config(tmp_path, engine=fixed, parties=same_ports)
+    refused = sequre_wire_config(tmp_path, engine=fixed, isolation="none")
     proc = procs.start(cli("run", "--config", refused))
     assert procs.wait(proc, 30) == 2
-    assert "port_base_compiled_in" in one_line_error(output(proc))
-    isolated = sequre_wire_config(tmp_path, engine=fixed, parties=same_ports, isolation="netns")
+    line = one_line_error(output(proc))
+    assert "would both use port 900" in line and "isolation: netns" in line
+    isolated = sequre_wire_config(tmp_path, engine=fixed)
     proc = procs.start(cli("run", "--config", isolated, "--quiet"))
     assert procs.wait(proc, 120) == 0, output(proc) + (tmp_path / "run/logs/party-1.runner.log").read_text()
