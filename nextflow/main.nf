@@ -6,6 +6,7 @@
 nextflow.enable.dsl = 2
 
 include { PREPARE } from './modules/prepare/main'
+include { BUILD   } from './modules/build/main'
 include { PARTY   } from './modules/party/main'
 include { COLLECT } from './modules/collect/main'
 
@@ -15,10 +16,12 @@ workflow SYQURE {
     parties      // channel: tuple(pid, input file or []) for each party that runs here
     run_dir      // val: the run folder the parties share
     run_id       // val: the run id ('' to make one up; give one when parties are on several machines)
+    per_host     // val: how many of the parties share one host (a network namespace each where needed)
 
     main:
-    PREPARE(run_config, run_dir, run_id)
-    PARTY(PREPARE.out.config, parties)
+    PREPARE(run_config, run_dir, run_id, per_host)
+    BUILD(PREPARE.out.config)
+    PARTY(PREPARE.out.config, BUILD.out.binary.ifEmpty([]).first(), parties)
     COLLECT(PREPARE.out.config, PARTY.out.result.map { pid, result -> result }.collect())
 
     emit:
@@ -30,6 +33,7 @@ workflow {
     def pids = params.pid != null ? [params.pid as int] : (0..<(params.parties as int)).toList()
     def parties = Channel.fromList(pids).map { pid -> tuple(pid, []) }
     def run_dir = params.run_dir ?: "${launchDir}/runs/${params.run}"
-    SYQURE(file(params.config, checkIfExists: true), parties, run_dir, params.run_id ?: '')
+    def per_host = params.pid != null || params.placement ? 1 : pids.size()
+    SYQURE(file(params.config, checkIfExists: true), parties, run_dir, params.run_id ?: '', per_host)
     SYQURE.out.summary.subscribe { summary -> log.info "syqure-wf: run finished, summary ${summary}" }
 }

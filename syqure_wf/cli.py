@@ -237,12 +237,16 @@ def run_cmd(config_path, engine, parties, workdir, run_id, framing, transport, i
               help="The resolved configuration to write; its folder becomes the run folder.")
 @click.option("--run-id", default=None)
 @click.option("--clean", "clean_leftovers", is_flag=True, help="Remove what a failed earlier run left here.")
+@click.option("--parties-here", type=click.IntRange(min=1), default=1, show_default=True,
+              help="How many parties of the run share one host (a network namespace each where needed).")
 @one_line_errors
-def prepare_cmd(config_path: str, out_path: str, run_id: str | None, clean_leftovers: bool) -> None:
+def prepare_cmd(config_path: str, out_path: str, run_id: str | None, clean_leftovers: bool,
+                parties_here: int) -> None:
     """Fix one run (id, folders, defaults) in a file that every party reads."""
     from .steps import prepare
 
-    cfg = prepare(config_path, out_path, run_id=run_id, clean_leftovers=clean_leftovers)
+    cfg = prepare(config_path, out_path, run_id=run_id, clean_leftovers=clean_leftovers,
+                  parties_here=parties_here)
     click.echo(f"run {cfg.run_id}: {cfg.n} parties, run folder {cfg.workdir}", err=True)
 
 
@@ -265,15 +269,20 @@ def collect_cmd(config_path: str, out_path: str, wait: float | None) -> None:
               help="The run configuration of a sequre engine run.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Also put the binary here (a workflow step's output).")
+@click.option("--if-needed", is_flag=True, help="An engine with nothing to compile is no error (nothing written).")
 @one_line_errors
-def build_cmd(config_path: str, out_path: str | None) -> None:
+def build_cmd(config_path: str, out_path: str | None, if_needed: bool) -> None:
     """Compile the run's Sequre program once for this machine (cached)."""
     import shutil
 
     from .build import build
+    from .engines import get_engine
 
     cfg = _load(config_path)
-    if cfg.engine["name"] != "sequre" or cfg.engine.get("command"):
+    if not get_engine(cfg.engine["name"]).needs_build(cfg.engine):
+        if if_needed:
+            click.echo(f"engine {cfg.engine['name']}: nothing to compile", err=True)
+            return
         raise ConfigError(f"{cfg.where}: engine: only a sequre program without engine.command is built")
     program = cfg.resolve(cfg.engine["program"])
     done = build(cfg.engine, program, cfg.engine.get("env"), say=lambda line: click.echo(line, err=True))

@@ -191,3 +191,25 @@ def test_compile_error_is_one_line_with_file_and_line():
     import syqure_wf.build as b
 
     assert compile_error(b._ANSI.sub("", text), Path("/w/ex/prog.codon")) == "prog.codon:12:5-9: name 'x' is not defined"
+
+
+def test_snakemake_builds_once_and_runs_the_sequre_example(tmp_path, home, cache, mpyc_result):
+    """The workflow with the Sequre config: a build job whose binary every
+    party job runs; the same results as the MPyC job; a rerun does nothing."""
+    import subprocess
+
+    from test_workflows import copy_repo
+
+    root = copy_repo(tmp_path / "clone")
+    env = sequre_env(home, "fork", cache)
+    cmd = [PY, "-m", "snakemake", "--profile", "local-3party", "--configfile", "config/config-sequre.yaml"]
+    first = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    text = first.stdout + first.stderr
+    assert text.count("rule build:") == 1 and text.count("rule party:") == 3, text[-3000:]
+    for pid in range(3):
+        result = json.loads((root / "results/allele-counts-sequre" / f"party-{pid}.json").read_text())
+        for field in FIELDS:
+            assert result[field] == mpyc_result[field]
+    again = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -127,7 +127,7 @@ def test_nextflow_lints_clean_and_a_broken_copy_fails(tmp_path):
     broken = tmp_path / "nextflow"
     shutil.copytree(REPO / "nextflow", broken)
     main = broken / "main.nf"
-    main.write_text(main.read_text().replace("PREPARE(run_config, run_dir, run_id)", "PREPARE(run_config, run_dir, run_id", 1))
+    main.write_text(main.read_text().replace("PREPARE(run_config, run_dir, run_id, per_host)", "PREPARE(run_config, run_dir, run_id, per_host", 1))
     bad = reftrace("lint", "-r", RULES, "-d", broken)
     assert bad.returncode == 1 and "main.nf" in bad.stdout + bad.stderr
     config = broken / "nextflow.config"
@@ -153,10 +153,11 @@ def test_what_the_nextflow_processes_run(tmp_path):
     """The commands of PREPARE, PARTY (one work folder each, the input staged
     as Nextflow does) and COLLECT, run through the real CLI."""
     modules = {name: (REPO / "nextflow/modules" / name / "main.nf").read_text()
-               for name in ("prepare", "party", "collect")}
+               for name in ("prepare", "build", "party", "collect")}
     assert "syqure-wf prepare --config ${run_config} --out ${run_dir}/config.yaml" in modules["prepare"]
     assert "syqure-wf party --config ${config} --pid ${pid} ${input} --output party-${pid}.json" in modules["party"]
     assert "syqure-wf collect --config ${config} --out summary.json" in modules["collect"]
+    assert "syqure-wf build --config ${config} --out program --if-needed" in modules["build"]
     example = REPO / "examples/allele-counts"
     run_dir = tmp_path / "runs" / "nf"
     config = tmp_path / "run.yaml"
@@ -166,6 +167,9 @@ def test_what_the_nextflow_processes_run(tmp_path):
     prep = subprocess.run(["syqure-wf", "prepare", "--config", config, "--out", run_dir / "config.yaml", "--clean"],
                           capture_output=True, text=True, timeout=60)
     assert prep.returncode == 0, prep.stderr
+    build = subprocess.run(["syqure-wf", "build", "--config", run_dir / "config.yaml", "--out", tmp_path / "program",
+                            "--if-needed"], capture_output=True, text=True, timeout=60)
+    assert build.returncode == 0 and not (tmp_path / "program").exists(), build.stderr  # MPyC: nothing
     parties = []
     for pid in range(3):
         work = tmp_path / "work" / str(pid)

@@ -38,6 +38,6 @@ process REPORT {
 workflow {
     sites = SITE_COUNTS(Channel.of(1, 2))
     parties = Channel.of(tuple(0, [])).mix(sites)
-    SYQURE(file(params.config), parties, "${launchDir}/runs/host", '')
+    SYQURE(file(params.config), parties, "${launchDir}/runs/host", '', 3)
     REPORT(SYQURE.out.results.filter { pid, result -> pid == 0 })
 }

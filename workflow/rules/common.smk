@@ -35,10 +35,29 @@ def mpc_config():
     return {**MPC, "engine": engine, "inputs": inputs}
 
 
+ENGINE = dict(MPC.get("engine") or {"name": "mpyc"})
+# A Sequre program is compiled once (rule build) and every party runs the binary.
+BUILD = ENGINE.get("name") == "sequre" and not ENGINE.get("command") and not ENGINE.get("binary")
+BINARY = f"runs/{RUN}/build/{Path(ENGINE.get('program') or 'program').stem}"
+
+
+def parties_per_host():
+    """How many parties of the run share one host: those placed on one node,
+    or every party run here (a namespace each where the engine needs it)."""
+    placement = config.get("placement") or {}
+    if placement:
+        nodes = [placement.get(p, placement.get(str(p))) for p in PARTIES_HERE]
+        return max(nodes.count(n) for n in nodes)
+    return len(PARTIES_HERE)
+
+
 def party_input(wildcards):
     # local(): a module prefix must not rewrite the host's data files.
     path = (MPC.get("inputs") or {}).get(int(wildcards.pid)) or (MPC.get("inputs") or {}).get(wildcards.pid)
-    return {"data": local(path)} if path else {}
+    found = {"data": local(path)} if path else {}
+    if BUILD:
+        found["binary"] = BINARY
+    return found
 
 
 # All parties of an MPC run must run at the same time: a run that cannot fit

@@ -1,5 +1,6 @@
-# The MPC run: prepare the run folder, one job per party (its proxy and its
-# program, as `syqure-wf party`), then check every party's status record.
+# The MPC run: prepare the run folder, build a Sequre program once, one job
+# per party (its proxy and its program, as `syqure-wf party`), then check
+# every party's status record.
 
 
 rule prepare:
@@ -8,12 +9,27 @@ rule prepare:
     params:
         mpc=mpc_config(),
         clean=config.get("parties_here", "all") == "all",
+        per_host=parties_per_host(),
     log:
         f"logs/{RUN}/prepare.log",
     run:
         from syqure_wf.steps import prepare
 
-        prepare(params.mpc, output.config, clean_leftovers=params.clean)
+        prepare(params.mpc, output.config, clean_leftovers=params.clean, parties_here=params.per_host)
+
+
+rule build:
+    input:
+        config=rules.prepare.output.config,
+    output:
+        binary=BINARY,
+    log:
+        f"runs/{RUN}/logs/build.log",
+    threads: 1
+    resources:
+        mem_mb=2000,  # Codon takes about 0.9 GB to compile a Sequre program
+    shell:
+        "syqure-wf build --config {input.config} --out {output.binary} 2> {log}"
 
 
 rule party:
@@ -26,6 +42,8 @@ rule party:
         f"runs/{RUN}/logs/party-{{pid}}.log",
     wildcard_constraints:
         pid=r"\d+",
+    params:
+        binary=lambda wc, input: f" --binary {input.binary}" if "binary" in input.keys() else "",
     threads: 1
     resources:
         slurm_extra=lambda wc: (f"--nodelist={config['placement'][int(wc.pid)]}"
@@ -34,6 +52,7 @@ rule party:
         # A failed run is over: its resolved config goes, so that the next
         # attempt prepares a new run (a new run id) instead of reusing this one.
         "syqure-wf party --config {input.config} --pid {wildcards.pid} --output {output.result}"
+        "{params.binary}"
         " || {{ code=$?; rm -f {input.config}; exit $code; }}"
 
 

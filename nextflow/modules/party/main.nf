@@ -6,6 +6,7 @@ process PARTY {
 
     input:
     path config                  // the resolved run configuration (from PREPARE)
+    path binary                  // the built Sequre program (from BUILD; [] for none)
     tuple val(pid), path(data)   // the party, and its private input ([] for none)
 
     output:
@@ -13,7 +14,8 @@ process PARTY {
 
     script:
     def input = data ? "--input ${data}" : ''
+    def built = binary ? "--binary ${binary}" : ''
     """
-    syqure-wf party --config ${config} --pid ${pid} ${input} --output party-${pid}.json
+    syqure-wf party --config ${config} --pid ${pid} ${input} --output party-${pid}.json ${built}
     """
 }

@@ -8,6 +8,7 @@ process PREPARE {
     path run_config      // a syqure-wf run configuration (YAML)
     val run_dir          // the run folder the parties share (messages, status, logs)
     val run_id           // the same at every machine of a run; '' makes one up
+    val per_host         // parties of the run on one host
 
     output:
     path 'run.yaml', emit: config
@@ -15,7 +16,7 @@ process PREPARE {
     script:
     def id = run_id ? "--run-id ${run_id}" : ''
     """
-    syqure-wf prepare --config ${run_config} --out ${run_dir}/config.yaml ${id} ${params.clean ? '--clean' : ''}
+    syqure-wf prepare --config ${run_config} --out ${run_dir}/config.yaml ${id} --parties-here ${per_host} ${params.clean ? '--clean' : ''}
     cp ${run_dir}/config.yaml run.yaml
     """
 }
