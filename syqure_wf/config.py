@@ -343,6 +343,8 @@ def check_port_overlap(cfg: RunConfig) -> None:
 
     if isolation_for(cfg, cfg.n) == "netns":
         return
+    if cfg.transport == "tcp" and get_engine(cfg.engine["name"]).shared_port_base(cfg.engine):
+        return  # no proxies: the build's own plan (lower listens, higher dials) never clashes
     owner: dict[tuple[str, int], int] = {}
     for p in cfg.parties:
         for port in party_ports(cfg, p.pid):
