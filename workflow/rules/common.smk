@@ -61,8 +61,11 @@ def party_input(wildcards):
 
 
 # All parties of an MPC run must run at the same time: a run that cannot fit
-# them is refused here, before any job starts, not left to deadlock.
+# them is refused here, before any job starts, not left to deadlock. Inside a
+# cluster job Snakemake runs this file again for that one job: no check there.
 for _what, _given, _option in ((workflow._cores, "core(s)", "--cores"), (workflow.nodes, "job(s)", "--jobs")):
+    if workflow.remote_exec or workflow.subprocess_exec:
+        break
     if _what is not None and _what < len(PARTIES_HERE):
         raise WorkflowError(
             f"{len(PARTIES_HERE)} parties must run at once here but only {_what} {_given} may run "

@@ -1,0 +1,167 @@
+"""A throwaway SLURM cluster on the test host: Debian's slurm-wlm (22.05)
+and munge, one slurmctld and three slurmd (-N node-a, node-b, node-c), its
+own munge socket, slurm.conf, state, spool and free ports under a temp
+folder; no accounting database (MinJobAge is long, so squeue sees finished
+jobs). Installed from Debian when missing (CI runs as root); skipped, with
+the reason, where that cannot be done. Everything it started is stopped."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+NODES = ("node-a", "node-b", "node-c")
+PACKAGES = ("slurm-wlm", "munge")
+BINARIES = ("slurmctld", "slurmd", "munged", "sbatch", "squeue", "scancel", "sinfo")
+
+
+def ensure_installed() -> None:
+    if all(shutil.which(b) or Path("/usr/sbin", b).exists() for b in BINARIES):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("SLURM is not installed and this user cannot install it (needs root and apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
+        done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES],
+                              env=env, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        pytest.skip("installing slurm-wlm and munge from Debian timed out")
+    if done.returncode != 0:
+        pytest.skip(f"cannot install {' '.join(PACKAGES)}: {done.stderr.strip().splitlines()[-1:]}")
+    # the packages start their own daemons on the default config: not ours
+    for service in ("slurmctld", "slurmd", "munge"):
+        subprocess.run(["service", service, "stop"], capture_output=True, timeout=60)
+
+
+def free_ports(count: int) -> list[int]:
+    socks, ports = [], []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def sbin(name: str) -> str:
+    return shutil.which(name) or f"/usr/sbin/{name}"
+
+
+class Cluster:
+    def __init__(self, root: Path):
+        self.root = root
+        self.procs: list[subprocess.Popen] = []
+        self.conf = root / "slurm.conf"
+        self.socket = root / "munge" / "munge.socket"
+        self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+
+    def start(self) -> "Cluster":
+        ensure_installed()
+        root = self.root
+        for d in ("munge", "state", "spool", "log"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        os.chmod(root / "munge", 0o700)
+        key = root / "munge" / "munge.key"
+        key.write_bytes(os.urandom(1024))
+        os.chmod(key, 0o400)
+        self._spawn([sbin("munged"), "--foreground", "--force", f"--socket={self.socket}", f"--key-file={key}",
+                     f"--pid-file={root / 'munge' / 'munged.pid'}", f"--seed-file={root / 'munge' / 'seed'}",
+                     f"--log-file={root / 'log' / 'munged.log'}"], "munged")
+        self._wait(lambda: self.socket.exists(), 20, "munged's socket")
+        ctld, *node_ports = free_ports(1 + len(NODES))
+        host = socket.gethostname().split(".")[0]
+        nodes = "\n".join(f"NodeName={n} NodeHostname={host} NodeAddr=127.0.0.1 Port={p} CPUs=2 "
+                          "RealMemory=8000 State=UNKNOWN" for n, p in zip(NODES, node_ports))
+        self.conf.write_text(f"""ClusterName=syqure-test
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={ctld}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket={self.socket}
+CredType=cred/munge
+StateSaveLocation={root / 'state'}
+SlurmdSpoolDir={root / 'spool'}/%n
+SlurmctldPidFile={root / 'slurmctld.pid'}
+SlurmdPidFile={root / 'slurmd'}-%n.pid
+SlurmctldLogFile={root / 'log' / 'slurmctld.log'}
+SlurmdLogFile={root / 'log'}/slurmd-%n.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+MpiDefault=none
+SchedulerType=sched/builtin
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+MinJobAge=3600
+KillWait=5
+SlurmctldTimeout=30
+SlurmdTimeout=30
+InactiveLimit=0
+JobCompType=jobcomp/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+{nodes}
+PartitionName=compute Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State=UP
+""")
+        self._spawn([sbin("slurmctld"), "-D", "-c", "-f", str(self.conf)], "slurmctld")
+        for n in NODES:
+            self._spawn([sbin("slurmd"), "-D", "-N", n, "-f", str(self.conf)], f"slurmd-{n}")
+        self._wait(self._idle, 60, "three idle nodes in sinfo")
+        return self
+
+    def _spawn(self, args, name) -> None:
+        log = open(self.root / "log" / f"{name}.out", "wb")
+        self.procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                           env=self.env, start_new_session=True))
+        log.close()
+
+    def _idle(self) -> bool:
+        for p in self.procs:
+            if p.poll() is not None:
+                raise AssertionError(f"{p.args[0]} exited with {p.returncode}: {self.logs()}")
+        out = self.run("sinfo", "-h", "-o", "%n %t").stdout
+        states = dict(line.split() for line in out.splitlines() if line.strip())
+        return all(states.get(n) == "idle" for n in NODES)
+
+    @staticmethod
+    def _wait(predicate, timeout, what):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"SLURM test cluster: no {what} after {timeout} s")
+
+    def run(self, *args, timeout=30) -> subprocess.CompletedProcess:
+        return subprocess.run([*args], env=self.env, capture_output=True, text=True, timeout=timeout)
+
+    def jobs(self) -> list[str]:
+        """Jobs queued or running: 'id name state node'."""
+        out = self.run("squeue", "-h", "-o", "%i %j %T %N").stdout
+        return [line for line in out.splitlines() if line.strip()]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-1500:]}"
+                         for p in sorted((self.root / "log").glob("*")) if p.is_file())
+
+    def stop(self) -> None:
+        for line in self.jobs() if self.conf.exists() else []:
+            self.run("scancel", line.split()[0])
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+        for p in reversed(self.procs):
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, 9)
+                p.wait(10)
