@@ -39,6 +39,8 @@ class StatusRecord:
         self.path = status_path(status_dir, pid)
         self.data: dict = {"pid": pid, "parties": parties, "run_id": run_id, "state": STARTED,
                            "heartbeat": 0, "host": os.uname().nodename, "started_at": time.time()}
+        if os.environ.get("SLURMD_NODENAME"):  # the cluster node, where nodes may share a host
+            self.data["node"] = os.environ["SLURMD_NODENAME"]
 
     def update(self, **fields) -> None:
         self.data.update(fields)

@@ -2,7 +2,10 @@
 and munge, one slurmctld and three slurmd (-N node-a, node-b, node-c), its
 own munge socket, slurm.conf, state, spool and free ports under a temp
 folder; no accounting database (MinJobAge is long, so squeue sees finished
-jobs). Installed from Debian when missing (CI runs as root); skipped, with
+jobs). Snakemake's job-step executor runs srun without $SLURM_CONF, so each
+slurmd runs in a private mount namespace where /etc/slurm is the test's
+folder: its jobs find the test slurm.conf at the default path, and the
+host's /etc/slurm is never touched. Installed from Debian when missing (CI runs as root); skipped, with
 the reason, where that cannot be done. Everything it started is stopped."""
 from __future__ import annotations
 
@@ -59,14 +62,14 @@ class Cluster:
     def __init__(self, root: Path):
         self.root = root
         self.procs: list[subprocess.Popen] = []
-        self.conf = root / "slurm.conf"
+        self.conf = root / "etc" / "slurm.conf"
         self.socket = root / "munge" / "munge.socket"
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
 
     def start(self) -> "Cluster":
         ensure_installed()
         root = self.root
-        for d in ("munge", "state", "spool", "log"):
+        for d in ("munge", "state", "log", "etc", *(f"spool/{n}" for n in NODES)):
             (root / d).mkdir(parents=True, exist_ok=True)
         os.chmod(root / "munge", 0o700)
         key = root / "munge" / "munge.key"
@@ -85,6 +88,7 @@ SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={ctld}
 SlurmUser=root
 SlurmdUser=root
+MailProg=/bin/true
 AuthType=auth/munge
 AuthInfo=socket={self.socket}
 CredType=cred/munge
@@ -113,8 +117,11 @@ AccountingStorageType=accounting_storage/none
 PartitionName=compute Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State=UP
 """)
         self._spawn([sbin("slurmctld"), "-D", "-c", "-f", str(self.conf)], "slurmctld")
+        Path("/etc/slurm").mkdir(exist_ok=True)  # the mount point (the package makes it)
         for n in NODES:
-            self._spawn([sbin("slurmd"), "-D", "-N", n, "-f", str(self.conf)], f"slurmd-{n}")
+            self._spawn(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                         'mount --bind "$0" /etc/slurm && exec "$@"', str(self.conf.parent),
+                         sbin("slurmd"), "-D", "-N", n, "-f", "/etc/slurm/slurm.conf"], f"slurmd-{n}")
         self._wait(self._idle, 60, "three idle nodes in sinfo")
         return self
 
@@ -128,7 +135,7 @@ PartitionName=compute Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State
         for p in self.procs:
             if p.poll() is not None:
                 raise AssertionError(f"{p.args[0]} exited with {p.returncode}: {self.logs()}")
-        out = self.run("sinfo", "-h", "-o", "%n %t").stdout
+        out = self.run("sinfo", "-h", "-N", "-o", "%N %t").stdout
         states = dict(line.split() for line in out.splitlines() if line.strip())
         return all(states.get(n) == "idle" for n in NODES)
 

@@ -39,11 +39,12 @@ rule party:
     output:
         result=f"results/{RUN}/party-{{pid}}.json",
     log:
-        f"runs/{RUN}/logs/party-{{pid}}.log",
+        f"runs/{RUN}/logs/party-{{pid}}.runner.log",  # the program's own: party-{pid}.log
     wildcard_constraints:
         pid=r"\d+",
     params:
         binary=lambda wc, input: f" --binary {input.binary}" if "binary" in input.keys() else "",
+        cancel_queued=REPO / "workflow" / "scripts" / "cancel_queued_jobs.sh",
     threads: 1
     resources:
         slurm_extra=lambda wc: (f"--nodelist={config['placement'][int(wc.pid)]}"
@@ -51,9 +52,11 @@ rule party:
     shell:
         # A failed run is over: its resolved config goes, so that the next
         # attempt prepares a new run (a new run id) instead of reusing this one.
-        "syqure-wf party --config {input.config} --pid {wildcards.pid} --output {output.result}"
+        # On a cluster, the run's parties still queued could only fail later.
+        # Its one-line error goes to the log too: Snakemake shows a failed job's log.
+        "(syqure-wf party --config {input.config} --pid {wildcards.pid} --output {output.result}"
         "{params.binary}"
-        " || {{ code=$?; rm -f {input.config}; exit $code; }}"
+        " || {{ code=$?; rm -f {input.config}; bash {params.cancel_queued}; exit $code; }}) 2>&1 | tee {log}"
 
 
 rule collect:
