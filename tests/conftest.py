@@ -121,6 +121,17 @@ def message_files(folder: Path) -> list[Path]:
     return [p for p in Path(folder).rglob("*") if p.suffix in (".msg", ".ready", ".end")]
 
 
+def command_lines():
+    """(OS pid, argv as bytes) of every live process that can be read."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            yield int(entry.name), args[:-1] if args and args[-1] == b"" else args
+
+
 def processes_mentioning(text: str) -> list[int]:
     """Live processes whose command line or environment contains ``text``."""
     needle, found = text.encode(), []

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import (PROGRAMS, PY, REPO, free_base, message_files, one_line_error, output,
+from conftest import (PROGRAMS, PY, REPO, command_lines, free_base, message_files, one_line_error, output,
                       processes_mentioning, wait_until)
 
 EXAMPLE = REPO / "examples" / "allele-counts"
@@ -54,16 +54,8 @@ def rounds_config(tmp_path: Path, parties=3, **extra) -> Path:
 
 def party_pids(work: Path) -> dict[int, int]:
     """pid -> OS pid of each party runner, from the processes' command lines."""
-    found = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"party" in args and str(work).encode() in b" ".join(args) and b"--pid" in args:
-                found[int(args[args.index(b"--pid") + 1])] = int(entry.name)
-    return found
+    return {int(args[args.index(b"--pid") + 1]): pid for pid, args in command_lines()
+            if b"party" in args and str(work).encode() in b" ".join(args) and b"--pid" in args}
 
 
 def running(work: Path, n: int) -> bool:
@@ -204,3 +196,20 @@ def test_port_base_compiled_in_runs_with_a_namespace_per_party(procs, tmp_path):
     isolated = sequre_wire_config(tmp_path, engine=fixed)
     proc = procs.start(cli("run", "--config", isolated, "--quiet"))
     assert procs.wait(proc, 120) == 0, output(proc) + (tmp_path / "run/logs/party-1.runner.log").read_text()
+
+
+def test_no_network_namespaces_is_one_line_saying_what_to_do(procs, tmp_path):
+    """Where namespaces cannot be made (here: no unshare on PATH), a Sequre
+    build's run on one host stops before anything starts, saying why and
+    what to do instead."""
+    fixed = {"name": "sequre", "command": f"{{python}} {PROGRAMS / 'sequre_wire.py'} {{pid}} {{parties}} 9000 20",
+             "port_base_compiled_in": True}
+    path = sequre_wire_config(tmp_path, engine=fixed)
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "python3").symlink_to(PY)
+    proc = procs.start(cli("run", "--config", path), env={**os.environ, "PATH": str(bare)})
+    assert procs.wait(proc, 30) == 2
+    line = one_line_error(output(proc))
+    assert "network namespace" in line and "unshare" in line and "one party per machine" in line, line
+    assert not (tmp_path / "run" / "logs").exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PY, REPO, message_files, one_line_error, output, wait_until
+from conftest import PY, REPO, command_lines, message_files, one_line_error, output, wait_until
 from sequre_install import sequre_env, sequre_home
 
 from syqure_wf.build import Toolchain, build_key, compile_error
@@ -142,15 +142,8 @@ def test_a_killed_sequre_party_fails_the_run_naming_it(procs, tmp_path, home, ca
                        log=tmp_path / "run.log", env=env)
 
     def victim():  # party 2's Sequre binary, as soon as it runs
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit():
-                try:
-                    args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
-                except OSError:
-                    continue
-                if args[0].endswith(b"/allele_counts") and args[-2:] == [b"2", b""]:
-                    return int(entry.name)
-        return None
+        return next((pid for pid, args in command_lines()
+                     if args and args[0].endswith(b"/allele_counts") and args[-1] == b"2"), None)
 
     pid = wait_until(victim, 60, "party 2's Sequre program to start", step=0.005)
     os.kill(pid, signal.SIGKILL)

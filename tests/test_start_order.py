@@ -23,11 +23,11 @@ def proxy_cmd(pid, n, data, base, *extra):
             "--base-port", base, "--sequre-base-port", base, "--linger", "0.3", *extra]
 
 
-def staggered_trial(procs, tmp_path: Path, rng: random.Random, n: int = 3, count: int = 40,
+def staggered_trial(procs, tmp_path: Path, rng: random.Random, bases: list[int], count: int = 40,
                     extra=()) -> None:
+    n = len(bases)
     tmp_path.mkdir(parents=True, exist_ok=True)
     data = tmp_path / "msgs"
-    bases = [free_base() for _ in range(n)]
     delays = sorted((rng.uniform(0, 2), p) for p in range(n))
     t0 = time.monotonic()
     parties = [procs.start([PY, PROGRAMS / "sequre_wire.py", p, n, bases[p], count, 1 << 20],
@@ -53,16 +53,18 @@ def test_twenty_staggered_starts_without_a_run_id(procs, tmp_path):
     """The seed's syqure.sh way: no run id, each proxy started 0-2 s after the
     parties. Every trial byte-exact, exit 0, nothing left."""
     rng = random.Random(12)
+    bases = [free_base() for _ in range(3)]  # one trial ends before the next: its ports are free again
     for trial in range(20):
-        staggered_trial(procs, tmp_path / f"t{trial}", rng)
+        staggered_trial(procs, tmp_path / f"t{trial}", rng, bases)
         procs.cleanup()
         procs.procs.clear()
 
 
 def test_staggered_starts_with_a_run_id(procs, tmp_path):
     rng = random.Random(7)
+    bases = [free_base() for _ in range(3)]
     for trial in range(3):
-        staggered_trial(procs, tmp_path / f"t{trial}", rng, extra=("--run-id", f"run{trial}"))
+        staggered_trial(procs, tmp_path / f"t{trial}", rng, bases, extra=("--run-id", f"run{trial}"))
 
 
 def dead_run(data: Path, run_id: str | None = None) -> None:

@@ -200,3 +200,22 @@ def test_slurm_profile_pins_each_party_to_its_node(tmp_path):
     for pid, node in ((0, "node-a"), (1, "node-b"), (2, "node-c")):
         block = text.split(f"wildcards: pid={pid}")[1].split("\n")[1]
         assert f"slurm_extra=--nodelist={node}" in block
+
+
+def test_nextflow_slurm_profile_places_each_party(tmp_path):
+    """Nextflow cannot run here: reftrace parses the slurm profile's process
+    scope. Every process is a SLURM job in the chosen partition; PARTY's
+    cluster options come from the placement; BUILD gets memory to compile."""
+    from reftrace import ConfigFile
+
+    config = ConfigFile.from_file(str(REPO / "nextflow/nextflow.config")).config_file
+    text = (REPO / "nextflow/nextflow.config").read_text().splitlines()
+    slurm = [s for s in config.process_scopes if "executor = 'slurm'" in "\n".join(text[s.line_number - 1:s.line_number + 3])]
+    assert len(slurm) == 1, [s.line_number for s in config.process_scopes]
+    scope = slurm[0]
+    assert {d.name for d in scope.directives} >= {"executor", "queue"}
+    named = {n.name: {d.name: d for d in n.directives} for n in scope.named_scopes}
+    assert "memory" in named["BUILD"]
+    assert "placement" in str(named["PARTY"]["clusterOptions"].value)
+    line = text[named["PARTY"]["clusterOptions"].line_number - 1]
+    assert "--nodelist=${params.placement[pid as String]}" in line
