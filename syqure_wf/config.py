@@ -252,6 +252,7 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
     if sorted(pids) != list(range(n)):
         raise ConfigError(f"{where}: parties: pids must be 0..{n - 1}, got {sorted(pids)}")
 
+    engine.settle(engine_raw)
     framing = raw.get("framing") or engine.default_framing(engine_raw)
     problem = engine.framing_problem(engine_raw, framing)
     if problem:

@@ -33,6 +33,7 @@ WRITE_BUFFER = 4 << 20  # bytes queued to the party before the downstream waits
 RESCAN = 1.0  # seconds between looks at the disk that no event asked for
 DIAL_RETRY = 0.1
 WRITER_POLL = 0.05  # while a first message waits for proof that its writer runs
+FAST_BEAT = 0.1  # heartbeat while a peer has yet to take our first message: it waits for a beat
 
 
 @dataclass
@@ -84,6 +85,8 @@ class Upstream:
             if type(ev) is Data:
                 self.msg.write(ev.chunk)
             elif type(ev) is Begin:
+                if not outbox.next_seq:
+                    self.channel.proxy.beat_soon()  # the peer waits for a beat before reading it
                 self.msg = self.folder.open_message(self.peer, outbox.allocate())
                 self.msg.write(mailbox.HEADER.pack(ev.length))
                 self.length = ev.length
@@ -229,7 +232,10 @@ class Channel:
         self._pending: tuple | None = None
         self.waiting_since: float | None = None  # for progress: who waits on whom
         self.unconsumed_since: float | None = None  # the peer is done, our messages still there
-        self.writer_known = False  # the peer's running proxy was seen to write our inbox
+        # The peer's running proxy is known to write our inbox. On a folder that
+        # is not synced, anything that appears after we saw the inbox empty
+        # was written by a running process: dead runs write nothing.
+        self.writer_known = not proxy.folder.synced and not proxy.folder.listing(proxy.folder.inbox(self.peer))
         self.waiter = Waiter()
         proxy.watcher.subscribe(proxy.folder.inbox(self.peer), self.waiter.notify, proxy.folder.arrivals)
         self.where = f"{proxy.settings.host}:{plan.port}"
@@ -460,12 +466,16 @@ class Proxy:
         now = time.monotonic()
         self.peers = {p: PeerWatch(p, s.run_id, self.folder.synced, now) for p in self.folder.peers()}
         self._changed = Waiter()
+        self._beat = Waiter()
         self._consumption_watched = False
         self.started = time.monotonic()
         self.incarnation = secrets.token_hex(8)  # this process, as its peers see it
 
     def changed(self) -> None:
         self._changed.notify()
+
+    def beat_soon(self) -> None:
+        self._beat.notify()
 
     def _watch_consumption(self) -> None:
         # Consumption matters to the end of a run only: watched from then on,
@@ -530,13 +540,20 @@ class Proxy:
     async def _monitor(self) -> None:
         s = self.settings
         while True:
+            self._beat.clear()
             self.status.beat(channels=self.stats(),
                              peer_gaps={str(p): round(w.longest_gap, 1) for p, w in self.peers.items()})
             now = time.monotonic()
             for pid, peer in self.peers.items():
                 peer.observe(read_status(self.folder.status_dir_of(pid), pid), now)
                 peer.check(now, self.started, s.start_timeout, s.peer_timeout)
-            await asyncio.sleep(s.heartbeat)
+            await self._beat.wait(min(s.heartbeat, FAST_BEAT) if self._first_unread() else s.heartbeat)
+
+    def _first_unread(self) -> bool:
+        """A peer has not yet taken our first message: before it does, it must
+        see our heartbeat move (``Channel._await_writer``), so we beat fast."""
+        return any(ch.outbox.next_seq and 0 in self.folder.listing(self.folder.outbox(ch.peer))
+                   for ch in self.channels)
 
     def _quiet(self, need_connections: bool) -> tuple | None:
         """A snapshot of a finished state, or None while anything is still due."""

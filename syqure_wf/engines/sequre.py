@@ -132,6 +132,11 @@ class Sequre(Engine):
     def needs_build(self, spec: dict) -> bool:
         return not spec.get("command") and not spec.get("binary")
 
+    def settle(self, spec: dict) -> None:
+        # a party given the built binary then needs no Codon to know its wire
+        if not spec.get("command") and self.flavour(spec) != "unknown":
+            spec.setdefault("flavour", self.flavour(spec))
+
 
 def gmp_library() -> str | None:
     """The fork dlopens "libgmp.so", which only the -dev package provides: name the runtime library."""
