@@ -1,10 +1,11 @@
 """Real Sequre through the file transport, against direct TCP and against the
 fork's own file transport, in the same run.
 
-    PATH=~/.cache/syqure-wf/sequre/fork/bin:$PATH python bench/sequre.py [--repeat 3] [--skip-mhe]
+    PATH=~/.cache/syqure-wf/sequre/fork/bin:$PATH python bench/sequre.py [--repeat 3] [--only WORD]
 
 Jobs: the example (allele counts, 10,000 variants, --skip-mhe-setup,
--release build) and the MHE key setup (../shared/sequre/examples/
+-release build), a round-trip bound program (bench/programs/rounds.codon:
+200 sequential secure products, each revealed) and the MHE key setup (../shared/sequre/examples/
 two_party_sum_tcp.codon without --skip-mhe-setup: about 1.15 GB each way
 between CP1 and CP2, -debug --disable-native build, which does not crash
 on AVX-512). Each program is built once (cached) before anything is timed.
@@ -38,6 +39,9 @@ JOBS = {
     "allele counts (example, -release)": {
         "engine": {"name": "sequre", "program": str(EXAMPLE / "allele_counts.codon"), "args": ["--skip-mhe-setup"]},
         "inputs": {"1": str(EXAMPLE / "data/site1.tsv"), "2": str(EXAMPLE / "data/site2.tsv")}},
+    "round-trip bound: 200 secure products, each revealed (-release)": {
+        "engine": {"name": "sequre", "program": str(REPO / "bench/programs/rounds.codon"), "args": ["--skip-mhe-setup"],
+                   "env": {"ROUNDS": "200"}}},
     "MHE setup (-debug --disable-native)": {
         "engine": {"name": "sequre", "program": str(SHARED / "examples/two_party_sum_tcp.codon"),
                    "build_flags": ["-debug", "--disable-native", "--disable-opt=core-pythonic-list-addition-opt"]}},
@@ -52,8 +56,8 @@ def config(job: dict, mode: str, work: Path) -> Path:
         cfg["transport"] = "tcp"
     elif mode == "fork-file":
         cfg["transport"] = "tcp"  # no proxies: the program's own file transport
-        cfg["engine"]["env"] = {"SEQURE_TRANSPORT": "file", "SEQURE_FILE_DIR": str(work / "fork-files"),
-                                "SEQURE_FILE_POLL_MS": "50"}
+        cfg["engine"]["env"] = {**cfg["engine"].get("env", {}), "SEQURE_TRANSPORT": "file",
+                                "SEQURE_FILE_DIR": str(work / "fork-files"), "SEQURE_FILE_POLL_MS": "50"}
     path = work.with_suffix(".yaml")
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -110,12 +114,12 @@ async def first_message(job: dict, work: Path) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--skip-mhe", action="store_true", help="only the example job")
+    ap.add_argument("--only", default="", help="only the jobs whose name holds this word")
     args = ap.parse_args()
     from syqure_wf.build import build
 
     root = Path(tempfile.mkdtemp(prefix="syqure-sequre-bench-"))
-    jobs = {k: v for k, v in JOBS.items() if not (args.skip_mhe and k.startswith("MHE"))}
+    jobs = {k: v for k, v in JOBS.items() if args.only.lower() in k.lower()}
     for name, job in jobs.items():
         done = build(job["engine"], Path(job["engine"]["program"]))
         print(f"{name}: {done.toolchain.flavour} Sequre, Codon {done.toolchain.version}, "
@@ -136,6 +140,8 @@ def main() -> None:
             print(f"| {name} | {mode} | {' / '.join(f'{w:.2f}' for w in walls)} | {slowest / tcp:.2f}x | {msgs} | {mb} |",
                   flush=True)
     example = JOBS["allele counts (example, -release)"]
+    if args.only:
+        return
     firsts = [asyncio.run(first_message(example, root / f"first-{i}")) for i in range(args.repeat)]
     print(f"\nwarm cache, `syqure-wf run` to the first message file: median {statistics.median(firsts):.2f} s "
           f"({', '.join(f'{t:.2f}' for t in firsts)})")

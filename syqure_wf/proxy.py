@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 
@@ -30,6 +31,11 @@ from .watch import REMOVALS, Waiter, make_watcher
 log = logging.getLogger("syqure_wf.proxy")
 
 WRITE_BUFFER = 4 << 20  # bytes queued to the party before the downstream waits
+# Sequre sends a frame's length and its payload as two writes: with Nagle on,
+# the payload waits for the length's ACK, which a receiver delays ~40 ms.
+# The proxy receives from its party and ACKs at once (Linux resets the flag
+# after each read, so it is set again every time).
+QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 RESCAN = 1.0  # seconds between looks at the disk that no event asked for
 DIAL_RETRY = 0.1
 WRITER_POLL = 0.05  # while a first message waits for proof that its writer runs
@@ -133,8 +139,18 @@ class Link(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         transport.set_write_buffer_limits(high=WRITE_BUFFER)
+        self._sock = transport.get_extra_info("socket") if QUICKACK is not None else None
+        self._quickack()
+
+    def _quickack(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
+            except OSError:
+                self._sock = None
 
     def data_received(self, data: bytes) -> None:
+        self._quickack()
         if self.upstream_done.done():
             return
         try:
