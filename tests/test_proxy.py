@@ -309,7 +309,7 @@ def test_proxy_restarted_mid_run_resumes_its_sequence(procs, tmp_path):
     proxy is killed mid-stream and started again. The new proxy goes on from
     the counters of the old one, so every message file either of them wrote
     is delivered once, in order, and the run ends clean."""
-    data, count = tmp_path / "msgs", 2000
+    data, count = tmp_path / "msgs", 30000
     bases = [free_base(), free_base()]
     args = [proxy_cmd(p, 2, data, bases[p], bases[p], "--run-id", "resume") for p in range(2)]
     proxies = [procs.start(args[p], log=tmp_path / f"proxy{p}.log") for p in range(2)]
@@ -322,7 +322,7 @@ def test_proxy_restarted_mid_run_resumes_its_sequence(procs, tmp_path):
         except (OSError, ValueError, KeyError):
             return 0
 
-    wait_until(lambda: sent_by_1() > 200, 60, "party 1's proxy to carry 200 messages", step=0.05)
+    wait_until(lambda: sent_by_1() > 200, 60, "party 1's proxy to carry 200 messages", step=0.02)
     procs.kill(proxies[1])
     assert (data / ".tmp" / "party1.resume.progress").exists()
     restarted = procs.start(args[1], log=tmp_path / "proxy1-again.log")

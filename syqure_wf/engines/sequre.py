@@ -39,8 +39,12 @@ class Sequre(Engine):
         if spec.get("command"):
             return "unknown"
         from ..build import toolchain
+        from ..errors import ConfigError
 
-        return toolchain(spec, spec.get("env")).flavour
+        try:
+            return toolchain(spec, spec.get("env")).flavour
+        except ConfigError:
+            return "unknown"  # no Codon here: config_problem says so
 
     def tls(self, spec: dict) -> bool:
         if "tls" in spec:
@@ -79,6 +83,14 @@ class Sequre(Engine):
             problem = program_problem(cfg, (".codon", ".py") if command else (".codon",))
             if problem:
                 return problem
+        if self.needs_build(spec):
+            from ..build import toolchain
+            from ..errors import ConfigError
+
+            try:
+                toolchain(spec, spec.get("env"))
+            except ConfigError as exc:
+                return str(exc)
         if command is not None:
             argv = shlex.split(command)
             if not argv or (argv[0] != "{python}" and which(argv[0]) is None):

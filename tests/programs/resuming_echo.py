@@ -75,11 +75,13 @@ def dial(port: int, deadline: float):
 
 
 def client(port: int, count: int) -> None:
-    echoed, repeats, redials = set(), 0, 0
+    echoed, repeats, redials, low = set(), 0, 0, 0
     sock = dial(port, time.monotonic() + 60)
     while len(echoed) < count:
         try:
-            pending = [i for i in range(count) if i not in echoed][:WINDOW]
+            while low in echoed:  # frames below low are all echoed
+                low += 1
+            pending = [i for i in range(low, min(count, low + 2 * WINDOW)) if i not in echoed][:WINDOW]
             for i in pending:
                 send_frame(sock, payload(i))
             while not echoed.issuperset(pending):  # echoes of an earlier window may come too
