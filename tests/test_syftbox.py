@@ -56,6 +56,7 @@ def test_faulty_sync_delivers_every_message_once_in_order(procs, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the run's own bound below is 8 hops (600 s)
 def test_sync_minutes_apart_trips_no_timeout(procs, tmp_path):
     """A sync that moves files once every 75 s: the peers stay alive and
     heartbeating, every default bound (peer 30 s, drain 60 s) is shorter
