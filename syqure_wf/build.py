@@ -205,6 +205,14 @@ def build(spec: dict, program: Path, env: dict | None = None, *, timeout: float 
     return Build(target, True, time.monotonic() - started, tc)
 
 
+def build_run(cfg, say=None) -> Build:
+    """Build (or take from the cache) the program of run configuration ``cfg``;
+    its parties then run that binary (``engine.binary``)."""
+    done = build(cfg.engine, cfg.resolve(cfg.engine["program"]), cfg.engine.get("env"), say=say)
+    cfg.engine["binary"] = str(done.binary)
+    return done
+
+
 def _ready(binary: Path) -> bool:
     return binary.is_file() and os.access(binary, os.X_OK) and (binary.parent / "build.log").is_file()
 

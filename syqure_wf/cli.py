@@ -167,14 +167,12 @@ def party_cmd(config_path: str, pid: int, input_path: str | None, output_path: s
     from pathlib import Path
 
     from . import isolation
-    from .config import isolation_for
     from .party import run_party
 
     setup_logging(verbose, f"party[{pid}]")
     cfg = _load(config_path)
     cfg.party(pid)
-    if isolation_for(cfg, 1) == "netns" and not isolation.inside():
-        isolation.check_netns("the run asks for it (isolation: netns)")
+    if not isolation.inside() and isolation.isolate(cfg, 1) == "netns":
         isolation.reexec_inside([sys.executable, "-m", "syqure_wf", *sys.argv[1:]])
     if binary_path:
         cfg.engine["binary"] = str(Path(binary_path).absolute())
@@ -275,7 +273,7 @@ def build_cmd(config_path: str, out_path: str | None, if_needed: bool) -> None:
     """Compile the run's Sequre program once for this machine (cached)."""
     import shutil
 
-    from .build import build
+    from .build import build_run
     from .engines import get_engine
 
     cfg = _load(config_path)
@@ -285,7 +283,7 @@ def build_cmd(config_path: str, out_path: str | None, if_needed: bool) -> None:
             return
         raise ConfigError(f"{cfg.where}: engine: only a sequre program without engine.command is built")
     program = cfg.resolve(cfg.engine["program"])
-    done = build(cfg.engine, program, cfg.engine.get("env"), say=lambda line: click.echo(line, err=True))
+    done = build_run(cfg, say=lambda line: click.echo(line, err=True))
     if out_path:
         from pathlib import Path
 
@@ -325,10 +323,9 @@ def validate_cmd(config_path: str, pid: tuple[int, ...]) -> None:
 
     built = ""
     if get_engine(cfg.engine["name"]).needs_build(cfg.engine):
-        from .build import build
+        from .build import build_run
 
-        done = build(cfg.engine, cfg.resolve(cfg.engine["program"]), cfg.engine.get("env"),
-                     say=lambda line: click.echo(line, err=True))
+        done = build_run(cfg, say=lambda line: click.echo(line, err=True))
         built = f", program {'compiled' if done.compiled else 'built (cached)'}"
     click.echo(f"{cfg.where}: ok{built}: {cfg.n} parties, engine {cfg.engine['name']}, framing {cfg.framing}, "
                f"layout {cfg.layout}, run folder {cfg.workdir}")

@@ -278,12 +278,7 @@ class Layout:
         """Without status records to judge a writer by (seed sbproxy peers), a
         message already in an inbox at start may be a dead run's: refused."""
         for peer in self.peers():
-            left = mailbox.leftovers(os.listdir(self.inbox(peer)))
-            if left:
-                raise SyqureError(
-                    f"{self.inbox(peer)} holds {len(left)} message file(s) before this proxy "
-                    f"started ({left[0]}, ...): an earlier run? run 'syqure-wf clean', or give "
-                    "every proxy the same --run-id")
+            self.refuse_leftovers(self.inbox(peer), "give every proxy the same --run-id")
 
     def removable(self) -> list:
         """Folders whose message files this party may remove after a failed run."""

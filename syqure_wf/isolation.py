@@ -41,6 +41,19 @@ def check_netns(why: str) -> None:
                           "machine (syqure-wf party --pid N on each)")
 
 
+def isolate(cfg, parties_here: int) -> str:
+    """Settle ``cfg.isolation`` for ``parties_here`` parties of the run on this
+    host, and make sure a namespace can be made where one is needed."""
+    from .config import isolation_for
+    from .engines import get_engine
+
+    cfg.isolation = isolation_for(cfg, parties_here)
+    if cfg.isolation == "netns":
+        check_netns(f"{cfg.engine['name']} parties on one host use the same ports"
+                    if get_engine(cfg.engine["name"]).needs_isolation(cfg) else "the run asks for it")
+    return cfg.isolation
+
+
 def inside() -> bool:
     return os.environ.get(MARK) == "1"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from . import mailbox
-from .config import RunConfig, check_inputs, isolation_for, party_ports
+from .config import RunConfig, check_inputs, party_ports
 from .errors import ConfigError, Stopped, SyqureError
 from .folder import make_private_dir, write_private
 from .party import die_with_parent
@@ -71,21 +71,15 @@ def isolate_and_build(cfg: RunConfig, parties_here: int, say=None) -> None:
     """What every party run on this host needs before it starts: a namespace
     each where the engine needs it, and its program built once."""
     from .engines import get_engine
-    from .isolation import check_netns
+    from .isolation import isolate
 
-    engine = get_engine(cfg.engine["name"])
-    cfg.isolation = isolation_for(cfg, parties_here)
-    if cfg.isolation == "netns":
-        check_netns(f"{cfg.engine['name']} parties on one host use the same ports"
-                    if engine.needs_isolation(cfg) else "the run asks for it")
-    if engine.needs_build(cfg.engine):
-        from .build import build
+    isolate(cfg, parties_here)
+    if get_engine(cfg.engine["name"]).needs_build(cfg.engine):
+        from .build import build_run
 
-        program = cfg.resolve(cfg.engine["program"])
-        done = build(cfg.engine, program, cfg.engine.get("env"), say=say)
-        cfg.engine["binary"] = str(done.binary)
+        done = build_run(cfg, say=say)
         if say and done.compiled:
-            say(f"compiled {program.name} in {done.seconds:.0f} s")
+            say(f"compiled {done.binary.name} in {done.seconds:.0f} s")
 
 
 class Display:

@@ -67,11 +67,9 @@ class PartyRunner:
         cfg, pid = self.cfg, self.pid
         check_inputs(cfg, [pid])
         if self.engine.needs_build(cfg.engine):  # once per machine; a rerun takes it from the cache
-            from .build import build
+            from .build import build_run
 
-            done = build(cfg.engine, cfg.resolve(cfg.engine["program"]), cfg.engine.get("env"),
-                         say=lambda line: print(f"party {pid}: {line}", file=sys.stderr, flush=True))
-            cfg.engine["binary"] = str(done.binary)
+            done = build_run(cfg, say=lambda line: print(f"party {pid}: {line}", file=sys.stderr, flush=True))
             self.times["build_s"] = round(done.seconds, 1)
         launch = self.engine.launch(cfg, pid)
         make_private_dir(cfg.logs_dir)

@@ -250,8 +250,11 @@ class Channel:
         self.unconsumed_since: float | None = None  # the peer is done, our messages still there
         # The peer's running proxy is known to write our inbox. On a folder that
         # is not synced, anything that appears after we saw the inbox empty
-        # was written by a running process: dead runs write nothing.
-        self.writer_known = not proxy.folder.synced and not proxy.folder.listing(proxy.folder.inbox(self.peer))
+        # was written by a running process: dead runs write nothing. Peers
+        # without status records (seed sbproxy) give no evidence: checked at start.
+        self.writer_known = (not proxy.settings.start_timeout or not proxy.folder.synced
+                             and not proxy.folder.listing(proxy.folder.inbox(self.peer)))
+        self.first_taken = False  # the peer took our first message
         self.waiter = Waiter()
         proxy.watcher.subscribe(proxy.folder.inbox(self.peer), self.waiter.notify, proxy.folder.arrivals)
         self.where = f"{proxy.settings.host}:{plan.port}"
@@ -418,9 +421,6 @@ class Channel:
         writer that never beats again; they are never delivered (PROTOCOL.md)."""
         s, folder = self.proxy.settings, self.proxy.folder
         watch = self.proxy.peers[self.peer]
-        if not s.start_timeout:  # peers without status records (seed sbproxy): checked at start
-            self.writer_known = True
-            return
         began = time.monotonic()
         while True:
             now = time.monotonic()
@@ -568,8 +568,10 @@ class Proxy:
     def _first_unread(self) -> bool:
         """A peer has not yet taken our first message: before it does, it must
         see our heartbeat move (``Channel._await_writer``), so we beat fast."""
-        return any(ch.outbox.next_seq and 0 in self.folder.listing(self.folder.outbox(ch.peer))
-                   for ch in self.channels)
+        for ch in self.channels:
+            if ch.outbox.next_seq and not ch.first_taken:
+                ch.first_taken = 0 not in self.folder.listing(self.folder.outbox(ch.peer))
+        return any(ch.outbox.next_seq and not ch.first_taken for ch in self.channels)
 
     def _quiet(self, need_connections: bool) -> tuple | None:
         """A snapshot of a finished state, or None while anything is still due."""

@@ -89,7 +89,7 @@ class PeerWatch:
     reason: str = ""
     incarnation: str | None = None
     live: bool = False
-    readings: int = 0
+    _read: bool = False  # a record was read before
     _stale: tuple | None = None  # (incarnation, heartbeat) of a first reading not yet trusted
     _inc_count: object = None
 
@@ -97,13 +97,13 @@ class PeerWatch:
         if record is None or (self.run_id and record.get("run_id") != self.run_id):
             return  # absent, or a record of another run
         inc, count = record.get("incarnation"), record.get("heartbeat")
-        self.readings += 1
         if inc != self.incarnation:
             self.incarnation, self.live, self._inc_count = inc, False, count
         elif count != self._inc_count:
             self.live, self._inc_count = True, count
-        if self.readings == 1 and not self.run_id:
+        if not self._read and not self.run_id:
             self._stale = (inc, count)
+        self._read = True
         if self._stale is not None:
             if self._stale == (inc, count):
                 return  # maybe a dead run's: judged once it changes

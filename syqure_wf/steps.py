@@ -34,11 +34,9 @@ def prepare(raw: dict | str | Path, out: str | Path, *, base_dir: Path | None = 
         cfg = config_mod.resolve(raw, None, base_dir or Path.cwd())
     else:
         cfg = config_mod.load(raw, overrides)
-    cfg.isolation = config_mod.isolation_for(cfg, parties_here)
-    if cfg.isolation == "netns":
-        from .isolation import check_netns
+    from .isolation import isolate
 
-        check_netns(f"{parties_here} parties of this run share this host")
+    isolate(cfg, parties_here)
     if clean_leftovers and cfg.data_dir.is_dir():
         clean(cfg.data_dir)  # this folder is ours alone: a new run replaces a failed one
     check_fresh(cfg)

@@ -66,14 +66,11 @@ class Sequre(Engine):
         return None
 
     def shared_port_base(self, spec: dict) -> bool:
-        return self.compiled_in(spec)
-
-    def compiled_in(self, spec: dict) -> bool:
         return spec.get("port_base_compiled_in", not spec.get("command"))
 
     def needs_isolation(self, cfg) -> bool:
         """Several parties of this build on one host would want the same ports."""
-        return self.compiled_in(cfg.engine) and cfg.transport == "files"
+        return self.shared_port_base(cfg.engine) and cfg.transport == "files"
 
     # -- checks before anything starts
     def config_problem(self, cfg):
