@@ -87,7 +87,7 @@ def run(job: dict, mode: str, work: Path) -> dict:
 
 async def first_message(job: dict, work: Path) -> float:
     """Seconds from starting `syqure-wf run` to the first message file of the run."""
-    from syqure_wf.watch import make_watcher
+    from syqure_wf.transport.watch import make_watcher
 
     path = config(job, "files", work)
     data = work / "messages"
@@ -116,7 +116,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", default="", help="only the jobs whose name holds this word")
     args = ap.parse_args()
-    from syqure_wf.build import build
+    from syqure_wf.engines.build import build
 
     root = Path(tempfile.mkdtemp(prefix="syqure-sequre-bench-"))
     jobs = {k: v for k, v in JOBS.items() if args.only.lower() in k.lower()}

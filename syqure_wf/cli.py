@@ -12,8 +12,8 @@ import click
 
 from . import __version__
 from .errors import ConfigError, Stopped, SyqureError
-from .framing import DEFAULT_CHUNK, DEFAULT_MAX_MESSAGE, FRAMINGS
-from .ports import CONVENTIONS
+from .transport.framing import DEFAULT_CHUNK, DEFAULT_MAX_MESSAGE, FRAMINGS
+from .transport.ports import CONVENTIONS
 
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -98,23 +98,23 @@ def proxy_options(func):
 
 
 def _run_proxy(verbose: int, **kwargs) -> None:
-    from .proxy import ProxySettings, run_standalone
+    from .transport.proxy import ProxySettings, run_standalone
 
     setup_logging(verbose, f"proxy[{kwargs['pid']}]")
     secret_file = kwargs.pop("secret_file", None)
     if secret_file:
-        from .seal import read_secret
+        from .transport.seal import read_secret
 
         if not kwargs.get("run_id"):
             raise ConfigError("--secret-file needs --run-id: the key is the run's")
         kwargs["secret"] = read_secret(secret_file)
     try:
         settings = ProxySettings(**kwargs)
-        from .ports import check_party
+        from .transport.ports import check_party
 
         check_party(settings.pid, settings.parties)
         if settings.run_id:
-            from .mailbox import check_id
+            from .transport.mailbox import check_id
             check_id(settings.run_id, "run id")
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -146,7 +146,7 @@ def sbproxy(**kwargs) -> None:
 
 
 def _load(config: str | None, overrides: dict | None = None):
-    from . import config as config_mod
+    from .run import config as config_mod
 
     return config_mod.load(config, overrides)
 
@@ -166,8 +166,8 @@ def party_cmd(config_path: str, pid: int, input_path: str | None, output_path: s
     """Run one party: its proxy and its MPC program."""
     from pathlib import Path
 
-    from . import isolation
-    from .party import run_party
+    from .run import isolation
+    from .run.party import run_party
 
     setup_logging(verbose, f"party[{pid}]")
     cfg = _load(config_path)
@@ -209,7 +209,7 @@ def run_cmd(config_path, engine, parties, workdir, run_id, framing, transport, i
     syqure-wf run --config examples/allele-counts/config.yaml
     syqure-wf run --engine mpyc --parties 3 PROGRAM.py -- ARGS
     """
-    from .local import run_local
+    from .run.local import run_local
 
     overrides: dict = {}
     if engine or program:
@@ -241,7 +241,7 @@ def run_cmd(config_path, engine, parties, workdir, run_id, framing, transport, i
 def prepare_cmd(config_path: str, out_path: str, run_id: str | None, clean_leftovers: bool,
                 parties_here: int) -> None:
     """Fix one run (id, folders, defaults) in a file that every party reads."""
-    from .steps import prepare
+    from .run.steps import prepare
 
     cfg = prepare(config_path, out_path, run_id=run_id, clean_leftovers=clean_leftovers,
                   parties_here=parties_here)
@@ -256,7 +256,7 @@ def prepare_cmd(config_path: str, out_path: str, run_id: str | None, clean_lefto
 @one_line_errors
 def collect_cmd(config_path: str, out_path: str, wait: float | None) -> None:
     """Check that every party of a run is done and write the run's summary."""
-    from .steps import collect
+    from .run.steps import collect
 
     summary = collect(config_path, out_path, wait=wait)
     click.echo(f"run {summary['run_id']}: all {len(summary['parties'])} parties done", err=True)
@@ -273,7 +273,7 @@ def build_cmd(config_path: str, out_path: str | None, if_needed: bool) -> None:
     """Compile the run's Sequre program once for this machine (cached)."""
     import shutil
 
-    from .build import build_run
+    from .engines.build import build_run
     from .engines import get_engine
 
     cfg = _load(config_path)
@@ -304,15 +304,15 @@ def build_cmd(config_path: str, out_path: str | None, if_needed: bool) -> None:
 def validate_cmd(config_path: str, pid: tuple[int, ...]) -> None:
     """Check a run configuration without running anything (a Sequre program
     is compiled, into the cache, so that Codon's errors show here)."""
-    from .config import check_inputs
-    from .local import check_fresh, check_ports_free
+    from .run.config import check_inputs
+    from .run.local import check_fresh, check_ports_free
 
     cfg = _load(config_path)
     pids = list(pid) or [p.pid for p in cfg.parties]
     for p in pids:
         cfg.party(p)
     check_inputs(cfg, pids)
-    from .config import isolation_for
+    from .run.config import isolation_for
 
     if cfg.transport == "files" and isolation_for(cfg, cfg.n) == "none" and not pid:
         check_ports_free(cfg)
@@ -323,12 +323,32 @@ def validate_cmd(config_path: str, pid: tuple[int, ...]) -> None:
 
     built = ""
     if get_engine(cfg.engine["name"]).needs_build(cfg.engine):
-        from .build import build_run
+        from .engines.build import build_run
 
         done = build_run(cfg, say=lambda line: click.echo(line, err=True))
         built = f", program {'compiled' if done.compiled else 'built (cached)'}"
     click.echo(f"{cfg.where}: ok{built}: {cfg.n} parties, engine {cfg.engine['name']}, framing {cfg.framing}, "
                f"layout {cfg.layout}, run folder {cfg.workdir}")
+
+
+@main.command("doctor")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="The run configuration to check this machine for (default: the MPyC example's needs).")
+@click.option("--pid", type=int, default=None, help="Only this party runs here (default: every party).")
+@click.option("--profile", default=None, help="A Snakemake profile (folder or name under profiles/): its scheduler.")
+@one_line_errors
+def doctor_cmd(config_path: str | None, pid: int | None, profile: str | None) -> None:
+    """Check that this machine can run a configuration: one line per check,
+    with what to do when it fails; exit 0 only when it can run here."""
+    from .run.doctor import FAIL, run_checks
+
+    checks = run_checks(config_path, pid, profile)
+    for check in checks:
+        click.echo(check.line())
+    failed = [c.name for c in checks if c.state == FAIL]
+    if failed:
+        click.echo(f"{len(failed)} check(s) failed: {', '.join(failed)}", err=True)
+        sys.exit(1)
 
 
 def check_writable(folder) -> None:
@@ -346,7 +366,7 @@ def check_writable(folder) -> None:
 @one_line_errors
 def secret_cmd() -> None:
     """Print a new run secret (share it with the other parties out of band)."""
-    from .seal import new_secret
+    from .transport.seal import new_secret
 
     click.echo(new_secret())
 
@@ -361,7 +381,7 @@ def clean_cmd(folder: str | None, config_path: str | None) -> None:
     folder or a run folder holding messages/)."""
     from pathlib import Path
 
-    from .folder import clean
+    from .transport.folder import clean
 
     if config_path:
         folder = str(_load(config_path).data_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 import signal
 import socket
 import subprocess
@@ -12,11 +13,49 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 HERE = Path(__file__).parent
 PROGRAMS = HERE / "programs"
 REPO = HERE.parent
 PY = sys.executable
+
+# Tests never write into the checkout: no example database, and Hypothesis's
+# own caches (it keeps constants it found in the code) in a temporary folder
+settings.register_profile("no-database", database=None)
+settings.load_profile("no-database")
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="syqure-wf-hypothesis-"))
+
+
+def checkout_state() -> list[str] | None:
+    """What `git status` shows of the checkout, ignored files included (but
+    Python's own bytecode caches); None where this is not a git checkout."""
+    try:
+        proc = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+                              cwd=REPO, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    return sorted(line for line in proc.stdout.splitlines() if "__pycache__/" not in line)
+
+
+def pytest_sessionstart(session):
+    session.config.stash_checkout = checkout_state()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before, after = session.config.stash_checkout, checkout_state()
+    if before is None or after is None or before == after:
+        return
+    changed = sorted(set(before) ^ set(after))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter:
+        reporter.write_line("FAILED: the tests changed the checkout (git status before and after differ):", red=True)
+        for line in changed[:20]:
+            reporter.write_line(f"  {line}")
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def port_free(port: int) -> bool:

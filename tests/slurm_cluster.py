@@ -149,7 +149,8 @@ PartitionName=compute Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State
         raise AssertionError(f"SLURM test cluster: no {what} after {timeout} s")
 
     def run(self, *args, timeout=30) -> subprocess.CompletedProcess:
-        return subprocess.run([*args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        # cwd: sbatch writes its job's slurm-N.out where it is run, never into the checkout
+        return subprocess.run([*args], env=self.env, cwd=self.root, capture_output=True, text=True, timeout=timeout)
 
     def jobs(self) -> list[str]:
         """Jobs queued or running: 'id name state node'."""

@@ -68,8 +68,8 @@ def seen_at(work: Path, pid: int) -> float:
 def test_wall_clock_jumps_trip_no_timeout(procs, tmp_path):
     """Party 0's wall clock jumps an hour ahead, party 1's two hours back,
     then they swap, mid-run, with a 3 s peer timeout: the job finishes."""
-    from syqure_wf import config as config_mod
-    from syqure_wf.local import prepare
+    from syqure_wf.run import config as config_mod
+    from syqure_wf.run.local import prepare
 
     work = tmp_path / "run"
     config = rounds_config(tmp_path, timeouts={"peer": 3})

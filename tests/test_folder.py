@@ -6,10 +6,10 @@ import stat
 
 import pytest
 
-from syqure_wf import mailbox
+from syqure_wf.transport import mailbox
 from syqure_wf.errors import SyqureError
-from syqure_wf.folder import FilePool, SharedFolder, clean
-from syqure_wf.framing import HEADER
+from syqure_wf.transport.folder import FilePool, SharedFolder, clean
+from syqure_wf.transport.framing import HEADER
 
 
 def frame(payload: bytes) -> bytes:

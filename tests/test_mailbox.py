@@ -2,8 +2,8 @@ import struct
 
 import pytest
 
-from syqure_wf import mailbox
-from syqure_wf.mailbox import Slot, Verdict, judge
+from syqure_wf.transport import mailbox
+from syqure_wf.transport.mailbox import Slot, Verdict, judge
 
 H = lambda n: struct.pack("<q", n)  # noqa: E731
 
@@ -75,7 +75,7 @@ def test_judge_delivers_only_whole_messages(ready, end, kind, length, size, max_
 @pytest.mark.parametrize("field,value", [("run_id", "../escape"), ("run_id", "a/b"),
                                          ("email", "../../etc@x"), ("email", "a/b@c")])
 def test_traversal_in_ids_and_emails_is_refused(tmp_path, field, value):
-    from syqure_wf import config
+    from syqure_wf.run import config
     from syqure_wf.errors import ConfigError
 
     raw = {"layout": "syftbox", "syftbox": {"folder": str(tmp_path)}, "run_id": "ok",

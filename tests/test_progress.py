@@ -6,7 +6,7 @@ import sys
 import pytest
 from hypothesis import given, strategies as st
 
-from syqure_wf import progress
+from syqure_wf.transport import progress
 from syqure_wf.errors import SyqureError
 
 
@@ -35,7 +35,7 @@ def test_too_many_parties_is_refused():
 
 def test_mapped_counters_survive_a_killed_process(tmp_path):
     path = tmp_path / ".tmp" / "party1.progress"
-    code = ("import os, signal, sys; from syqure_wf.progress import Progress; "
+    code = ("import os, signal, sys; from syqure_wf.transport.progress import Progress; "
             "p = Progress(sys.argv[1], 'run-1', 1, 3); assert p.resumed is None; "
             "p.sent(0, 41); p.received(2, 7); os.kill(os.getpid(), signal.SIGKILL)")
     done = subprocess.run([sys.executable, "-c", code, str(path)], timeout=30)

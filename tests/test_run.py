@@ -93,8 +93,8 @@ def test_killing_a_party_stops_the_others_naming_it(procs, tmp_path, victim):
 def test_a_party_that_never_starts_is_named(procs, tmp_path):
     config = rounds_config(tmp_path, timeouts={"start": 3})
     cfg_path = tmp_path / "run" / "config.yaml"
-    from syqure_wf import config as config_mod
-    from syqure_wf.local import prepare
+    from syqure_wf.run import config as config_mod
+    from syqure_wf.run.local import prepare
 
     prepare(config_mod.load(config))  # resolves the run id once, for every party
     runners = [procs.start(cli("party", "--config", cfg_path, "--pid", p)) for p in (0, 1)]

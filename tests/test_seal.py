@@ -12,7 +12,7 @@ from cryptography.exceptions import InvalidTag
 
 from conftest import PY, free_base, one_line_error, output, wait_until
 
-from syqure_wf.seal import Seal
+from syqure_wf.transport.seal import Seal
 
 
 def test_seal_binds_run_direction_and_sequence():

@@ -17,7 +17,7 @@ import yaml
 from conftest import PY, REPO, command_lines, message_files, one_line_error, output, wait_until
 from sequre_install import sequre_env, sequre_home
 
-from syqure_wf.build import Toolchain, build_key, compile_error
+from syqure_wf.engines.build import Toolchain, build_key, compile_error
 
 EXAMPLE = REPO / "examples" / "allele-counts"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
@@ -181,7 +181,7 @@ def test_the_cache_key_covers_imports_flavour_version_and_flags(tmp_path):
 def test_compile_error_is_one_line_with_file_and_line():
     text = ("codon build ...\n\x1b[1m/w/ex/prog.codon:12:5-9: \x1b[1;31merror:\x1b[0m\x1b[1m name 'x' is not defined\x1b[0m\n"
             "/w/ex/prog.codon:40:1: error: during the realization of main()\n")
-    import syqure_wf.build as b
+    import syqure_wf.engines.build as b
 
     assert compile_error(b._ANSI.sub("", text), Path("/w/ex/prog.codon")) == "prog.codon:12:5-9: name 'x' is not defined"
 

@@ -192,3 +192,29 @@ def test_sequre_example_on_slurm_builds_once(clean_queue, tmp_path):
     for pid in range(3):
         result = json.loads((root / f"results/allele-counts-sequre/party-{pid}.json").read_text())
         assert result["allele_count"] == [a + b for a, b in zip(sites[0]["allele_count"], sites[1]["allele_count"])]
+
+
+def test_doctor_checks_the_profiles_scheduler(clean_queue, tmp_path):
+    """On the real cluster: sbatch and squeue answer; sacct (the executor's
+    default where it is installed) fails without an accounting database and
+    doctor says to use squeue; with slurm-status-command: squeue, it passes."""
+    cluster = clean_queue
+
+    def doctor(profile: Path):
+        proc = subprocess.run([PY, "-m", "syqure_wf", "doctor", "--profile", str(profile)], cwd=tmp_path,
+                              env=cluster.env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc.returncode, {line[6:22].strip(): line for line in proc.stdout.splitlines()}
+
+    code, lines = doctor(REPO / "profiles/slurm-3party")
+    assert lines["sbatch"].startswith("ok") and lines["squeue"].startswith("ok"), lines
+    if shutil.which("sacct", path=cluster.env.get("PATH")):
+        assert code == 1 and lines["status command"].startswith("FAIL  status command   sacct:"), lines
+        assert lines["status command"].endswith("-> set slurm-status-command: squeue in the profile "
+                                                "(no accounting database)")
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    settings = yaml.safe_load((REPO / "profiles/slurm-3party/config.yaml").read_text())
+    (profile / "config.yaml").write_text(yaml.safe_dump({**settings, "slurm-status-command": "squeue"}))
+    code, lines = doctor(profile)
+    assert code == 0 and lines["status command"] == "ok    status command   squeue answers", lines

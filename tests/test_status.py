@@ -3,7 +3,7 @@ monotonic clock; over a synced folder, bounds stretch to the sync's pace."""
 import pytest
 
 from syqure_wf.errors import PeerFailed
-from syqure_wf.status import PATIENCE, PeerWatch
+from syqure_wf.transport.status import PATIENCE, PeerWatch
 
 
 def beat(watch: PeerWatch, count: int, now: float) -> None:

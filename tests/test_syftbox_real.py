@@ -30,28 +30,48 @@ def syftbox_venv() -> Path:
 
 
 class SyftBoxNet:
-    """A server and one client per user, all on loopback, stopped at the end."""
+    """A server and one client per user, all on loopback, stopped at the end.
+    The server and each client can be stopped and started again (same port,
+    same data): a sync outage."""
 
     def __init__(self, procs, root: Path, users: list[str], interval: float):
-        venv = syftbox_venv()
-        self.root, self.users = root, users
-        base = free_base(span=len(users) + 2)
+        self.venv = venv = syftbox_venv()
+        self.procs, self.root, self.users, self.interval = procs, root, users, interval
+        self.base = base = free_base(span=len(users) + 2)
         self.url = f"http://127.0.0.1:{base}"
-        env = {**os.environ, "SYFTBOX_DATA_FOLDER": str(root / "server")}
-        subprocess.run([str(venv / "bin" / "syftbox"), "server", "migrate"], env=env, check=True,
+        self.server_env = {**os.environ, "SYFTBOX_DATA_FOLDER": str(root / "server")}
+        subprocess.run([str(venv / "bin" / "syftbox"), "server", "migrate"], env=self.server_env, check=True,
                        capture_output=True, timeout=120)
-        procs.start([venv / "bin" / "uvicorn", "syftbox.server.server:app", "--host", "127.0.0.1",
-                     "--port", base], log=root / "server.log", env=env)
-        wait_until(lambda: not port_free(base), 30, "the SyftBox server")
-        self.folders = {}
-        for i, user in enumerate(users):
-            folder = root / f"box-{user.split('@')[0]}"
-            self.folders[user] = folder
-            procs.start([venv / "bin" / "python", HERE / "syftbox_client.py", "-e", user, "-d", folder,
-                         "-s", self.url, "-c", root / f"client-{i}.json", "-p", base + 1 + i, "--no-open-dir"],
-                        log=root / f"client-{i}.log", env={**os.environ, "SYFTBOX_TEST_SYNC_INTERVAL": str(interval)})
+        self.start_server()
+        self.folders, self.clients = {}, {}
+        for user in users:
+            self.folders[user] = root / f"box-{user.split('@')[0]}"
+            self.start_client(user)
         wait_until(lambda: all((self.folders[u] / "datasites" / v).is_dir() for u in users for v in users),
                    60, "every client to see every datasite", step=0.2)
+
+    def start_server(self) -> None:
+        self.server = self.procs.start(
+            [self.venv / "bin" / "uvicorn", "syftbox.server.server:app", "--host", "127.0.0.1", "--port", self.base],
+            log=self.root / f"server-{time.monotonic():.0f}.log", env=self.server_env)
+        wait_until(lambda: not port_free(self.base), 30, "the SyftBox server")
+
+    def stop_server(self) -> None:
+        self.procs.kill(self.server)
+        wait_until(lambda: port_free(self.base), 30, "the SyftBox server's port to be free")
+
+    def start_client(self, user: str) -> None:
+        i = self.users.index(user)
+        self.clients[user] = self.procs.start(
+            [self.venv / "bin" / "python", HERE / "syftbox_client.py", "-e", user, "-d", self.folders[user],
+             "-s", self.url, "-c", self.root / f"client-{i}.json", "-p", self.base + 1 + i, "--no-open-dir"],
+            log=self.root / f"client-{i}-{time.monotonic():.0f}.log",
+            env={**os.environ, "SYFTBOX_TEST_SYNC_INTERVAL": str(self.interval)})
+
+    def stop_client(self, user: str) -> None:
+        self.procs.kill(self.clients[user])
+        i = self.users.index(user)
+        wait_until(lambda: port_free(self.base + 1 + i), 30, f"the SyftBox client of {user} to stop")
 
 
 def job_config(tmp_path: Path, net: SyftBoxNet, run_id: str) -> Path:
@@ -115,3 +135,25 @@ def test_example_job_through_real_syftbox(procs, tmp_path):
 @pytest.mark.slow
 def test_example_job_through_real_syftbox_stock_interval(procs, tmp_path):
     run_job(procs, tmp_path, interval=1.0)
+
+
+def test_doctor_sees_the_client_and_the_server(procs, tmp_path):
+    net = SyftBoxNet(procs, tmp_path / "syftbox", EMAILS, interval=0.1)
+    config = job_config(tmp_path, net, "doctor")
+
+    def doctor(pid):
+        proc = subprocess.run([PY, "-m", "syqure_wf", "doctor", "--config", str(config), "--pid", str(pid)],
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        line = next(line for line in proc.stdout.splitlines() if line[6:].startswith("syftbox"))
+        return proc.returncode, line
+
+    code, line = doctor(1)
+    assert code == 0 and line.startswith("ok") and f"{EMAILS[1]}: client http://127.0.0.1:" in line, line
+    net.stop_server()
+    code, line = doctor(1)
+    assert code == 1 and line.startswith("FAIL") and f"server {net.url} does not answer" in line, line
+    net.stop_client(EMAILS[2])
+    code, line = doctor(2)
+    # its configuration named the folder only on the command line of the process that is gone
+    assert code == 1 and line.startswith("FAIL") and "no SyftBox client runs for" in line, line
+    assert line.endswith(f"-> start it: syftbox client -e {EMAILS[2]} -d {net.folders[EMAILS[2]]}"), line

@@ -136,6 +136,24 @@ def test_nextflow_lints_clean_and_a_broken_copy_fails(tmp_path):
     assert reftrace("lint", "-r", RULES, "-d", broken).returncode == 1
 
 
+def test_nextflow_passes_reftraces_default_rules(tmp_path):
+    """reftrace's own rules (nf-core's: params only inside closures, labels),
+    which it writes as rules.py into the folder it runs in: a temporary one."""
+    defaults = tmp_path / "defaults"
+    defaults.mkdir()
+    good = reftrace("lint", "-d", REPO / "nextflow", cwd=defaults)
+    assert good.returncode == 0 and "No issues found" in good.stdout, good.stdout + good.stderr
+    assert (defaults / "rules.py").exists()
+    broken = tmp_path / "nextflow"
+    shutil.copytree(REPO / "nextflow", broken)
+    config = broken / "nextflow.config"
+    text = config.read_text()
+    assert "queue = { params.partition }" in text
+    config.write_text(text.replace("queue = { params.partition }", "queue = params.partition"))
+    bad = reftrace("lint", "-d", broken, cwd=defaults)
+    assert bad.returncode == 1 and "violates closure rule" in bad.stdout, bad.stdout
+
+
 def test_host_nextflow_script_includes_syqure(tmp_path):
     host = tmp_path / "host"
     shutil.copytree(REPO / "tests/host-nextflow", host)

@@ -1,5 +1,6 @@
 """Engines: how to start one party of an MPC framework so that it reaches
-its proxy. Each engine is one module; ``get_engine(name)`` returns it."""
+its proxy. Each engine is one module; ``get_engine(name)`` returns it.
+``build`` compiles a Sequre program once per machine (the build cache)."""
 from __future__ import annotations
 
 import os

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from ..ports import mpyc_party_args
+from ..transport.ports import mpyc_party_args
 from . import Engine, Launch, common_env, fill, placeholders, program_problem
 
 

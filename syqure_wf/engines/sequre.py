@@ -38,7 +38,7 @@ class Sequre(Engine):
             return spec["flavour"]
         if spec.get("command"):
             return "unknown"
-        from ..build import toolchain
+        from .build import toolchain
         from ..errors import ConfigError
 
         try:
@@ -81,7 +81,7 @@ class Sequre(Engine):
             if problem:
                 return problem
         if self.needs_build(spec):
-            from ..build import toolchain
+            from .build import toolchain
             from ..errors import ConfigError
 
             try:
@@ -134,7 +134,7 @@ class Sequre(Engine):
         step) or this machine's cached build."""
         if cfg.engine.get("binary"):
             return cfg.resolve(cfg.engine["binary"])
-        from ..build import binary_path
+        from .build import binary_path
 
         return binary_path(cfg.engine, cfg.resolve(cfg.engine["program"]), cfg.engine.get("env"))
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from syqure_wf import config as syqure_config
+from syqure_wf.run import config as syqure_config
 from syqure_wf.errors import SyqureError
-from syqure_wf.steps import workflow_config
+from syqure_wf.run.steps import workflow_config
 
 RUN = config["run"]
 try:

@@ -13,7 +13,7 @@ rule prepare:
     log:
         f"logs/{RUN}/prepare.log",
     run:
-        from syqure_wf.steps import prepare
+        from syqure_wf.run.steps import prepare
 
         prepare(params.mpc, output.config, clean_leftovers=params.clean, parties_here=params.per_host)
 

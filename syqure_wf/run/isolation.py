@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 MARK = "SYQURE_WF_NETNS"  # set inside the namespace: enter it once
 
@@ -45,7 +45,7 @@ def isolate(cfg, parties_here: int) -> str:
     """Settle ``cfg.isolation`` for ``parties_here`` parties of the run on this
     host, and make sure a namespace can be made where one is needed."""
     from .config import isolation_for
-    from .engines import get_engine
+    from ..engines import get_engine
 
     cfg.isolation = isolation_for(cfg, parties_here)
     if cfg.isolation == "netns":

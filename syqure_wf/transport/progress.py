@@ -16,7 +16,7 @@ import os
 import struct
 from pathlib import Path
 
-from .errors import SyqureError
+from ..errors import SyqureError
 from .folder import make_private_dir, remove_file
 
 MAGIC = b"SQWFPRG1"

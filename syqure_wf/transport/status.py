@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PeerFailed
+from ..errors import PeerFailed
 from .folder import read_small, write_private
 
 STARTED, RUNNING, DONE, FAILED = "started", "running", "done", "failed"

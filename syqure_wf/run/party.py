@@ -14,13 +14,13 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from .aio import SignalStop, bounded, cancel_all
+from ..transport.aio import SignalStop, bounded, cancel_all
 from .config import RunConfig, check_inputs
-from .engines import get_engine
-from .errors import PeerFailed, Stopped, SyqureError
-from .folder import make_private_dir
-from .proxy import Proxy
-from .status import DONE, FAILED, RUNNING, StatusRecord, read_status
+from ..engines import get_engine
+from ..errors import PeerFailed, Stopped, SyqureError
+from ..transport.folder import make_private_dir
+from ..transport.proxy import Proxy
+from ..transport.status import DONE, FAILED, RUNNING, StatusRecord, read_status
 
 KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL for the engine
 
@@ -67,7 +67,7 @@ class PartyRunner:
         cfg, pid = self.cfg, self.pid
         check_inputs(cfg, [pid])
         if self.engine.needs_build(cfg.engine):  # once per machine; a rerun takes it from the cache
-            from .build import build_run
+            from ..engines.build import build_run
 
             done = build_run(cfg, say=lambda line: print(f"party {pid}: {line}", file=sys.stderr, flush=True))
             self.times["build_s"] = round(done.seconds, 1)

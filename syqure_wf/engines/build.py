@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError, SyqureError
+from ..errors import ConfigError, SyqureError
 
 DEFAULT_FLAGS = ("-release", "--disable-opt=core-pythonic-list-addition-opt")
 BUILD_TIMEOUT = 1800.0  # seconds: a full compile takes one to three minutes on 2 cores

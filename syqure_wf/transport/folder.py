@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 
 from . import mailbox
-from .errors import SyqureError
+from ..errors import SyqureError
 from .framing import DEFAULT_MAX_MESSAGE, HEADER
 
 INLINE_MAX = 512 << 10  # larger messages go to the socket by sendfile, not through memory

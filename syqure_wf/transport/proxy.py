@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from . import mailbox
 from .aio import SignalStop, bounded, cancel_all
-from .errors import CorruptMessage, PeerFailed, Stopped, SyqureError
+from ..errors import CorruptMessage, PeerFailed, Stopped, SyqureError
 from .folder import SharedFolder
 from .framing import DEFAULT_CHUNK, DEFAULT_MAX_MESSAGE, Begin, Data, make_framer
 from .mailbox import Verdict
@@ -28,7 +28,7 @@ from .progress import Progress
 from .status import DONE, FAILED, RUNNING, PeerWatch, StatusRecord, read_status
 from .watch import REMOVALS, Waiter, make_watcher
 
-log = logging.getLogger("syqure_wf.proxy")
+log = logging.getLogger(__name__)
 
 WRITE_BUFFER = 4 << 20  # bytes queued to the party before the downstream waits
 # Sequre sends a frame's length and its payload as two writes: with Nagle on,

@@ -12,10 +12,10 @@ from pathlib import Path
 import yaml
 
 from . import config as config_mod
-from .errors import ConfigError, PeerFailed
-from .folder import clean, write_private
+from ..errors import ConfigError, PeerFailed
+from ..transport.folder import clean, write_private
 from .local import check_fresh
-from .status import DONE, FAILED, read_status
+from ..transport.status import DONE, FAILED, read_status
 
 
 def prepare(raw: dict | str | Path, out: str | Path, *, base_dir: Path | None = None,

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import yaml
 
-from . import mailbox
+from ..transport import mailbox
 from .config import RunConfig, check_inputs, party_ports
-from .errors import ConfigError, Stopped, SyqureError
-from .folder import make_private_dir, write_private
+from ..errors import ConfigError, Stopped, SyqureError
+from ..transport.folder import make_private_dir, write_private
 from .party import die_with_parent
-from .status import DONE, FAILED, read_status
+from ..transport.status import DONE, FAILED, read_status
 
 TICK = 0.25
 
@@ -70,12 +70,12 @@ def party_command(cfg: RunConfig, config_path: Path, pid: int) -> list[str]:
 def isolate_and_build(cfg: RunConfig, parties_here: int, say=None) -> None:
     """What every party run on this host needs before it starts: a namespace
     each where the engine needs it, and its program built once."""
-    from .engines import get_engine
+    from ..engines import get_engine
     from .isolation import isolate
 
     isolate(cfg, parties_here)
     if get_engine(cfg.engine["name"]).needs_build(cfg.engine):
-        from .build import build_run
+        from ..engines.build import build_run
 
         done = build_run(cfg, say=say)
         if say and done.compiled:

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 
 from . import mailbox
-from .errors import SyqureError
+from ..errors import SyqureError
 from .folder import FILE_MODE, _CREATE, Layout, make_private_dir, read_small, remove_file, write_private
 from .framing import DEFAULT_MAX_MESSAGE, HEADER
 

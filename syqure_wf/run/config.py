@@ -15,10 +15,10 @@ from pathlib import Path
 
 import yaml
 
-from . import mailbox
-from .errors import ConfigError
-from .framing import DEFAULT_MAX_MESSAGE
-from .ports import max_offset, ports_used
+from ..transport import mailbox
+from ..errors import ConfigError
+from ..transport.framing import DEFAULT_MAX_MESSAGE
+from ..transport.ports import max_offset, ports_used
 
 ENGINES = ("mpyc", "sequre", "command")
 
@@ -105,7 +105,7 @@ class RunConfig:
 
     def run_folder(self, pid: int, viewer: int | None = None) -> Path:
         """Party ``pid``'s folder of this run, as seen from ``viewer``'s machine."""
-        from .syftbox import APP, run_folder
+        from ..transport.syftbox import APP, run_folder
 
         viewer = pid if viewer is None else viewer
         return run_folder(self.syftbox_folder(viewer), self.party(pid).email, self.run_id,
@@ -117,7 +117,7 @@ class RunConfig:
         return self.status_dir
 
     def proxy_settings(self, pid: int):
-        from .proxy import ProxySettings
+        from ..transport.proxy import ProxySettings
 
         p, t = self.party(pid), self.timeouts
         return ProxySettings(
@@ -135,7 +135,7 @@ class RunConfig:
         """The run secret that seals every message, if the run has one."""
         enc = self.raw.get("encryption") or {}
         if enc.get("secret_file"):
-            from .seal import read_secret
+            from ..transport.seal import read_secret
 
             return read_secret(self.resolve(enc["secret_file"]))
         if enc.get("secret_env"):
@@ -227,7 +227,7 @@ def load(path: str | os.PathLike | None = None, overrides: dict | None = None,
 
 def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
     where = str(source) if source else "configuration"
-    from .engines import get_engine
+    from ..engines import get_engine
 
     engine_raw = dict(raw.get("engine") or {"name": "mpyc"})
     engine = get_engine(engine_raw["name"])
@@ -332,7 +332,7 @@ def isolation_for(cfg: RunConfig, parties_here: int) -> str:
     (Sequre's compiled-in ports); one party per machine needs none."""
     if cfg.isolation != "auto":
         return cfg.isolation
-    from .engines import get_engine
+    from ..engines import get_engine
 
     return "netns" if parties_here > 1 and get_engine(cfg.engine["name"]).needs_isolation(cfg) else "none"
 
@@ -340,7 +340,7 @@ def isolation_for(cfg: RunConfig, parties_here: int) -> str:
 def check_port_overlap(cfg: RunConfig) -> None:
     """Parties on one host must not share a port (their proxies' or their own),
     unless each has a network namespace of its own."""
-    from .engines import get_engine
+    from ..engines import get_engine
 
     if isolation_for(cfg, cfg.n) == "netns":
         return

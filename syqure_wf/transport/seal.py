@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from . import mailbox
-from .errors import ConfigError, CorruptMessage
+from ..errors import ConfigError, CorruptMessage
 from .framing import HEADER
 
 NONCE, TAG = 12, 16
