@@ -198,20 +198,29 @@ def party_cmd(config_path: str, pid: int, input_path: str | None, output_path: s
 @click.option("--isolation", type=click.Choice(["auto", "none", "netns"]), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
 @click.option("--quiet", is_flag=True, help="No live progress.")
+@click.option("--module", "module_dir", type=click.Path(file_okay=False), default=None,
+              help="A Biovault module folder (module.yaml, runtime syqure) as the program.")
+@click.option("--input", "module_inputs", multiple=True, metavar="PID:NAME=VALUE",
+              help="A module input of one party (a path for File inputs); repeat.")
 @click.argument("program", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @one_line_errors
 def run_cmd(config_path, engine, parties, workdir, run_id, framing, transport, isolation,
-            as_json, quiet, program, args) -> None:
+            as_json, quiet, module_dir, module_inputs, program, args) -> None:
     """Run every party of a job on this machine, through the file transport.
 
     \b
     syqure-wf run --config examples/allele-counts/config.yaml
     syqure-wf run --engine mpyc --parties 3 PROGRAM.py -- ARGS
+    syqure-wf run --module DIR --input 1:counts=a.json --input 2:counts=b.json
     """
     from .run.local import run_local
 
     overrides: dict = {}
+    if module_dir:
+        overrides["module"] = {"path": os.path.abspath(module_dir), "inputs": _module_inputs(module_inputs)}
+    elif module_inputs:
+        raise ConfigError("--input gives a module's inputs: use it with --module")
     if engine or program:
         spec = {"name": engine or "mpyc"}
         if program:
@@ -223,10 +232,23 @@ def run_cmd(config_path, engine, parties, workdir, run_id, framing, transport, i
                        ("framing", framing), ("transport", transport), ("isolation", isolation)):
         if value is not None:
             overrides[key] = value
-    if not config_path and "engine" not in overrides:
-        raise ConfigError("give --config FILE, or a PROGRAM to run (see syqure-wf run --help)")
+    if not config_path and "engine" not in overrides and "module" not in overrides:
+        raise ConfigError("give --config FILE, --module DIR, or a PROGRAM to run (see syqure-wf run --help)")
     cfg = _load(config_path, overrides)
     sys.exit(run_local(cfg, progress=not quiet, as_json=as_json))
+
+
+def _module_inputs(given) -> dict:
+    """``PID:NAME=VALUE`` options, by pid; paths made absolute here."""
+    out: dict = {}
+    for item in given:
+        head, sep, value = item.partition("=")
+        pid, colon, name = head.partition(":")
+        if not (sep and colon and pid.strip().isdigit() and name.strip()):
+            raise ConfigError(f"--input {item}: expected PID:NAME=VALUE, e.g. 1:counts=data/site1.json")
+        path = os.path.abspath(value) if os.path.exists(value) else value
+        out.setdefault(int(pid), {})[name.strip()] = path
+    return out
 
 
 @main.command("prepare")

@@ -171,6 +171,18 @@ def command_lines():
             yield int(entry.name), args[:-1] if args and args[-1] == b"" else args
 
 
+def engine_of(runner: int) -> int:
+    """The MPC program a party runner started: its child that is not its sentinel."""
+    for child in Path(f"/proc/{runner}/task/{runner}/children").read_text().split():
+        try:
+            args = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"syqure_wf.run.sentinel" not in args:
+            return int(child)
+    raise AssertionError(f"runner {runner} has no program running")
+
+
 def processes_mentioning(text: str) -> list[int]:
     """Live processes whose command line or environment contains ``text``."""
     needle, found = text.encode(), []

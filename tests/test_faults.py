@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import processes_mentioning, wait_until
+from conftest import engine_of, processes_mentioning, wait_until
 from test_run import cli, party_pids, rounds_config, running
 
 TRIALS = [(victim, sig, seed) for victim in ("engine", "runner")
@@ -29,7 +29,7 @@ def test_killed_party_is_named_within_seconds(procs, tmp_path, victim, sig, seed
     wait_until(lambda: running(work, 3), 60, "all parties to exchange messages", step=0.2)
     time.sleep(delay)
     runner = party_pids(work)[target]
-    pid = runner if victim == "runner" else int(Path(f"/proc/{runner}/task/{runner}/children").read_text().split()[0])
+    pid = runner if victim == "runner" else engine_of(runner)
     os.kill(pid, getattr(signal, sig))
     killed = time.monotonic()
     assert procs.wait(proc, 30) == 1

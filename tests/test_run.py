@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import (PROGRAMS, PY, REPO, command_lines, free_base, message_files, one_line_error, output,
+from conftest import (PROGRAMS, PY, REPO, command_lines, engine_of, free_base, message_files, one_line_error, output,
                       processes_mentioning, wait_until)
 
 EXAMPLE = REPO / "examples" / "allele-counts"
@@ -75,7 +75,7 @@ def test_killing_a_party_stops_the_others_naming_it(procs, tmp_path, victim):
     if victim == "runner":
         os.kill(runner, signal.SIGKILL)
     else:
-        engine = next(int(c) for c in Path(f"/proc/{runner}/task/{runner}/children").read_text().split())
+        engine = engine_of(runner)
         os.kill(engine, signal.SIGKILL)
     killed_at = time.monotonic()
     assert procs.wait(proc, 30) == 1

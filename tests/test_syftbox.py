@@ -59,14 +59,16 @@ def test_faulty_sync_delivers_every_message_once_in_order(procs, tmp_path):
 @pytest.mark.timeout(900)  # the run's own bound below is 8 hops (600 s)
 def test_sync_minutes_apart_trips_no_timeout(procs, tmp_path):
     """A sync that moves files once every 75 s: the peers stay alive and
-    heartbeating, every default bound (peer 30 s, drain 60 s) is shorter
-    than one hop, and the run still finishes, byte-exact."""
+    heartbeating, every bound (peer 30 s, stall 30 s, drain 60 s) is shorter
+    than one hop, and the run still finishes, byte-exact: the bounds stretch
+    to the pace the sync has shown."""
     hop = 75.0
     folders = [tmp_path / f"box{p}" for p in range(2)]
     sync = FaultSync({EMAILS[p]: folders[p] for p in range(2)}, seed=3, interval=hop)
     sync.start()
     try:
-        path = syftbox_config(tmp_path, folders, parties=2, count=20, max_bytes=300000)
+        path = syftbox_config(tmp_path, folders, parties=2, count=20, max_bytes=300000,
+                              timeouts={"peer": 30, "stall": 30, "drain": 60})
         proc = procs.start([PY, "-m", "syqure_wf", "run", "--config", path, "--json", "--quiet"])
         assert procs.wait(proc, 8 * hop) == 0, output(proc)
     finally:
@@ -76,5 +78,5 @@ def test_sync_minutes_apart_trips_no_timeout(procs, tmp_path):
         record = json.loads((folders[pid] / "datasites" / EMAILS[pid] / "app_data/syqure/runs/sbx-test"
                              / "status" / f"party-{pid}.json").read_text())
         assert record["state"] == "done"
-        # the peer's heartbeats really came minutes apart, beyond the default bound
+        # the peer's heartbeats really came minutes apart, beyond the bound given
         assert record["peer_gaps"][str(1 - pid)] > 30, record

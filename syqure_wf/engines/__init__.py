@@ -81,7 +81,7 @@ def common_env(cfg, pid: int) -> dict[str, str]:
     return {"SYQURE_PID": str(pid), "SYQURE_PARTIES": str(cfg.n), "SYQURE_RUN_ID": cfg.run_id,
             "SYQURE_INPUT": str(p.input or ""), "SYQURE_OUTPUT": str(p.output),
             "SYQURE_WORKDIR": str(cfg.workdir),
-            **{k: str(v) for k, v in (cfg.engine.get("env") or {}).items()}}
+            **{k: str(v) for k, v in (cfg.engine.get("env") or {}).items()}, **p.env}
 
 
 def program_problem(cfg, suffixes: tuple[str, ...]) -> str | None:

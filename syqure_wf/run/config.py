@@ -21,6 +21,7 @@ from ..transport.framing import DEFAULT_MAX_MESSAGE
 from ..transport.ports import max_offset, ports_used
 
 ENGINES = ("mpyc", "sequre", "command")
+SYFTBOX_TIMEOUTS = {"peer": 300.0, "stall": 300.0, "drain": 300.0}  # seconds (PROTOCOL.md, Liveness)
 
 
 def schema() -> dict:
@@ -39,6 +40,7 @@ class Timeouts:
     stall: float = 30.0
     drain: float = 60.0
     run: float = 0.0
+    sync: float = 1800.0  # layout syftbox: this site's sync may be down this long
 
 
 @dataclass
@@ -52,6 +54,7 @@ class PartySpec:
     input: Path | None
     output: Path
     folder: Path | None = None  # this party's SyftBox folder (layout syftbox)
+    env: dict = field(default_factory=dict)  # this party's program only
 
 
 @dataclass
@@ -108,6 +111,9 @@ class RunConfig:
         from ..transport.syftbox import APP, run_folder
 
         viewer = pid if viewer is None else viewer
+        if self.syftbox.get("run_dir"):  # Biovault's: {datasites}/{email}/{SEQURE_FILE_DIR}
+            return run_folder(self.syftbox_folder(viewer), self.party(pid).email, self.run_id,
+                              run_dir=self.syftbox["run_dir"])
         return run_folder(self.syftbox_folder(viewer), self.party(pid).email, self.run_id,
                           self.syftbox.get("app", APP))
 
@@ -125,10 +131,12 @@ class RunConfig:
             party_base_port=p.party_base_port, framing=self.framing, convention=self.convention,
             host=self.host, poll_ms=self.poll_ms, max_message=self.max_message, run_id=self.run_id,
             connect_timeout=t.connect, start_timeout=t.start, peer_timeout=t.peer,
-            stall_timeout=t.stall, drain_timeout=t.drain, layout=self.layout,
+            stall_timeout=t.stall, drain_timeout=t.drain, sync_timeout=t.sync, layout=self.layout,
             syftbox=({"folder": str(self.syftbox_folder(pid)), "emails": [q.email for q in self.parties],
-                      "max_file": self.syftbox.get("max_file_size"), "app": self.syftbox.get("app")}
+                      "max_file": self.syftbox.get("max_file_size"), "app": self.syftbox.get("app"),
+                      "run_dir": self.syftbox.get("run_dir")}
                      if self.layout == "syftbox" else None),
+            sync_probe=self.isolation != "netns",  # inside its own namespace the client is out of reach
             secret=self.secret())
 
     def secret(self) -> bytes | None:
@@ -148,7 +156,8 @@ class RunConfig:
     def resolved(self) -> dict:
         """This configuration with every default filled in and paths absolute:
         what the local runner hands to each party, so that all agree."""
-        out = {k: v for k, v in self.raw.items() if k not in ("parties", "inputs", "outputs", "encryption")}
+        # a module is carried by the engine and each party's environment from here on
+        out = {k: v for k, v in self.raw.items() if k not in ("parties", "inputs", "outputs", "encryption", "module")}
         enc = dict(self.raw.get("encryption") or {})
         if enc.get("secret_file"):
             enc["secret_file"] = str(self.resolve(enc["secret_file"]))  # the path, never the secret
@@ -166,7 +175,8 @@ class RunConfig:
         out["parties"] = [{k: v for k, v in (("pid", p.pid), ("name", p.name), ("host", p.host),
                                               ("email", p.email), ("base_port", p.base_port),
                                               ("party_base_port", p.party_base_port),
-                                              ("folder", str(p.folder) if p.folder else None)) if v is not None}
+                                              ("folder", str(p.folder) if p.folder else None),
+                                              ("env", p.env or None)) if v is not None}
                           for p in self.parties]
         out["inputs"] = {str(p.pid): str(p.input) for p in self.parties if p.input}
         out["outputs"] = str(self.workdir / "outputs" / "party-{pid}.json") if not self.raw.get("outputs") \
@@ -229,7 +239,12 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
     where = str(source) if source else "configuration"
     from ..engines import get_engine
 
+    mod = _module(raw, where, base_dir)
     engine_raw = dict(raw.get("engine") or {"name": "mpyc"})
+    if mod is not None:  # the module's program on Sequre; other engine settings (build flags...) kept
+        given = {k: v for k, v in engine_raw.items() if k not in ("name", "program", "args", "command")}
+        engine_raw = {**given, "name": "sequre", "program": str(mod.entrypoint),
+                      "args": ["--skip-mhe-setup"] if mod.skip_mhe_setup else []}
     engine = get_engine(engine_raw["name"])
     run_id = raw.get("run_id") or new_run_id()
     try:
@@ -285,7 +300,9 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
             pid=pid, name=e.get("name", f"party{pid}"), host=e.get("host", "localhost"),
             email=e.get("email"), base_port=proxy_base, party_base_port=party_base,
             input=_abs(given, base_dir) if given else None, output=_abs(out, base_dir),
-            folder=_abs(e["folder"], base_dir) if e.get("folder") else None))
+            folder=_abs(e["folder"], base_dir) if e.get("folder") else None,
+            env={**(_module_env(mod, raw, pid, workdir, base_dir, where) if mod else {}),
+                 **{k: str(v) for k, v in (e.get("env") or {}).items()}}))
         highest = max(proxy_base, party_base) + max_offset(n)
         if highest > 65535:
             raise ConfigError(f"{where}: ports: party {pid} would need port {highest}, above 65535")
@@ -293,8 +310,10 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
     layout = raw.get("layout", "shared")
     given_timeouts = {k: float(v) for k, v in (raw.get("timeouts") or {}).items()}
     if layout == "syftbox":
-        # A sync hop takes about a second (FINDINGS.md): heartbeats and files arrive later.
-        given_timeouts = {"peer": 30.0, "stall": 120.0, **given_timeouts}
+        # A peer whose own sync is down for minutes looks like a dead peer from
+        # here: the bounds on peers outlast a few minutes' outage at one site.
+        # A party that fails says so in its record and is named at once.
+        given_timeouts = {**SYFTBOX_TIMEOUTS, **given_timeouts}
         box = raw.get("syftbox") or {}
         for e in entries:
             if not e.get("email"):
@@ -314,6 +333,24 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
     if problem:
         raise ConfigError(f"{where}: {problem}")
     return cfg
+
+
+def _module(raw: dict, where: str, base_dir: Path):
+    if not raw.get("module"):
+        return None
+    from . import module
+
+    return module.load(_abs(raw["module"]["path"], base_dir))
+
+
+def _module_env(mod, raw: dict, pid: int, workdir: Path, base_dir: Path, where: str) -> dict:
+    from . import module
+
+    given = {str(k): v for k, v in ((raw["module"].get("inputs") or {}).get(pid)
+                                    or (raw["module"].get("inputs") or {}).get(str(pid)) or {}).items()}
+    values = {name: str(_abs(str(v), base_dir)) if mod.inputs.get(name) == "File" else str(v)
+              for name, v in given.items()}
+    return module.party_env(mod, values, workdir / "outputs" / f"party-{pid}", where)
 
 
 def _abs(path: str, base_dir: Path) -> Path:

@@ -22,6 +22,7 @@ from ..errors import ConfigError, Stopped, SyqureError
 from ..transport.folder import make_private_dir, write_private
 from .party import die_with_parent
 from ..transport.status import DONE, FAILED, read_status
+from ..transport.sync_health import describe
 
 TICK = 0.25
 
@@ -103,10 +104,11 @@ class Display:
             self.live.update(self._table(cfg, records, started))
             return
         for pid, rec in records.items():
-            state = (rec or {}).get("state", "starting")
+            state = _state(rec)
             if self.seen.get(pid) != state:
+                back = "; sync back" if "sync down" in self.seen.get(pid, "") and "sync down" not in state else ""
                 self.seen[pid] = state
-                print(f"[{time.monotonic() - started:6.1f}s] party {pid}: {state}", file=sys.stderr)
+                print(f"[{time.monotonic() - started:6.1f}s] party {pid}: {state}{back}", file=sys.stderr, flush=True)
 
     def _table(self, cfg, records, started):
         from rich.table import Table
@@ -123,13 +125,20 @@ class Display:
             recv_b = sum(c.get("received_bytes", 0) for c in chans)
             waiting = ", ".join(f"{c['peer']} ({c['waiting_s']:.0f} s)" for c in chans
                                 if c.get("waiting_s", 0) >= 1)
-            table.add_row(str(pid), rec.get("state", "starting"), f"{sent} msgs / {_size(sent_b)}",
+            table.add_row(str(pid), _state(rec), f"{sent} msgs / {_size(sent_b)}",
                           f"{recv} msgs / {_size(recv_b)}", waiting)
         return table
 
     def close(self) -> None:
         if self.live is not None:
             self.live.stop()
+
+
+def _state(rec: dict | None) -> str:
+    """A party's state as its record says, with its site's sync when that is down."""
+    rec = rec or {}
+    down = describe(rec.get("sync"))
+    return f"{rec.get('state', 'starting')}; {down}" if down else rec.get("state", "starting")
 
 
 def _size(n: int) -> str:

@@ -21,6 +21,7 @@ from ..errors import PeerFailed, Stopped, SyqureError
 from ..transport.folder import make_private_dir
 from ..transport.proxy import Proxy
 from ..transport.status import DONE, FAILED, RUNNING, StatusRecord, read_status
+from . import sentinel
 
 KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL for the engine
 
@@ -74,6 +75,8 @@ class PartyRunner:
         launch = self.engine.launch(cfg, pid)
         make_private_dir(cfg.logs_dir)
         make_private_dir(cfg.party(pid).output.parent)
+        if cfg.party(pid).env.get("BV_RESULTS_DIR"):  # a module's outputs go there, as Biovault makes it
+            make_private_dir(Path(cfg.party(pid).env["BV_RESULTS_DIR"]))
         self.status = StatusRecord(cfg.status_dir_of(pid), pid, cfg.n, cfg.run_id)
         if cfg.transport == "files":
             self.proxy = Proxy(cfg.proxy_settings(pid), status=self.status)
@@ -82,6 +85,7 @@ class PartyRunner:
             make_private_dir(cfg.status_dir_of(pid))
         self.status.update(state=RUNNING, engine=cfg.engine["name"], log=str(self.log),
                            command=launch.describe(), output=str(cfg.party(pid).output))
+        sentinel.start(self.status.path)
         self.times["engine_started"] = time.time()
         with open(self.log, "ab") as log:
             os.chmod(self.log, 0o600)
@@ -111,12 +115,17 @@ class PartyRunner:
             self.times["engine_exited"] = time.time()
             if code != 0:
                 what = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-                culprit = await self._failed_peer()
+                # Killed from outside, the program is the cause: said at once. Else a
+                # peer's failure may be, and its record may be a sync hop or two away.
+                synced = self.proxy is not None and self.proxy.folder.synced
+                killed = code < 0 and -code in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+                culprit = None if killed else await self._failed_peer(wait=10.0 if synced else 2.0)
                 if culprit:
                     raise PeerFailed(f"{culprit}; then party {pid}'s program {what}")
                 raise SyqureError(f"party {pid}: the {cfg.engine['name']} program {what} (log: {self.log})")
             engine_ok.set_result(None)
             await carry  # everything delivered and consumed
+            self._module_result()
         except BaseException:
             await self._stop_engine()
             raise
@@ -127,6 +136,17 @@ class PartyRunner:
                            channels=self.proxy.stats() if self.proxy else {})
         return PartyResult(pid, 0, log=self.log)
 
+    def _module_result(self) -> None:
+        """A Biovault module writes its own named outputs: the party's result
+        file (what workflows and ``run`` collect) lists them."""
+        p = self.cfg.party(self.pid)
+        outputs = {k[len("SEQURE_OUTPUT_"):].lower(): v for k, v in p.env.items() if k.startswith("SEQURE_OUTPUT_")}
+        if outputs and not p.output.exists():
+            import json
+
+            p.output.write_text(json.dumps({"party": self.pid, "outputs": outputs,
+                                            "written": {k: Path(v).is_file() for k, v in outputs.items()}}))
+
     async def _failed_peer(self, wait: float = 2.0) -> str | None:
         """A peer's failure that may have caused ours: a peer that dies closes
         its connections, and our program may exit before its record arrives."""
@@ -135,7 +155,12 @@ class PartyRunner:
             for peer in range(self.cfg.n):
                 if peer != self.pid:
                     record = read_status(self.cfg.status_dir_of(peer, self.pid), peer) or {}
-                    if record.get("state") == FAILED and record.get("run_id") == self.cfg.run_id:
+                    watch = self.proxy.peers.get(peer) if self.proxy else None
+                    if watch is not None:  # it knows a record left by an earlier run from this run's
+                        watch.observe(record, self.proxy.clock())
+                        if watch.state == FAILED:
+                            return f"party {peer} failed: {watch.reason or 'no reason given'}"
+                    elif record.get("state") == FAILED and record.get("run_id") == self.cfg.run_id:
                         return f"party {peer} failed: {record.get('reason', 'no reason given')}"
             if time.monotonic() > deadline:
                 return None

@@ -246,6 +246,7 @@ class Layout:
 
     pid: int
     parties: int
+    fresh = False  # a rerun in the same folder clears this party's own earlier files (syftbox: Biovault)
     synced = False  # a peer's files arrive as it writes them
 
     def peers(self) -> list[int]:
@@ -273,6 +274,17 @@ class Layout:
         """Say in every outbox which proxy process writes there (after the leftovers check)."""
         for peer in self.peers():
             write_private(Path(self.outbox(peer)) / mailbox.WRITER_STAMP, incarnation.encode())
+
+    def trust_writer(self, peer: int, incarnation: str) -> None:
+        """``peer``'s running proxy, proven to write our inbox (layouts whose
+        files name their writer use it: syftbox)."""
+
+    def trust_reader(self, peer: int, incarnation: str) -> None:
+        """``peer``'s running proxy, seen alive (syftbox: its consumption records count)."""
+
+    def native_peer(self, peer: int, since: float) -> str | None:
+        """Why ``peer`` speaks another file protocol here, or None (Biovault's layout knows)."""
+        return None
 
     def refuse_early_inbox(self) -> None:
         """Without status records to judge a writer by (seed sbproxy peers), a

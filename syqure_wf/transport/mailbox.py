@@ -189,10 +189,13 @@ def split_sizes(total: int, max_file: int) -> list[int]:
     return sizes
 
 
-def encode_marker(run_id: str | None, length: int, parts: int, digest: str) -> bytes:
-    """The marker of a self-checking message (layouts fed by a file sync)."""
-    return json.dumps({"run": run_id, "length": length, "parts": parts, "sha256": digest},
-                      separators=(",", ":")).encode()
+def encode_marker(run_id: str | None, length: int, parts: int, digest: str, writer: str | None = None) -> bytes:
+    """The marker of a self-checking message (layouts fed by a file sync);
+    ``writer``: the incarnation of the proxy that wrote it."""
+    record = {"run": run_id, "length": length, "parts": parts, "sha256": digest}
+    if writer:
+        record["writer"] = writer
+    return json.dumps(record, separators=(",", ":")).encode()
 
 
 def decode_marker(raw: bytes | None) -> dict | None:

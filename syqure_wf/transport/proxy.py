@@ -16,6 +16,7 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import mailbox
 from .aio import SignalStop, bounded, cancel_all
@@ -26,6 +27,7 @@ from .mailbox import Verdict
 from .ports import ChannelPlan, Role, plan_channels
 from .progress import Progress
 from .status import DONE, FAILED, RUNNING, PeerWatch, StatusRecord, read_status
+from .sync_health import SyncWatch, describe, find_client, problem_of
 from .watch import REMOVALS, Waiter, make_watcher
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ RESCAN = 1.0  # seconds between looks at the disk that no event asked for
 DIAL_RETRY = 0.1
 WRITER_POLL = 0.05  # while a first message waits for proof that its writer runs
 FAST_BEAT = 0.1  # heartbeat while a peer has yet to take our first message: it waits for a beat
+SYNC_PROBE = 1.0  # seconds between looks at this site's sync (its client and server)
+CLIENT_LOOK = 10.0  # seconds between searches for a sync client not found yet
 
 
 @dataclass
@@ -62,6 +66,8 @@ class ProxySettings:
     peer_timeout: float = 10.0  # a live peer's heartbeat changes at least this often
     stall_timeout: float = 30.0  # an incomplete message or a seq hole may last this long
     drain_timeout: float = 60.0  # after the party exited, for the peers to consume
+    sync_timeout: float = 1800.0  # this site's sync may be down this long (syftbox layout; 0: for ever)
+    sync_probe: bool = True  # ask this site's SyftBox client and server whether the sync works
     heartbeat: float = 1.0
     linger: float = 2.0  # a standalone proxy waits this long for a new connection
     layout: str = "shared"
@@ -392,7 +398,7 @@ class Channel:
             where = folder.inbox(self.peer)
             if decision.verdict is Verdict.CORRUPT:
                 raise CorruptMessage(f"channel {self.name}: {where}: {decision.reason}")
-            now = time.monotonic()
+            now = self.proxy.clock()
             if decision is mailbox.WAIT_ABSENT:
                 if not woken or stalled_since is not None:
                     hole = self.inbox.gap(folder.listing(where))
@@ -408,7 +414,7 @@ class Channel:
                 raise CorruptMessage(f"channel {self.name}: {where}: {reason} "
                                      f"for {now - stalled_since:.1f} s")
             if self.waiting_since is None:
-                self.waiting_since = now
+                self.waiting_since = time.monotonic()
             try:
                 woken = await self.waiter.wait(RESCAN if stalled_since is None else min(RESCAN, 0.2))
             finally:
@@ -421,13 +427,14 @@ class Channel:
         writer that never beats again; they are never delivered (PROTOCOL.md)."""
         s, folder = self.proxy.settings, self.proxy.folder
         watch = self.proxy.peers[self.peer]
-        began = time.monotonic()
+        began = self.proxy.clock()
         while True:
-            now = time.monotonic()
+            now = self.proxy.clock()
             watch.observe(read_status(folder.status_dir_of(self.peer), self.peer), now)
             stamp = folder.writer_stamp(self.peer)
             if watch.writes_as(stamp):
                 self.writer_known = True
+                folder.trust_writer(self.peer, stamp)
                 return
             watch.check(now, self.proxy.started, s.start_timeout, s.peer_timeout)
             bound = watch.patience(max(s.peer_timeout, 3 * s.heartbeat), s.start_timeout)
@@ -438,7 +445,7 @@ class Channel:
                     f"{left[0] if left else '?'}) whose writer is not running "
                     f"(no live proxy of party {self.peer} wrote them within {bound:g} s): an earlier "
                     "run? run 'syqure-wf clean', or give every proxy the same --run-id")
-            self.waiting_since = self.waiting_since or now
+            self.waiting_since = self.waiting_since or time.monotonic()
             await asyncio.sleep(WRITER_POLL)
 
     def stall_bound(self) -> float:
@@ -480,12 +487,20 @@ class Proxy:
         self.watcher = None
         self.channels: list[Channel] = []
         now = time.monotonic()
-        self.peers = {p: PeerWatch(p, s.run_id, self.folder.synced, now) for p in self.folder.peers()}
+        reused = self.folder.fresh  # Biovault: the run is its folder, and reruns reuse it
+        self.peers = {p: PeerWatch(p, s.run_id, self.folder.synced, now, reused=reused) for p in self.folder.peers()}
         self._changed = Waiter()
         self._beat = Waiter()
         self._consumption_watched = False
         self.started = time.monotonic()
+        self.started_wall = time.time() - 1.0  # a file's time, to the second
+        # Bounds on what comes from peers run on a clock that stands still while
+        # this site's own sync is down: nothing from a peer can arrive then.
+        self.sync = SyncWatch(self.started)
         self.incarnation = secrets.token_hex(8)  # this process, as its peers see it
+
+    def clock(self) -> float:
+        return self.sync.clock(time.monotonic())
 
     def changed(self) -> None:
         self._changed.notify()
@@ -531,6 +546,8 @@ class Proxy:
             await self.start()
         tasks = [asyncio.ensure_future(ch.serve()) for ch in self.channels]
         tasks.append(asyncio.ensure_future(self._monitor()))
+        if self.folder.layout == "syftbox" and self.settings.sync_probe:
+            tasks.append(asyncio.ensure_future(self._watch_sync()))
         finish = asyncio.ensure_future(self._finished(party_exit))
         try:
             done, _ = await asyncio.wait(tasks + [finish], return_when=asyncio.FIRST_COMPLETED)
@@ -559,11 +576,44 @@ class Proxy:
             self._beat.clear()
             self.status.beat(channels=self.stats(),
                              peer_gaps={str(p): round(w.longest_gap, 1) for p, w in self.peers.items()})
-            now = time.monotonic()
+            now = self.clock()
             for pid, peer in self.peers.items():
                 peer.observe(read_status(self.folder.status_dir_of(pid), pid), now)
+                if peer.live:
+                    self.folder.trust_reader(pid, peer.incarnation)
+                elif peer.last_change is None:  # never seen: a site on another file protocol?
+                    problem = self.folder.native_peer(pid, self.started_wall)
+                    if problem:
+                        raise SyqureError(problem)
                 peer.check(now, self.started, s.start_timeout, s.peer_timeout)
             await self._beat.wait(min(s.heartbeat, FAST_BEAT) if self._first_unread() else s.heartbeat)
+
+    async def _watch_sync(self) -> None:
+        """This site's sync: its SyftBox client must answer, and the server it
+        syncs with. While either does not, the bounds on peers stand still
+        (``clock``); down for longer than ``sync_timeout``, the run fails
+        naming the sync. A folder whose client cannot be found gives no
+        evidence: the bounds run as on any folder (PROTOCOL.md, Liveness)."""
+        s = self.settings
+        folder = Path(s.syftbox["folder"]).expanduser() if s.syftbox else None
+        client, look_at = None, 0.0
+        while folder is not None:
+            now = time.monotonic()
+            if client is None and now >= look_at:
+                client, look_at = await asyncio.to_thread(find_client, folder), now + CLIENT_LOOK
+            problem = await asyncio.to_thread(problem_of, client) if client else None
+            change = self.sync.observe(problem, time.monotonic(), time.time())
+            if change == "down":
+                log.warning("%s", describe(self.sync.record()))
+            elif change == "up":
+                log.warning("sync back after %.0f s", self.sync.last_outage)
+            if change:
+                self.status.update(sync=self.sync.record())
+            if self.sync.down and s.sync_timeout and self.sync.down_for(time.monotonic()) > s.sync_timeout:
+                since = time.strftime("%H:%M:%S", time.localtime(self.sync.down_wall))
+                raise SyqureError(f"{self.sync.reason} since {since}: this site's sync did not come back "
+                                  f"within {s.sync_timeout:g} s (timeouts.sync)")
+            await asyncio.sleep(SYNC_PROBE)
 
     def _first_unread(self) -> bool:
         """A peer has not yet taken our first message: before it does, it must
@@ -588,7 +638,7 @@ class Proxy:
         s = self.settings
         if party_exit is not None:
             await party_exit
-            exited = time.monotonic()
+            exited = self.clock()
         while True:
             self._changed.clear()
             snapshot = self._quiet(need_connections=party_exit is None)
@@ -619,7 +669,7 @@ class Proxy:
             await asyncio.sleep(0.25)
 
     def _check_drain(self, exited: float) -> None:
-        s, now = self.settings, time.monotonic()
+        s, now = self.settings, self.clock()
         for ch in self.channels:
             peer = self.peers[ch.peer]
             left = self.folder.unconsumed(ch.peer, ch.outbox.next_seq)
@@ -642,11 +692,15 @@ class Proxy:
 def make_folder(s: ProxySettings):
     """The message folder of the run's layout, sealed when there is a run secret."""
     if s.layout == "syftbox":
-        from .syftbox import DEFAULT_MAX_FILE, SyftboxFolder
+        from .syftbox import DEFAULT_MAX_FILE, SyftboxFolder, run_folder
 
         box = s.syftbox or {}
-        folder = SyftboxFolder(box["folder"], s.pid, box["emails"], s.run_id, s.max_message,
-                               box.get("max_file") or DEFAULT_MAX_FILE, box.get("app") or "syqure")
+        emails = box["emails"]
+        run_dirs = ({p: run_folder(box["folder"], emails[p], s.run_id, run_dir=box["run_dir"])
+                     for p in range(len(emails))} if box.get("run_dir") else None)
+        folder = SyftboxFolder(box["folder"], s.pid, emails, s.run_id, s.max_message,
+                               box.get("max_file") or DEFAULT_MAX_FILE, box.get("app") or "syqure",
+                               run_dirs=run_dirs, fresh=bool(run_dirs))
     else:
         folder = SharedFolder(s.data_dir, s.pid, s.parties, s.run_id, s.max_message)
     if s.secret:

@@ -74,7 +74,8 @@ class PeerWatch:
     running process, not a record left behind. Without a run id nothing says
     which run a record is of, so the record found at the first reading
     counts only once it proves live or another incarnation replaces it (a
-    dead run's ``failed`` must not fail a new run)."""
+    dead run's ``failed`` must not fail a new run). The same holds where a run
+    id names a folder that runs reuse (Biovault's: ``reused``)."""
 
     pid: int
     run_id: str | None
@@ -89,6 +90,7 @@ class PeerWatch:
     reason: str = ""
     incarnation: str | None = None
     live: bool = False
+    reused: bool = False  # the run id may be an earlier run's too: first readings prove nothing
     _read: bool = False  # a record was read before
     _stale: tuple | None = None  # (incarnation, heartbeat) of a first reading not yet trusted
     _inc_count: object = None
@@ -101,7 +103,7 @@ class PeerWatch:
             self.incarnation, self.live, self._inc_count = inc, False, count
         elif count != self._inc_count:
             self.live, self._inc_count = True, count
-        if not self._read and not self.run_id:
+        if not self._read and (not self.run_id or self.reused):
             self._stale = (inc, count)
         self._read = True
         if self._stale is not None:

@@ -12,9 +12,17 @@ consumed in its own datasite, and A removes what B consumed::
         .tmp/                                                         (never synced)
 
 A sync delivers markers before files, files partly written, and old files
-again: every marker carries the run id, the length, the number of files
-and a SHA-256 of the message, and a message is delivered only when all of
-it is there and matches. No file exceeds ``max_file_size`` (SyftBox 0.4
+again: every marker carries the run id, the writer's incarnation, the
+length, the number of files and a SHA-256 of the message, and a message is
+delivered only when all of it is there and matches, and once its writer is
+known to be running, only from that writer. A consumption record names the
+reader's incarnation: a writer removes only what its live reader consumed,
+so a dead run's records never remove a new run's messages.
+
+Biovault's layout is the same with other folders: party A's are
+``{datasites}/{email_A}/{SEQURE_FILE_DIR}/`` with channels ``{A}_to_{B}``
+(``run_dirs``), and the run is its folder: a rerun there clears what the
+party's own earlier run left (``fresh``) instead of refusing it. No file exceeds ``max_file_size`` (SyftBox 0.4
 refuses files over 10 MB): a large message spans several files.
 """
 from __future__ import annotations
@@ -30,13 +38,22 @@ from .folder import FILE_MODE, _CREATE, Layout, make_private_dir, read_small, re
 from .framing import DEFAULT_MAX_MESSAGE, HEADER
 
 DEFAULT_MAX_FILE = 8 << 20  # under SyftBox's 10 MB limit
+NATIVE_SUFFIX = ".request"  # the Sequre fork's own file transport names its messages so
 APP = "syqure"
 
 
-def run_folder(folder: str | os.PathLike, email: str, run_id: str, app: str = APP) -> Path:
+def run_folder(folder: str | os.PathLike, email: str, run_id: str, app: str = APP,
+               run_dir: str | None = None) -> Path:
+    """A party's folder of a run: ``datasites/{email}/app_data/{app}/runs/{run_id}``,
+    or Biovault's ``datasites/{email}/{run_dir}``."""
     mailbox.check_id(run_id, "run id")
     if "/" in email or email.startswith(".") or not email:
         raise SyqureError(f"email {email!r} is not allowed")
+    if run_dir is not None:
+        parts = Path(run_dir).parts
+        if not parts or Path(run_dir).is_absolute() or any(x in ("..", ".") or x.startswith(".") for x in parts):
+            raise SyqureError(f"run folder {run_dir!r} is not allowed: relative, without '..' or hidden names")
+        return Path(folder).expanduser() / "datasites" / email / run_dir
     return Path(folder).expanduser() / "datasites" / email / "app_data" / app / "runs" / run_id
 
 
@@ -53,15 +70,21 @@ class SyftboxFolder(Layout):
     synced = True  # what a peer writes arrives late, in bursts: bounds stretch (status.PeerWatch)
 
     def __init__(self, folder, pid: int, emails: list[str], run_id: str,
-                 max_message: int = DEFAULT_MAX_MESSAGE, max_file: int = DEFAULT_MAX_FILE, app: str = APP):
+                 max_message: int = DEFAULT_MAX_MESSAGE, max_file: int = DEFAULT_MAX_FILE, app: str = APP,
+                 run_dirs: dict[int, Path] | None = None, fresh: bool = False):
         if not run_id:
             raise SyqureError("the syftbox layout needs a run id shared by every party")
         self.pid, self.parties, self.emails = pid, len(emails), emails
         self.run_id, self.max_message, self.max_file = run_id, max_message, max_file
-        self.runs = {p: run_folder(folder, emails[p], run_id, app) for p in range(len(emails))}
+        self.runs = dict(run_dirs) if run_dirs else {p: run_folder(folder, emails[p], run_id, app)
+                                                     for p in range(len(emails))}
+        self.fresh = fresh
         self.root = self.runs[pid]
         self._tmp = self.root / ".tmp"
         self._consumed_upto: dict[int, int] = {}  # by peer: what it said it consumed
+        self.incarnation: str | None = None  # this proxy process, in its markers and records
+        self._writers: dict[int, str] = {}  # by peer: the live incarnation that writes to us
+        self._readers: dict[int, str] = {}  # by peer: the live incarnation that reads from us
 
     # -- where things are
     def outbox(self, peer: int) -> Path:
@@ -80,6 +103,23 @@ class SyftboxFolder(Layout):
         """Where ``reader`` records what it consumed from ``writer``."""
         return self.runs[reader] / "consumed" / mailbox.direction_name(writer, reader)
 
+    def clear_leftovers(self, folder: Path) -> None:
+        """This party's own earlier run in the same folder: its messages are
+        never to be delivered, so they go (they are this party's to remove)."""
+        for name in mailbox.leftovers(os.listdir(folder)):
+            remove_file(folder / name)
+
+    # -- whose files count: told by the proxy from the peers' live records
+    def stamp_writer(self, incarnation: str) -> None:
+        self.incarnation = incarnation
+        super().stamp_writer(incarnation)
+
+    def trust_writer(self, peer: int, incarnation: str) -> None:
+        self._writers[peer] = incarnation
+
+    def trust_reader(self, peer: int, incarnation: str) -> None:
+        self._readers[peer] = incarnation
+
     # -- start of a run
     def prepare(self, resume: bool = False) -> None:
         run_readers = [self.emails[p] for p in range(self.parties)]
@@ -91,17 +131,21 @@ class SyftboxFolder(Layout):
         for peer in self.peers():
             out = self.outbox(peer)
             make_private_dir(out)
-            self._grant(out, [self.emails[peer]])
-            if not resume:
+            self._grant(out, [self.emails[peer]], keep=self.fresh)  # Biovault's own, where it wrote them
+            if self.fresh and not resume:
+                self.clear_leftovers(out)
+                remove_file(self._record(self.pid, peer))
+            elif not resume:
                 self.refuse_leftovers(out, "use a new run id")
             write_private(out / mailbox.RUN_STAMP, self.run_id.encode())
             # The peer's folder arrives with the sync; made here so that it can be
             # watched from the start (an empty folder carries nothing to reject).
             self.inbox(peer).mkdir(parents=True, exist_ok=True)
 
-    def _grant(self, folder: Path, readers: list[str]) -> None:
+    def _grant(self, folder: Path, readers: list[str], keep: bool = False) -> None:
         for name, content in permissions(readers).items():
-            write_private(folder / name, content)
+            if not (keep and (folder / name).exists()):
+                write_private(folder / name, content)
 
     def check_inbox_run(self, peer: int) -> None:
         pass  # every marker carries the run id and is checked in look()
@@ -112,7 +156,7 @@ class SyftboxFolder(Layout):
 
     def write_end(self, peer: int, seq: int) -> None:
         self._publish(self.outbox(peer), mailbox.file_name(seq, mailbox.END),
-                      json.dumps({"run": self.run_id}).encode())
+                      json.dumps({"run": self.run_id, "writer": self.incarnation}).encode())
 
     def _publish(self, folder: Path, name: str, data) -> None:
         # Under a name the sync ignores, then renamed: never synced half-written.
@@ -136,15 +180,21 @@ class SyftboxFolder(Layout):
                 return mailbox.Decision(mailbox.Verdict.WAIT, reason="end marker still arriving"), None
             if record.get("run") != self.run_id:
                 return self._other_run(folder, seq, record), None
+            if self._earlier_writer(peer, record):
+                return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"end {seq} is an earlier writer's"), None
             return mailbox.Decision(mailbox.Verdict.END), None
         raw = read_small(folder / mailbox.file_name(seq, mailbox.READY))
         if raw is None:
+            if self.fresh and (folder / f"{seq:08d}{NATIVE_SUFFIX}").exists():
+                raise SyqureError(self._native(peer, f"{seq:08d}{NATIVE_SUFFIX} in {folder}"))
             return mailbox.WAIT_ABSENT, None
         marker = mailbox.decode_marker(raw)
         if marker is None:
             return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"marker {seq} still arriving"), None
         if marker.get("run") != self.run_id:
             return self._other_run(folder, seq, marker), None
+        if self._earlier_writer(peer, marker):
+            return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"message {seq} is an earlier writer's"), None
         length, parts = int(marker["length"]), int(marker["parts"])
         if length < 0 or length > self.max_message:
             return mailbox.Decision(mailbox.Verdict.CORRUPT,
@@ -169,6 +219,39 @@ class SyftboxFolder(Layout):
             return mailbox.Decision(mailbox.Verdict.CORRUPT, reason=f"message {seq}: header says {header}"), None
         return mailbox.Decision(mailbox.Verdict.DELIVER, length=length), (None if peek else content)
 
+    def native_peer(self, peer: int, since: float) -> str | None:
+        """Biovault: is ``peer`` on the fork's own file transport? Its messages
+        are ``.request`` files, and with SEQURE_FILE_DEBUG=1 (Biovault's
+        setting) it logs to ``file_transport.log`` as it starts; ``since``: our
+        start, on the wall clock, so that an earlier run's log says nothing."""
+        if not self.fresh:
+            return None
+        inbox = self.inbox(peer)
+        try:
+            native = next((f for f in os.listdir(inbox) if f.endswith(NATIVE_SUFFIX)), None)
+        except OSError:
+            native = None
+        if native:
+            return self._native(peer, f"{native} in {inbox}")
+        log = self.runs[peer] / "file_transport.log"
+        try:
+            if log.stat().st_mtime >= since:
+                return self._native(peer, f"its {log}")
+        except OSError:
+            pass
+        return None
+
+    def _native(self, peer: int, evidence: str) -> str:
+        return (f"party {peer} ({self.emails[peer]}) runs the Sequre fork's own file transport ({evidence}): "
+                "that site starts the syqure binary with SEQURE_TRANSPORT=file; point its "
+                "runner.syqure.binary (or SEQURE_NATIVE_BIN) at syqure-wf-biovault, as here")
+
+    def _earlier_writer(self, peer: int, record: dict) -> bool:
+        """A file of a writer that is not the one known to be running: left by
+        an earlier run in this folder, or synced again (never delivered)."""
+        trusted = self._writers.get(peer)
+        return bool(trusted and record.get("writer") and record["writer"] != trusted)
+
     def _other_run(self, folder: Path, seq: int, record: dict) -> mailbox.Decision:
         return mailbox.Decision(mailbox.Verdict.CORRUPT,
                                 reason=f"message {seq} in {folder} belongs to run {record.get('run')!r}, "
@@ -176,14 +259,21 @@ class SyftboxFolder(Layout):
 
     def consume(self, peer: int, seq: int, what: str) -> None:
         """Never delete the sender's files (SyftBox would undo it): record it."""
-        write_private(self._record(self.pid, peer), json.dumps({"run": self.run_id, "upto": seq}).encode())
+        write_private(self._record(self.pid, peer),
+                      json.dumps({"run": self.run_id, "upto": seq, "reader": self.incarnation}).encode())
 
     def consumed_by(self, peer: int) -> int:
         """The highest seq ``peer`` says it consumed from us (-1: none)."""
         record = _json(read_small(self._record(peer, self.pid)) or b"")
-        if record and record.get("run") == self.run_id and isinstance(record.get("upto"), int):
+        if record and record.get("run") == self.run_id and isinstance(record.get("upto"), int) \
+                and self._from_live_reader(peer, record):
             self._consumed_upto[peer] = max(self._consumed_upto.get(peer, -1), record["upto"])
         return self._consumed_upto.get(peer, -1)
+
+    def _from_live_reader(self, peer: int, record: dict) -> bool:
+        """A consumption record counts once its reader is known to be running:
+        a dead run's record must not remove a new run's messages."""
+        return record.get("reader") == self._readers.get(peer)
 
     def unconsumed(self, peer: int, next_seq: int) -> list[int]:
         """What ``peer`` has not consumed yet; what it has is removed here, by its writer."""
@@ -231,7 +321,7 @@ class SyftboxWriter:
         length = self.size - HEADER.size
         self.folder._publish(self.out, mailbox.file_name(self.seq, mailbox.READY),
                              mailbox.encode_marker(self.folder.run_id, length, self.parts,
-                                                   self.digest.hexdigest()))
+                                                   self.digest.hexdigest(), self.folder.incarnation))
         if placed:
             placed()
 

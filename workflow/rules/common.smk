@@ -32,10 +32,25 @@ def mpc_config():
     if engine.get("program"):
         engine["program"] = program_path(engine["program"])
     inputs = {str(k): os.path.abspath(v) for k, v in (MPC.get("inputs") or {}).items()}
-    return {**MPC, "engine": engine, "inputs": inputs}
+    found = {**MPC, "engine": engine, "inputs": inputs}
+    if MPC.get("engine") is None:
+        del found["engine"]
+    if MPC.get("module"):  # a Biovault module: its folder and its File inputs as absolute paths
+        given = MPC["module"].get("inputs") or {}
+        found["module"] = {"path": program_path(MPC["module"]["path"]),
+                           "inputs": {str(pid): {name: os.path.abspath(v) if os.path.exists(str(v)) else v
+                                                 for name, v in values.items()} for pid, values in given.items()}}
+    return found
 
 
 ENGINE = dict(MPC.get("engine") or {"name": "mpyc"})
+if MPC.get("module"):  # its program is the module's entrypoint, on Sequre
+    from syqure_wf.run.module import load as load_module
+
+    try:
+        ENGINE = {**ENGINE, "name": "sequre", "program": str(load_module(Path(program_path(MPC["module"]["path"]))).entrypoint)}
+    except SyqureError as exc:
+        raise WorkflowError(str(exc))
 # A Sequre program is compiled once (rule build) and every party runs the binary.
 BUILD = ENGINE.get("name") == "sequre" and not ENGINE.get("command") and not ENGINE.get("binary")
 BINARY = f"runs/{RUN}/build/{Path(ENGINE.get('program') or 'program').stem}"
