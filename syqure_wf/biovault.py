@@ -121,8 +121,6 @@ def step_from(argv: list[str], env: dict[str, str]) -> Step:
 
 def run_config(step: Step, isolation: str) -> dict:
     """The run configuration of this party: the SyftBox layout in Biovault's folders."""
-    from .run.config import SYFTBOX_TIMEOUTS
-
     return {
         "run_id": step.run_id,
         "layout": "syftbox",
@@ -133,9 +131,7 @@ def run_config(step: Step, isolation: str) -> dict:
                    "args": ["--skip-mhe-setup"] if step.skip_mhe_setup else [],
                    "env": {"SEQURE_TRANSPORT": "tcp"}},
         "workdir": str(step.workdir / "syqure-wf"),
-        "outputs": str(step.workdir / "syqure-wf" / "outputs" / "party-{pid}.json"),
         "isolation": isolation,
-        "timeouts": dict(SYFTBOX_TIMEOUTS),
     }
 
 
@@ -149,10 +145,7 @@ def run_files(step: Step) -> int:
     cfg = config_mod.resolve(run_config(step, mode), None, step.workdir)
     if mode == "netns" and not inside:
         isolation.reexec_inside([sys.executable, "-m", "syqure_wf.biovault", *sys.argv[1:]])
-    from .engines.build import build_run
-
-    build_run(cfg, say=lambda line: print(f"{PROG}: {line}", file=sys.stderr, flush=True))
-    result = asyncio.run(run_party(cfg, step.pid))
+    result = asyncio.run(run_party(cfg, step.pid))  # compiles first, once per machine (the build cache)
     return result.exit_code
 
 

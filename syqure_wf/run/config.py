@@ -111,11 +111,8 @@ class RunConfig:
         from ..transport.syftbox import APP, run_folder
 
         viewer = pid if viewer is None else viewer
-        if self.syftbox.get("run_dir"):  # Biovault's: {datasites}/{email}/{SEQURE_FILE_DIR}
-            return run_folder(self.syftbox_folder(viewer), self.party(pid).email, self.run_id,
-                              run_dir=self.syftbox["run_dir"])
         return run_folder(self.syftbox_folder(viewer), self.party(pid).email, self.run_id,
-                          self.syftbox.get("app", APP))
+                          self.syftbox.get("app", APP), self.syftbox.get("run_dir"))
 
     def status_dir_of(self, pid: int, viewer: int | None = None) -> Path:
         if self.layout == "syftbox":

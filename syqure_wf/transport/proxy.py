@@ -692,15 +692,12 @@ class Proxy:
 def make_folder(s: ProxySettings):
     """The message folder of the run's layout, sealed when there is a run secret."""
     if s.layout == "syftbox":
-        from .syftbox import DEFAULT_MAX_FILE, SyftboxFolder, run_folder
+        from .syftbox import DEFAULT_MAX_FILE, SyftboxFolder
 
         box = s.syftbox or {}
-        emails = box["emails"]
-        run_dirs = ({p: run_folder(box["folder"], emails[p], s.run_id, run_dir=box["run_dir"])
-                     for p in range(len(emails))} if box.get("run_dir") else None)
-        folder = SyftboxFolder(box["folder"], s.pid, emails, s.run_id, s.max_message,
+        folder = SyftboxFolder(box["folder"], s.pid, box["emails"], s.run_id, s.max_message,
                                box.get("max_file") or DEFAULT_MAX_FILE, box.get("app") or "syqure",
-                               run_dirs=run_dirs, fresh=bool(run_dirs))
+                               box.get("run_dir"))
     else:
         folder = SharedFolder(s.data_dir, s.pid, s.parties, s.run_id, s.max_message)
     if s.secret:

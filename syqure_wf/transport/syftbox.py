@@ -20,9 +20,9 @@ reader's incarnation: a writer removes only what its live reader consumed,
 so a dead run's records never remove a new run's messages.
 
 Biovault's layout is the same with other folders: party A's are
-``{datasites}/{email_A}/{SEQURE_FILE_DIR}/`` with channels ``{A}_to_{B}``
-(``run_dirs``), and the run is its folder: a rerun there clears what the
-party's own earlier run left (``fresh``) instead of refusing it. No file exceeds ``max_file_size`` (SyftBox 0.4
+``{datasites}/{email_A}/{run_dir}/`` (``run_dir``: its SEQURE_FILE_DIR), and
+the run is its folder: a rerun there clears what the party's own earlier
+run left (``fresh``) instead of refusing it. No file exceeds ``max_file_size`` (SyftBox 0.4
 refuses files over 10 MB): a large message spans several files.
 """
 from __future__ import annotations
@@ -71,14 +71,13 @@ class SyftboxFolder(Layout):
 
     def __init__(self, folder, pid: int, emails: list[str], run_id: str,
                  max_message: int = DEFAULT_MAX_MESSAGE, max_file: int = DEFAULT_MAX_FILE, app: str = APP,
-                 run_dirs: dict[int, Path] | None = None, fresh: bool = False):
+                 run_dir: str | None = None):
         if not run_id:
             raise SyqureError("the syftbox layout needs a run id shared by every party")
         self.pid, self.parties, self.emails = pid, len(emails), emails
         self.run_id, self.max_message, self.max_file = run_id, max_message, max_file
-        self.runs = dict(run_dirs) if run_dirs else {p: run_folder(folder, emails[p], run_id, app)
-                                                     for p in range(len(emails))}
-        self.fresh = fresh
+        self.runs = {p: run_folder(folder, emails[p], run_id, app, run_dir) for p in range(len(emails))}
+        self.fresh = run_dir is not None
         self.root = self.runs[pid]
         self._tmp = self.root / ".tmp"
         self._consumed_upto: dict[int, int] = {}  # by peer: what it said it consumed
