@@ -1,6 +1,7 @@
 """The package's layers: transport (pure protocol and its file and socket
 adapters) knows nothing of runs, engines or the CLI; engines know nothing of
-runs or the CLI; runs know nothing of the CLI."""
+runs or the CLI; runs know nothing of sites or the CLI; sites (across
+organisations) know nothing of the CLI."""
 from __future__ import annotations
 
 import ast
@@ -14,6 +15,7 @@ ALLOWED = {
     "transport": {"errors", "transport"},
     "engines": {"errors", "transport", "engines"},
     "run": {"errors", "transport", "engines", "run", "schemas"},
+    "sites": {"errors", "transport", "engines", "run", "sites"},
 }
 
 

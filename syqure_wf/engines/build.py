@@ -3,8 +3,8 @@
 Compiling a Sequre program costs a minute or more and close to a gigabyte
 per compile (../shared/sequre/README.md); every party of a run, and every
 rerun, runs the same binary instead. The cache key covers everything that
-changes the binary: the program and the ``.codon`` files it imports from
-its folder, the Sequre stdlib and plugin library (the flavour), the Codon
+changes the binary: the program and the files it imports from its folder
+(``program.py``), the Sequre stdlib and plugin library (the flavour), the Codon
 version and the build flags. A lock per key lets parties that start
 together on one machine wait for one compile instead of racing three.
 
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, SyqureError
+from .program import imports
 
 DEFAULT_FLAGS = ("-release", "--disable-opt=core-pythonic-list-addition-opt")
 BUILD_TIMEOUT = 1800.0  # seconds: a full compile takes one to three minutes on 2 cores
-_IMPORT = re.compile(r"^\s*(?:from\s+(\.*[\w.]*)\s+import|import\s+([\w.]+(?:\s*,\s*[\w.]+)*))", re.M)
 _ERROR = re.compile(r"^(?P<where>[^\s:][^:\n]*:\d+:\d+(?:-\d+)?): error: (?P<what>.*)$", re.M)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -122,31 +122,6 @@ def _tree_digest(folder: Path) -> str:
     for path in sorted(folder.rglob("*.codon")):
         h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
-
-
-def imports(program: Path) -> list[Path]:
-    """The program and every ``.codon`` file it imports from its own folder, recursively."""
-    root = program.parent
-    seen: dict[Path, None] = {}
-    todo = [program]
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen[path] = None
-        try:
-            text = path.read_text(errors="replace")
-        except OSError:
-            continue
-        for m in _IMPORT.finditer(text):
-            names = [m.group(1)] if m.group(1) is not None else [n.strip() for n in m.group(2).split(",")]
-            for name in names:
-                rel = name.lstrip(".").replace(".", os.sep)
-                base = path.parent if name.startswith(".") else root
-                for cand in (base / f"{rel}.codon", base / rel / "__init__.codon"):
-                    if rel and cand.is_file():
-                        todo.append(cand.resolve())
-    return sorted(seen, key=lambda p: (p != program, str(p)))
 
 
 def build_flags(spec: dict) -> list[str]:

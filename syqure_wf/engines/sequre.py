@@ -77,7 +77,7 @@ class Sequre(Engine):
         spec = cfg.engine
         command = spec.get("command")
         if command is None or "{program}" in command:
-            problem = program_problem(cfg, (".codon", ".py") if command else (".codon",))
+            problem = program_problem(cfg, (".codon", ".py"))  # Codon compiles both
             if problem:
                 return problem
         if self.needs_build(spec):

@@ -190,12 +190,13 @@ def _key(error) -> str:
     return ".".join(str(x) for x in error.absolute_path) or "(top level)"
 
 
-def check_schema(raw, where: str) -> None:
+def check_schema(raw, where: str, spec: dict | None = None) -> None:
+    """``raw`` against the run schema (or ``spec``): ConfigError naming file and key."""
     import jsonschema
 
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
-    spec = schema()
+    spec = spec or schema()
     validator = jsonschema.validators.validator_for(spec)(spec)
     error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
     if error is not None:

@@ -10,8 +10,10 @@ from syqure_wf.errors import SyqureError
 from syqure_wf.run.steps import workflow_config
 
 RUN = config["run"]
+SUBMIT = bool(config.get("submit"))  # this site submits to the sites' agents: no party runs here
 try:
     MPC, PARTIES_HERE = workflow_config(config)
+    PARTIES_HERE = [] if SUBMIT else PARTIES_HERE
     syqure_config.check_schema({**MPC, "workdir": "."}, "config mpc")
 except SyqureError as exc:
     raise WorkflowError(str(exc))
@@ -40,6 +42,15 @@ def mpc_config():
         found["module"] = {"path": program_path(MPC["module"]["path"]),
                            "inputs": {str(pid): {name: os.path.abspath(v) if os.path.exists(str(v)) else v
                                                  for name, v in values.items()} for pid, values in given.items()}}
+    return found
+
+
+def submission():
+    """The run as submitted: the program's path made absolute, inputs kept as
+    the names each site's policy maps to its own files."""
+    found = dict(MPC)
+    if found.get("engine", {}).get("program"):
+        found["engine"] = {**found["engine"], "program": program_path(found["engine"]["program"])}
     return found
 
 

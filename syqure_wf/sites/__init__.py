@@ -1,0 +1,2 @@
+"""Across organisations: one site submits a run, every site's agent decides by
+its own policy and runs its own party (README, "Across organisations")."""

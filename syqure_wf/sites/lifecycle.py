@@ -1,0 +1,80 @@
+"""A submitted run's life at each site, and what follows from every site's
+published state: pure functions of records, no files.
+
+    pending_approval -> accepted -> ready -> running -> done
+            |              |          |         +-----> failed | cancelled
+            +--------------+----------+--> rejected | cancelled | expired
+
+A site's party starts only once every site is ``ready`` (or past it): MPC
+cannot run partially. One site that rejects, fails, is cancelled or expires
+ends the run everywhere.
+"""
+from __future__ import annotations
+
+PENDING = "pending_approval"
+ACCEPTED = "accepted"
+READY = "ready"
+RUNNING = "running"
+DONE = "done"
+REJECTED = "rejected"
+FAILED = "failed"
+CANCELLED = "cancelled"
+EXPIRED = "expired"
+
+ENDED = (DONE, REJECTED, FAILED, CANCELLED, EXPIRED)
+BAD_ENDS = (REJECTED, FAILED, CANCELLED, EXPIRED)
+PREPARED = (READY, RUNNING, DONE)  # this site can run, or did
+STALE_AFTER = 300.0  # seconds without a heartbeat from an agent whose run is live (the syftbox bound on peers)
+FAIL_GRACE = 5.0  # seconds a failed party waits for a cancel that would explain it
+
+
+def current(record: dict | None, manifest_sha: str) -> dict | None:
+    """A site's record if it is about this manifest (an earlier version's is not)."""
+    return record if record and record.get("manifest") == manifest_sha else None
+
+
+def blocking(records: dict[str, dict | None], me: str | None = None) -> tuple[str, dict] | None:
+    """The site (other than ``me``) whose state ends the run, and its record:
+    one that rejected, failed or expired before one cancelled because of it."""
+    ended = [(BAD_ENDS.index(r["state"]) if r["state"] != CANCELLED else len(BAD_ENDS), site, r)
+             for site, r in records.items() if site != me and r and r.get("state") in BAD_ENDS]
+    if not ended:
+        return None
+    _, site, record = min(ended, key=lambda e: e[0])
+    return site, record
+
+
+def blocker(records: dict[str, dict | None], me: str | None = None) -> str | None:
+    """``blocking`` as one line: 'site state: reason'."""
+    found = blocking(records, me)
+    if found is None:
+        return None
+    site, record = found
+    return f"{site} {record['state']}: {record.get('reason') or record.get('code') or 'no reason given'}"
+
+
+def may_start(records: dict[str, dict | None]) -> bool:
+    """Every site is ready, or already running or done."""
+    return all(r and r.get("state") in PREPARED for r in records.values())
+
+
+def outcome(records: dict[str, dict | None], expires: float, now: float,
+            stale_after: float = STALE_AFTER) -> tuple[str, str]:
+    """What the submitter sees: ('done', ''), ('waiting', what for) or ('failed', why, naming the site)."""
+    bad = blocker(records)
+    if bad:
+        return "failed", bad
+    if all(r and r.get("state") == DONE for r in records.values()):
+        return "done", ""
+    started = all(r and r.get("state") in (RUNNING, DONE) for r in records.values())
+    if not started and now > expires:
+        late = [f"{s} ({r.get('state') if r else 'no answer'})" for s, r in records.items()
+                if not (r and r.get("state") in PREPARED)]
+        return "failed", f"the run expired before every site was ready: {', '.join(late)}"
+    for site, r in records.items():
+        if r and r.get("state") not in ENDED and r.get("state") != PENDING \
+                and now - float(r.get("heartbeat") or 0) > stale_after:
+            return "failed", f"{site}: its agent has been silent for {now - float(r.get('heartbeat') or 0):.0f} s"
+    waiting = [f"{s} {r.get('state') if r else 'no answer yet'}" for s, r in records.items()
+               if not (r and r.get("state") == DONE)]
+    return "waiting", ", ".join(waiting)

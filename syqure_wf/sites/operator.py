@@ -1,0 +1,64 @@
+"""A site's operator: ``approve`` and ``reject`` a run its agent holds, and
+``runs``, every run the agent answered. A request goes into the agent's own
+folder (never synced), bound to the version of the manifest it was about."""
+from __future__ import annotations
+
+import getpass
+import json
+import secrets
+import time
+
+from ..errors import ConfigError
+from ..transport.folder import make_private_dir, write_private
+from . import lifecycle as lc
+from .board import Board, dump
+
+ANSWER_WAIT = 15.0  # seconds for a running agent to act on a request
+
+
+def record_of(board: Board, run_id: str) -> dict:
+    path = board.run_private(run_id) / "record.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"no run {run_id} at {board.me} (syqure-wf runs lists them)") from None
+
+
+def request(board: Board, run_id: str, action: str, reason: str = "", say=print) -> str:
+    """Ask the agent to approve or reject ``run_id``; its state once it acted."""
+    record = record_of(board, run_id)
+    if action == "approve" and record["state"] != lc.PENDING:
+        raise ConfigError(f"run {run_id} is not waiting for approval at {board.me} (it is {record['state']})")
+    if record["state"] in lc.ENDED:
+        raise ConfigError(f"run {run_id} has already ended at {board.me} ({record['state']})")
+    make_private_dir(board.requests)
+    write_private(board.requests / f"{run_id}-{secrets.token_hex(3)}.json",
+                  dump({"run_id": run_id, "action": action, "reason": reason, "manifest": record["manifest"],
+                        "by": getpass.getuser(), "time": round(time.time(), 3)}))
+    deadline = time.time() + ANSWER_WAIT
+    while time.time() < deadline:
+        now = record_of(board, run_id)["state"]
+        if now != record["state"]:
+            say(f"run {run_id} at {board.me}: {now}")
+            return now
+        time.sleep(0.1)
+    say(f"run {run_id} at {board.me}: {action} queued; the agent acts on it when it runs")
+    return record["state"]
+
+
+def runs(board: Board) -> list[dict]:
+    found = []
+    for path in sorted((board.private / "runs").glob("*/record.json")):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def table(records: list[dict]) -> list[str]:
+    head = ("RUN", "STATE", "SUBMITTER", "PROGRAM", "APPROVED")
+    rows = [head] + [(r.get("run_id", ""), r.get("state", ""), r.get("submitter", ""),
+                      r.get("program") or "-", r.get("approved_by") or "-") for r in records]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
+    return ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]

@@ -1,0 +1,190 @@
+"""The proposing site: ``submit`` checks a run locally and publishes its
+manifest, ``status`` and ``wait`` follow every site's published state and
+collect the results, ``cancel`` ends the run everywhere. Nothing here
+executes anything a peer wrote: states and results are read as data."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from ..errors import ConfigError, SyqureError
+from ..transport.folder import make_private_dir, write_private
+from . import lifecycle as lc
+from .board import Board, dump
+from .events import Events
+from .manifest import encode, from_config, parse, same_submission
+
+RESULT_WAIT = 120.0  # seconds for a shared result to follow its site's 'done' through the sync
+DEFAULT_EXPIRY = 3600.0
+
+
+def submit(config_path: str, to: list[str], board: Board, expires_in: float = DEFAULT_EXPIRY,
+           say=print) -> str:
+    """Check the run here (its program compiled, for Sequre), then publish
+    its manifest in this site's datasite. Returns the run id."""
+    from ..run.config import check_schema, read_yaml
+
+    source = Path(config_path).resolve()
+    raw = read_yaml(source)
+    check_schema(raw, str(source))
+    manifest = from_config(raw, str(source), source.parent, to, board.me, expires_in)
+    m = parse(encode(manifest))  # what every site will check, checked here first
+    _check_here(m, board)
+    path = board.manifest_path(board.me, m.run_id)
+    existing = board.read(path, 8 << 20)
+    if existing is not None:
+        try:
+            before = json.loads(existing)
+        except ValueError:
+            before = None
+        if before is not None and same_submission(before, manifest):
+            say(f"run {m.run_id} was already submitted: the same run")
+            return m.run_id
+        raise SyqureError(f"run {m.run_id} exists with another manifest: give the new run its own run_id")
+    board.publish(path, encode(manifest), m.readers())
+    say(f"submitted program {m.digest} to " + ", ".join(f"{p}={e}" for p, e in enumerate(m.parties)))
+    return m.run_id
+
+
+def _check_here(m, board: Board) -> None:
+    """The run as party 0 would run it here: settings, engine, and a Sequre
+    program compiled (into the build cache the agents use on this machine)."""
+    import tempfile
+
+    from ..engines import get_engine
+    from ..run import config as run_config
+    from .agent import party_config
+    from .policy import Policy
+
+    with tempfile.TemporaryDirectory(prefix="syqure-submit-") as tmp:
+        program = Path(tmp) / "program"
+        for name, data in m.files.items():
+            (program / name).parent.mkdir(parents=True, exist_ok=True)
+            (program / name).write_bytes(data)
+        raw = party_config(m, 0, board.folder, program, None, Path(tmp) / "work", Policy())
+        raw.pop("inputs", None)
+        cfg = run_config.resolve(raw, None, Path(tmp))
+        if get_engine(m.engine).needs_build(cfg.engine):
+            from ..engines.build import build_run
+
+            build_run(cfg, say=lambda line: print(f"submit: {line}", flush=True))
+
+
+def _manifest(board: Board, run_id: str):
+    """The manifest of a run this site submitted, or of one addressed to it."""
+    data = board.read_manifest(board.me, run_id)
+    if data is None:
+        private = board.run_private(run_id) / "manifest.json"
+        data = board.read(private, 8 << 20)
+    if data is None:
+        raise ConfigError(f"no run {run_id} here: {board.me} neither submitted it nor received it")
+    return parse(data)
+
+
+def records(board: Board, m) -> dict[str, dict | None]:
+    return {site: lc.current(board.state_of(site, m.run_id), m.sha256) for site in m.parties}
+
+
+def describe(site: str, pid: int, record: dict | None) -> str:
+    if not record:
+        return f"  party {pid} {site}: no answer yet"
+    how = f" by {record['approved_by']}" if record.get("approved_by") and record["state"] != lc.REJECTED else ""
+    why = f" ({record.get('code')}: {record.get('reason')})" if record.get("reason") else ""
+    return f"  party {pid} {site}: {record['state']}{how}{why}"
+
+
+def status(board: Board, run_id: str) -> tuple[str, list[str]]:
+    m = _manifest(board, run_id)
+    now_records = records(board, m)
+    verdict, what = lc.outcome(now_records, m.expires, time.time())
+    lines = [f"run {run_id} from {m.submitter}, program {m.digest}: {verdict}" + (f": {what}" if what else "")]
+    lines += [describe(site, pid, now_records[site]) for pid, site in enumerate(m.parties)]
+    return verdict, lines
+
+
+def wait(board: Board, run_id: str, results: Path, timeout: float = 0.0, say=print) -> Path:
+    """Follow every site until the run is done (results collected under
+    ``results/<run>``) or fails (SyqureError naming the site and its reason)."""
+    m = _manifest(board, run_id)
+    wake = threading.Event()
+    events = Events(wake).start()
+    deadline = time.time() + timeout if timeout else None
+    shown: dict[str, tuple] = {}
+    try:
+        while True:
+            wake.clear()
+            for site in {*m.parties, m.submitter}:
+                events.watch_deepest([board.app(site), board.app(site) / "jobs", board.jobs(site, run_id)])
+            now_records = records(board, m)
+            for pid, site in enumerate(m.parties):
+                r = now_records[site]
+                key = (r or {}).get("state"), (r or {}).get("reason")
+                if shown.get(site) != key:
+                    shown[site] = key
+                    say(describe(site, pid, r).strip())
+            verdict, what = lc.outcome(now_records, m.expires, time.time())
+            if verdict == "failed":
+                raise SyqureError(f"run {run_id} failed: {what}")
+            if verdict == "done":
+                return collect(board, m, now_records, results, say)
+            if deadline and time.time() > deadline:
+                raise SyqureError(f"run {run_id}: still waiting after {timeout:g} s for {what}")
+            wake.wait(min(5.0, max(0.05, (deadline - time.time()) if deadline else 5.0)))
+    finally:
+        events.close()
+
+
+def collect(board: Board, m, now_records: dict, results: Path, say=print) -> Path:
+    """Every shared result, read as data, into ``results/<run>/``."""
+    out = results / m.run_id
+    make_private_dir(out)
+    kept = []
+    for pid, site in enumerate(m.parties):
+        if now_records[site].get("result") != "shared":
+            kept.append(site)
+            continue
+        path = board.result_path(site, m.run_id, pid)
+        deadline = time.time() + RESULT_WAIT
+        while True:
+            data = board.read(path, 8 << 20)
+            if data is not None:
+                try:
+                    json.loads(data)
+                    break
+                except ValueError:
+                    pass  # still arriving
+            if time.time() > deadline:
+                raise SyqureError(f"run {m.run_id}: {site} says its result is shared, but {path} did not "
+                                  f"arrive within {RESULT_WAIT:g} s (is this site among its readers?)")
+            time.sleep(0.2)
+        write_private(out / f"party-{pid}.json", data)
+    write_private(out / "sites.json", dump({"run_id": m.run_id, "program": m.digest,
+                                             "sites": {s: now_records[s] for s in m.parties}}))
+    say(f"run {m.run_id} done: results in {out}" + (f" (kept by their site: {', '.join(kept)})" if kept else ""))
+    return out
+
+
+def cancel(board: Board, run_id: str, timeout: float = 60.0, say=print) -> None:
+    """End the run at every site: each agent stops its party and says ``cancelled``."""
+    data = board.read_manifest(board.me, run_id)
+    if data is None:
+        raise ConfigError(f"no run {run_id} submitted by {board.me}: only its submitter cancels a run")
+    m = parse(data)
+    board.publish(board.cancel_path(board.me, run_id),
+                  dump({"run_id": run_id, "by": board.me, "time": round(time.time(), 3)}), m.readers())
+    say(f"run {run_id}: cancel published")
+    deadline = time.time() + timeout
+    while True:
+        now_records = records(board, m)
+        live = [s for s, r in now_records.items() if r and r.get("state") not in lc.ENDED]
+        silent = [s for s, r in now_records.items() if not r]
+        if not live:
+            for pid, site in enumerate(m.parties):
+                say(describe(site, pid, now_records[site]).strip())
+            return
+        if time.time() > deadline:
+            raise SyqureError(f"run {run_id}: no answer to the cancel within {timeout:g} s from "
+                              + ", ".join(live + silent))
+        time.sleep(0.2)
