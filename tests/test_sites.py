@@ -220,6 +220,11 @@ def test_a_run_waits_for_the_operator_and_starts_after_approve(sites):
 def test_after_reject_wait_fails_in_seconds_naming_the_site_and_nothing_started(sites):
     run_id = sites.submit(sites.config("rejected-by-hand", "allele_counts2.py"))
     sites.wait_state(run_id, 1, "pending_approval")
+    # another site offering a run under the same id changes nothing of this one
+    assert sites.submit(sites.config("rejected-by-hand", "long.py", inputs={}), by=2) == run_id
+    wait_until(lambda: any(e["event"] == "refused" and e["run_id"] == run_id and EMAILS[0] in e["reason"]
+                           for e in sites.audit(1)), 30, "site 1 to refuse the second manifest", step=0.1)
+    assert sites.state(run_id, 1)["state"] == "pending_approval"
     waiter = sites.procs.start(cli("wait", run_id, *sites.site(0), "--results", sites.root / "results"))
     rejected = sh("reject", run_id, "--reason", "not this quarter", *sites.site(1))
     assert rejected.returncode == 0, rejected.stderr

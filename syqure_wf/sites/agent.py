@@ -260,6 +260,9 @@ class Agent:
             run = self.runs.get(run_id)
             if run is None:
                 self._received(m, data)
+            elif run.record.get("submitter") != site:  # another site's run id: never its to change
+                owner = run.record.get("submitter")
+                self.audit.write("refused", run_id, m.digest, reason=f"run id {run_id} is {owner}'s, not {site}'s")
             elif run.record.get("manifest") != m.sha256:
                 self._changed(run, m)
 
@@ -276,6 +279,8 @@ class Agent:
         self._seen[path] = stamp
         if run_id in self.runs:
             run = self.runs[run_id]
+            if run.record.get("submitter") != site:
+                return  # another site's run id: never its to change
             if run.state not in lc.ENDED:  # a run it answered has changed into something unreadable
                 self._stop(run)
                 self._end(run, lc.REJECTED, "manifest_changed", f"the manifest changed after the decision: {exc}")
