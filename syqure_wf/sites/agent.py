@@ -39,7 +39,7 @@ from . import policy as policies
 from .audit import Audit
 from .board import Board, subfolders, dump
 from .events import Events
-from .manifest import Manifest, ManifestError, check_email, parse
+from .manifest import MAX_BYTES, Manifest, ManifestError, check_email, parse
 
 log = logging.getLogger("syqure-wf.agent")
 
@@ -175,7 +175,7 @@ class Agent:
         for path in sorted((self.board.private / "runs").glob("*/record.json")):
             try:
                 record = json.loads(path.read_text())
-                data = self.board.read(path.parent / "manifest.json", 8 << 20)
+                data = self.board.read(path.parent / "manifest.json", MAX_BYTES)
                 manifest = parse(data) if data else None
             except (OSError, ValueError, ManifestError):
                 continue
@@ -346,10 +346,10 @@ class Agent:
             return
         others = {s: lc.current(self.board.state_of(s, rid), run.record["manifest"])
                   for s in m.parties if s != self.me}
-        bad = lc.blocker(others, self.me)
-        if bad:  # a party that died before it could say so is named by its agent: ours stops too
-            running = run.state == lc.RUNNING
-            cancelled = lc.blocking(others, self.me)[1]["state"] == lc.CANCELLED  # a cancel seen there first
+        found = lc.blocking(others, self.me)
+        if found:  # a party that died before it could say so is named by its agent: ours stops too
+            bad, running = lc.ending(*found), run.state == lc.RUNNING
+            cancelled = found[1]["state"] == lc.CANCELLED  # a cancel seen there first
             self._stop(run)
             self._end(run, lc.FAILED if running and not cancelled else lc.CANCELLED, "peer",
                       f"stopped: {bad}" if running else f"not run: {bad}")
@@ -400,13 +400,7 @@ class Agent:
         from ..run import config as run_config
 
         m, folder = run.manifest, self._dir(run)
-        program = folder / "program"
-        shutil.rmtree(program, ignore_errors=True)
-        make_private_dir(program)
-        for name, data in m.files.items():
-            target = program / name
-            make_private_dir(target.parent)
-            write_private(target, data)
+        program = write_program(m, folder / "program")
         pid = m.pid_of(self.me)
         name = m.inputs.get(pid)
         local_input = self.policy.inputs.get(name) if name else None
@@ -438,7 +432,6 @@ class Agent:
         self._set(run, lc.RUNNING)
 
     def _watch_party(self, run: Run) -> None:
-        m = run.manifest
         code = run.proc.poll() if run.proc is not None else -1
         if code is None:
             return
@@ -453,7 +446,7 @@ class Agent:
         if time.time() - run.exited < lc.FAIL_GRACE:
             return
         run.proc = None
-        status = read_status(run_folder(self.board.folder, self.me, m.run_id) / "status", m.pid_of(self.me)) or {}
+        status = self._party_status(run)
         reason = status.get("reason") or f"the party exited with code {run.exit_code}"
         self._end(run, lc.FAILED, "party", reason)
 
@@ -463,7 +456,7 @@ class Agent:
         pid = m.pid_of(self.me)
         out = self._dir(run) / "work" / "outputs" / f"party-{pid}.json"
         readers = {"submitter": [m.submitter], "parties": m.readers(), "none": []}[self.policy.share_results]
-        data = self.board.read(out, 8 << 20)
+        data = self.board.read(out, MAX_BYTES)
         if not readers or data is None:
             return "kept"
         self.board.publish(self.board.result_path(self.me, m.run_id, pid), data, readers)
@@ -497,6 +490,11 @@ class Agent:
                 continue
 
     # -- what this site says
+    def _party_status(self, run: Run) -> dict:
+        """The status record this site's party writes in its run folder."""
+        m = run.manifest
+        return read_status(run_folder(self.board.folder, self.me, m.run_id) / "status", m.pid_of(self.me)) or {}
+
     def _dir(self, run: Run) -> Path:
         return self.board.run_private(run.record["run_id"])
 
@@ -523,14 +521,23 @@ class Agent:
         now = time.time()
         run.record.update(heartbeat=round(now, 3), agent=self.incarnation)
         if run.state == lc.RUNNING and run.manifest is not None:  # its party's own record, in short
-            status = read_status(run_folder(self.board.folder, self.me, run.manifest.run_id) / "status",
-                                 run.manifest.pid_of(self.me)) or {}
+            status = self._party_status(run)
             run.record["party"] = {k: status[k] for k in ("state", "reason", "sync") if status.get(k)}
         folder = self._dir(run)
         make_private_dir(folder)
         write_private(folder / "record.json", dump(run.record))
         self.board.publish(self.board.state_path(self.me, run.record["run_id"]), dump(run.record),
                            run.record.get("readers") or [])
+
+
+def write_program(m: Manifest, folder: Path) -> Path:
+    """The manifest's program files, as they were approved, in a fresh private ``folder``."""
+    shutil.rmtree(folder, ignore_errors=True)
+    make_private_dir(folder)
+    for name, data in m.files.items():
+        make_private_dir((folder / name).parent)
+        write_private(folder / name, data)
+    return folder
 
 
 def party_config(m: Manifest, pid: int, folder: Path, program: Path, local_input: Path | None,

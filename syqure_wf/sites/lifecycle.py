@@ -44,13 +44,15 @@ def blocking(records: dict[str, dict | None], me: str | None = None) -> tuple[st
     return site, record
 
 
-def blocker(records: dict[str, dict | None], me: str | None = None) -> str | None:
-    """``blocking`` as one line: 'site state: reason'."""
-    found = blocking(records, me)
-    if found is None:
-        return None
-    site, record = found
+def ending(site: str, record: dict) -> str:
+    """A site's end of the run as one line: 'site state: reason'."""
     return f"{site} {record['state']}: {record.get('reason') or record.get('code') or 'no reason given'}"
+
+
+def blocker(records: dict[str, dict | None], me: str | None = None) -> str | None:
+    """``blocking`` as one line."""
+    found = blocking(records, me)
+    return ending(*found) if found else None
 
 
 def may_start(records: dict[str, dict | None]) -> bool:

@@ -14,7 +14,7 @@ from ..transport.folder import make_private_dir, write_private
 from . import lifecycle as lc
 from .board import Board, dump
 from .events import Events
-from .manifest import encode, from_config, parse, same_submission
+from .manifest import MAX_BYTES, encode, from_config, parse, same_submission
 
 RESULT_WAIT = 120.0  # seconds for a shared result to follow its site's 'done' through the sync
 DEFAULT_EXPIRY = 3600.0
@@ -33,7 +33,7 @@ def submit(config_path: str, to: list[str], board: Board, expires_in: float = DE
     m = parse(encode(manifest))  # what every site will check, checked here first
     _check_here(m, board)
     path = board.manifest_path(board.me, m.run_id)
-    existing = board.read(path, 8 << 20)
+    existing = board.read(path, MAX_BYTES)
     if existing is not None:
         try:
             before = json.loads(existing)
@@ -55,14 +55,11 @@ def _check_here(m, board: Board) -> None:
 
     from ..engines import get_engine
     from ..run import config as run_config
-    from .agent import party_config
+    from .agent import party_config, write_program
     from .policy import Policy
 
     with tempfile.TemporaryDirectory(prefix="syqure-submit-") as tmp:
-        program = Path(tmp) / "program"
-        for name, data in m.files.items():
-            (program / name).parent.mkdir(parents=True, exist_ok=True)
-            (program / name).write_bytes(data)
+        program = write_program(m, Path(tmp) / "program")
         raw = party_config(m, 0, board.folder, program, None, Path(tmp) / "work", Policy())
         raw.pop("inputs", None)
         cfg = run_config.resolve(raw, None, Path(tmp))
@@ -77,7 +74,7 @@ def _manifest(board: Board, run_id: str):
     data = board.read_manifest(board.me, run_id)
     if data is None:
         private = board.run_private(run_id) / "manifest.json"
-        data = board.read(private, 8 << 20)
+        data = board.read(private, MAX_BYTES)
     if data is None:
         raise ConfigError(f"no run {run_id} here: {board.me} neither submitted it nor received it")
     return parse(data)
@@ -148,7 +145,7 @@ def collect(board: Board, m, now_records: dict, results: Path, say=print) -> Pat
         path = board.result_path(site, m.run_id, pid)
         deadline = time.time() + RESULT_WAIT
         while True:
-            data = board.read(path, 8 << 20)
+            data = board.read(path, MAX_BYTES)
             if data is not None:
                 try:
                     json.loads(data)
