@@ -20,7 +20,7 @@ class Events:
         self.wake = wake
         self._observer = Observer()
         self._observer.daemon = True
-        self._watched: set[str] = set()
+        self._watched: dict[str, object] = {}  # folder -> its watchdog watch
 
     def watch(self, folder: Path, matters: Callable[[str], bool] = lambda path: True) -> bool:
         """Watch ``folder`` (not below it) once; False while it does not exist."""
@@ -41,11 +41,19 @@ class Events:
                     wake.set()
 
         try:
-            self._observer.schedule(Handler(), key, recursive=False)
+            self._watched[key] = self._observer.schedule(Handler(), key, recursive=False)
         except OSError:
             return False
-        self._watched.add(key)
         return True
+
+    def unwatch(self, folder: Path) -> None:
+        """Stop watching ``folder`` (a run that ended): its inotify watch released."""
+        watch = self._watched.pop(str(folder), None)
+        if watch is not None:
+            try:
+                self._observer.unschedule(watch)
+            except (KeyError, OSError):
+                pass
 
     def watch_deepest(self, chain: list[Path]) -> None:
         """Watch the deepest folder of ``chain`` that exists (the next one's
