@@ -473,6 +473,26 @@ def test_show_escapes_every_string_from_the_manifest(program):
                            source=True))
     assert "\x1b" not in text and "\x07" not in text
     assert "args     '\\x1b[2J' -T 0" in text and "print('\\x1b]0;owned\\x07')" in text
-    assert f"digest   {m.digest}" in text and "policy   asks an operator (peers)" in text
+    assert f"digest   {m.digest}" in text and f"policy   asks an operator (peers): {EMAILS[2]} is not among" in text
     assert f"2    {EMAILS[2]}  -          no: not among the peers" in text
     assert "input    'counts' -> /data/c.json" in text and "expires  1970-01-01 01:06:40 UTC (in 0.8 h)" in text
+
+
+def test_the_intake_holds_so_many_runs(tmp_path):
+    from syqure_wf.sites import intake
+    from syqure_wf.sites.agent import Run
+    from syqure_wf.sites.board import Board
+
+    for site in EMAILS:
+        datasite(tmp_path, site)
+    take = intake.Intake(Board(tmp_path, EMAILS[0]), lambda *a, **f: None)
+
+    def runs(n: int, by: str, state: str = lc.PENDING, size: int = 1000) -> dict:
+        return {(by, f"r{i}"): Run({"submitter": by, "run_id": f"r{i}", "state": state}, size=size) for i in range(n)}
+    assert take.room(EMAILS[1], 1000, runs(intake.MAX_LIVE_PER_SUBMITTER - 1, EMAILS[1])) is None
+    assert "runs waiting or running here already" in take.room(
+        EMAILS[1], 1000, runs(intake.MAX_LIVE_PER_SUBMITTER, EMAILS[1]))
+    assert take.room(EMAILS[1], 1000, runs(5 * intake.MAX_LIVE_PER_SUBMITTER, EMAILS[1], lc.DONE)) is None  # ended
+    many = {k: v for i in range(intake.MAX_LIVE // 10) for k, v in runs(10, f"s{i}@x.org").items()}
+    assert "runs not ended already" in take.room(EMAILS[1], 1000, many)
+    assert "MB of manifests" in take.room(EMAILS[1], 8 << 20, runs(3, EMAILS[2], size=intake.MAX_STORED // 3))

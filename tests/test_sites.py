@@ -247,7 +247,7 @@ def test_a_run_waits_for_the_operator_and_starts_after_approve(sites):
     shown = sh("show", run_id, *sites.site(1), "--source")
     assert shown.returncode == 0, shown.stderr
     text = shown.stdout
-    for line in (f"digest   {sites.D2}", f"policy   asks an operator (program): program {sites.D2} waits",
+    for line in (f"digest   {sites.D2}", "policy   asks an operator (program): the digest is not listed",
                  "engine   mpyc, framing stream, tls false", "args     (none)", "parties  3",
                  f"input    'counts' -> {EXAMPLE / 'data' / 'site1.json'}",
                  f"result   this site's result goes to {EMAILS[0]} (share_results: submitter)",

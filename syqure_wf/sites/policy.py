@@ -146,6 +146,7 @@ class Decision:
     code: str = ""  # why, for machines: submitter, peers, parties, program, input, limit, expired
     reason: str = ""  # why, in one line
     how: str = "policy"
+    why: str = ""  # what an operator is asked about, beside the digest (peers, parties)
 
 
 def decide(m: Manifest, policy: Policy, me: str, now: float) -> Decision:
@@ -185,7 +186,7 @@ def _unlisted(policy: Policy, code: str, digest: str, why: str) -> Decision:
     if policy.unlisted_programs == "reject":
         return Decision(REJECTED, code, why or f"program {digest} not approved")
     return Decision(PENDING, code, f"program {digest} waits for this site's approval" + (f": {why}" if why else ""),
-                    how="")
+                    how="", why=why)
 
 
 ASKABLE = ("peers", "parties", "program")  # what an operator may approve by hand

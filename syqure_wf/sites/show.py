@@ -55,8 +55,9 @@ def lines(m: Manifest, record: dict, policy: policies.Policy | None, me: str, no
     """The run as its operator reads it (pure: everything given)."""
     pid = m.pid_of(me)
     engine = m.config["engine"]
+    ended = record.get("state") in lc.ENDED and record.get("code")
     out = [f"run {shown(m.run_id)} from {shown(m.submitter)}, at {me}: {record.get('state')}"
-           + (f" ({record.get('code')}: {shown(record.get('reason') or '')})" if record.get("code") else ""),
+           + (f" ({record.get('code')}: {shown(record.get('reason') or '')})" if ended else ""),
            f"digest   {m.digest}",
            f"policy   {_verdict(m, policy, me, now)}",
            f"expires  {_when(float(record.get('expires') or m.expires), now)}",
@@ -115,7 +116,7 @@ def _verdict(m: Manifest, policy: policies.Policy | None, me: str, now: float) -
     if d.state == lc.ACCEPTED:
         return "approves this digest"
     if d.state == lc.PENDING:
-        return f"asks an operator ({d.code}): {d.reason}"
+        return f"asks an operator ({d.code})" + (f": {d.why}" if d.why else ": the digest is not listed")
     return f"rejects it ({d.code}): {d.reason}"
 
 
