@@ -297,8 +297,9 @@ def test_refused_by_policy_with_its_code_and_never_executed(sites, case):
     last = waited.stderr.strip().splitlines()[-1]
     assert "rejected" in last and EMAILS[2] in last, last  # site 2 rejects the marker in every case
     if case == "submitter":  # nothing stored or published for it: one line in the audit log, no state
-        assert any(e["event"] == "refused" and e.get("code") == "submitter" and e.get("submitter") == EMAILS[2]
-                   for e in sites.audit(1))
+        wait_until(lambda: any(e["event"] == "refused" and e.get("code") == "submitter"
+                               and e.get("submitter") == EMAILS[2] for e in sites.audit(1)), 30,
+                   "site 1 to say it does not read cp2", step=0.1)
         assert not sites.jobs(1, run_id, by, seen_by=1).exists() and not (sites.private(1, run_id, by)).exists()
     else:
         record = sites.wait_state(run_id, site, "rejected", by=by)

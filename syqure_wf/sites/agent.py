@@ -143,7 +143,7 @@ class Agent:
     def next_tick(self) -> float:
         now, tick = time.time(), 60.0
         for run in self.runs.values():
-            if run.state in lc.ENDED:
+            if run.state in lc.ENDED or run.manifest is None:
                 continue
             tick = min(tick, float(run.record.get("heartbeat", 0)) + HEARTBEAT - now)
             if run.exited:
@@ -214,7 +214,10 @@ class Agent:
             except (OSError, ValueError, KeyError, ManifestError):
                 continue
             self.runs[run.key] = run
-            if run.state == lc.RUNNING:
+            if run.state not in lc.ENDED and run.manifest is None:
+                self._end(run, lc.FAILED, "agent_restarted", f"the agent of {self.me} restarted and cannot read "
+                          "the manifest it kept")
+            elif run.state == lc.RUNNING:
                 self._end(run, lc.FAILED, "agent_restarted",
                           f"the agent of {self.me} restarted while its party ran; the party was stopped")
             elif run.state == lc.ACCEPTED:
