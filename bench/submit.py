@@ -40,7 +40,8 @@ sys.path.insert(0, str(REPO / "tests"))  # the real SyftBox net the tests use: s
 from conftest import PY, Procs, free_base  # noqa: E402
 from test_syftbox_real import EMAILS, SyftBoxNet  # noqa: E402
 
-from syqure_wf.engines.program import digest, program_files  # noqa: E402
+from syqure_wf.sites.digest import run_digest  # noqa: E402
+from syqure_wf.sites.manifest import submitted as submitted_settings  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "allele-counts"
 
@@ -107,14 +108,15 @@ def submitted(net: SyftBoxNet, procs: Procs, root: Path, i: int) -> tuple[float,
     first = first_message(net, run_id, t0, t0 + 300)
     assert procs.wait(waiter, 600) == 0, Path(waiter.log).read_text()
     end = time.time()
-    manifest = net.folders[EMAILS[0]] / "datasites" / EMAILS[0] / "app_data/syqure/jobs" / run_id / "manifest.json"
+    manifest = (net.folders[EMAILS[0]] / "datasites" / EMAILS[0] / "app_data/syqure/jobs" / EMAILS[0] / run_id
+                / "manifest.json")
     published = os.stat(manifest).st_mtime  # after the submit's own checks
     events = [json.loads(line) for email in EMAILS
               for line in (net.folders[email] / "syqure-wf" / email / "audit.jsonl").read_text().splitlines()]
     started = min(e["time"] for e in events if e["run_id"] == run_id and e["event"] == "started")
     done = max(e["time"] for e in events if e["run_id"] == run_id and e["event"] == "done")
     # this run's own hop: the manifest from the submitter's folder into the other sites'
-    arrived = [os.stat(net.folders[e] / "datasites" / EMAILS[0] / "app_data/syqure/jobs" / run_id
+    arrived = [os.stat(net.folders[e] / "datasites" / EMAILS[0] / "app_data/syqure/jobs" / EMAILS[0] / run_id
                        / "manifest.json").st_mtime - published for e in EMAILS[1:]]
     # the agents' own cost: manifest -> first party started, last party done -> results collected
     return first, end - t0, published - t0, started - published, end - done, statistics.mean(arrived)
@@ -132,7 +134,8 @@ def main() -> None:
         root.mkdir(parents=True, exist_ok=True)
         try:
             net = SyftBoxNet(procs, root / "syftbox", EMAILS, args.interval)
-            d = digest("allele_counts.py", program_files(EXAMPLE / "allele_counts.py"))
+            d = run_digest(*submitted_settings({"engine": {"name": "mpyc", "program": "allele_counts.py"}}, "bench",
+                                               EXAMPLE), 3)
             data = {1: EXAMPLE / "data/site1.json", 2: EXAMPLE / "data/site2.json"}
             for p, email in enumerate(EMAILS):
                 policy = root / f"policy-{p}.yaml"

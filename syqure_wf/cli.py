@@ -438,25 +438,30 @@ def _board(folder: str, email: str):
 
 @main.command("digest")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--parties", type=click.IntRange(2, 64), default=None,
+              help="The number of parties (default: the configuration's parties).")
 @one_line_errors
-def digest_cmd(config_path: str) -> None:
-    """The program's digest, sha256:<hex>, over it and every file it imports:
-    what manifests, policies and 'runs' name."""
+def digest_cmd(config_path: str, parties: int | None) -> None:
+    """The run's digest, sha256:<hex>, over the program and every file it
+    imports, the engine, args, framing, tls and the number of parties: what
+    policies list, 'approve' approves and 'runs' and 'show' name."""
     from pathlib import Path
 
-    from .engines.program import digest, program_files
     from .run.config import check_schema, read_yaml
+    from .sites.digest import run_digest
+    from .sites.manifest import submitted
 
     source = Path(config_path).absolute()
     raw = read_yaml(source)
     check_schema(raw, str(source))
-    program = (raw.get("engine") or {}).get("program")
-    if not program:
+    if not (raw.get("engine") or {}).get("program"):
         raise ConfigError(f"{source}: engine.program: no program to digest")
-    path = source.parent / program
-    if not path.is_file():
-        raise ConfigError(f"{source}: engine.program: no such file {path}")
-    click.echo(digest(path.name, program_files(path)))
+    config, entry, files = submitted(raw, str(source), source.parent)
+    given = raw.get("parties")
+    n = parties or (given if isinstance(given, int) else len(given) if isinstance(given, list) else 0)
+    if not n:
+        raise ConfigError(f"{source}: the number of parties is part of the digest: give --parties N")
+    click.echo(run_digest(config, entry, files, n))
 
 
 @main.command("submit")
@@ -495,27 +500,52 @@ def agent_cmd(folder: str, email: str, policy_path: str, verbose: int) -> None:
     sys.exit(agent.serve())
 
 
+_submitter_option = click.option("--submitter", default=None,
+                                 help="The run's submitter, where two submitters used its id.")
+
+
+@main.command("show")
+@click.argument("run_id")
+@site_options
+@_submitter_option
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="The policy to judge it by (default: the one this site's agent runs with).")
+@click.option("--source", is_flag=True, help="Print every program file, escaped.")
+@one_line_errors
+def show_cmd(run_id: str, folder: str, email: str, submitter: str | None, policy_path: str | None,
+             source: bool) -> None:
+    """What a run would do at this site, to read before 'approve': its
+    digest, submitter and co-parties, engine, args, framing, tls, program
+    files, this site's input and result, expiry, and the policy's verdict."""
+    from .sites.show import show
+
+    click.echo("\n".join(show(_board(folder, email), run_id, submitter, policy_path, source)))
+
+
 @main.command("approve")
 @click.argument("run_id")
 @site_options
+@_submitter_option
 @one_line_errors
-def approve_cmd(run_id: str, folder: str, email: str) -> None:
-    """Approve a run waiting at this site (pending_approval)."""
+def approve_cmd(run_id: str, folder: str, email: str, submitter: str | None) -> None:
+    """Approve a run waiting at this site (pending_approval): this very
+    manifest, and its digest ('show' says what it does)."""
     from .sites.operator import request
 
-    request(_board(folder, email), run_id, "approve", say=click.echo)
+    request(_board(folder, email), run_id, "approve", say=click.echo, submitter=submitter)
 
 
 @main.command("reject")
 @click.argument("run_id")
 @click.option("--reason", required=True, help="One line for the submitter.")
 @site_options
+@_submitter_option
 @one_line_errors
-def reject_cmd(run_id: str, reason: str, folder: str, email: str) -> None:
+def reject_cmd(run_id: str, reason: str, folder: str, email: str, submitter: str | None) -> None:
     """Reject a run at this site (its party stops if it runs)."""
     from .sites.operator import request
 
-    request(_board(folder, email), run_id, "reject", " ".join(reason.split()), say=click.echo)
+    request(_board(folder, email), run_id, "reject", " ".join(reason.split()), say=click.echo, submitter=submitter)
 
 
 @main.command("runs")
@@ -523,7 +553,7 @@ def reject_cmd(run_id: str, reason: str, folder: str, email: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @one_line_errors
 def runs_cmd(folder: str, email: str, as_json: bool) -> None:
-    """Every run this site's agent answered: state, submitter, program, how approved."""
+    """Every run this site's agent answered: state, submitter, digest, how approved."""
     from .sites.operator import runs, table
 
     found = runs(_board(folder, email))

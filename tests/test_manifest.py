@@ -1,7 +1,10 @@
-"""The pure parts of submit/agent (issue 17): a program's digest, the
-manifest a peer sends (every field checked), a policy's decision, and what
-every site's published state adds up to. No SyftBox here: test_sites.py
-runs the real thing."""
+"""The pure parts of submit/agent (issues 17, 24): a program's digest and a
+run's (what a site approves), the manifest a peer sends (every field
+checked, any shape of bytes refused as a ManifestError), a policy's
+decision and its re-decision, a peer's state as read, the text shown and
+sent, the intake's bounds over real folders, and what every site's
+published state adds up to. No SyftBox here: test_sites.py runs the real
+thing."""
 from __future__ import annotations
 
 import base64
@@ -15,8 +18,9 @@ import yaml
 from syqure_wf.engines.program import digest, imported_names, imports, program_files
 from syqure_wf.errors import ConfigError
 from syqure_wf.sites import lifecycle as lc
+from syqure_wf.sites.digest import canonical, covered, run_digest
 from syqure_wf.sites.manifest import ManifestError, encode, from_config, parse
-from syqure_wf.sites.policy import Policy, decide, load
+from syqure_wf.sites.policy import Decision, Policy, decide, expiry, load, redecide
 
 EMAILS = ["a@x.org", "b@y.org", "c@z.org"]
 
@@ -59,7 +63,10 @@ def test_a_manifest_round_trips_and_its_run_id_comes_from_its_content(program):
     m = manifest(program)
     parsed = parse(encode(m))
     assert parsed.parties == EMAILS and parsed.submitter == EMAILS[0] and parsed.inputs == {1: "counts"}
-    assert parsed.digest == digest("main.py", program_files(program)) and set(parsed.files) == set(program_files(program))
+    assert parsed.program_digest == digest("main.py", program_files(program))
+    assert set(parsed.files) == set(program_files(program))
+    assert parsed.digest == run_digest(parsed.config, "main.py", program_files(program), 3)
+    assert parsed.config["framing"] == "stream" and parsed.config["engine"]["tls"] is False
     assert parsed.expires == 4600.0 and parsed.run_id.startswith("job-")
     later = from_config({"engine": {"name": "mpyc", "program": "main.py"}, "inputs": {1: "counts"}},
                         "run.yaml", program.parent, EMAILS, EMAILS[0], 60, now=5000.0)
@@ -185,3 +192,307 @@ def test_what_the_sites_states_add_up_to():
     verdict, why = lc.outcome({e: record(lc.RUNNING) for e in EMAILS}, 2000, 1000 + lc.STALE_AFTER + 1)
     assert verdict == "failed" and "silent" in why
     assert lc.current(record(lc.READY), "sha256:other") is None
+
+
+# -- what a site approves (issue 24)
+
+def test_the_run_digest_is_the_documented_bytes(program):
+    files = program_files(program)
+    sha = {n: hashlib.sha256(b).hexdigest() for n, b in files.items()}
+    config = {"engine": {"name": "mpyc", "program": "main.py", "args": ["--holders", "1,2"], "tls": False},
+              "framing": "stream"}
+    by_hand = ('{"args":["--holders","1,2"],"engine":"mpyc","entry":"main.py","files":{'
+               + ",".join(f'"{n}":"{sha[n]}"' for n in sorted(sha))
+               + '},"flavour":null,"format":"syqure-wf run 2","framing":"stream","parties":3,"tls":false}')
+    assert canonical(covered(config, "main.py", files, 3)) == by_hand.encode()
+    assert run_digest(config, "main.py", files, 3) == "sha256:" + hashlib.sha256(by_hand.encode()).hexdigest()
+    assert run_digest(config, "main.py", sha, 3) == run_digest(config, "main.py", files, 3)  # hashes or bytes
+
+
+@pytest.mark.parametrize("change", ["args", "threshold", "parties", "framing", "tls", "engine", "bytes", "entry"])
+def test_the_run_digest_covers_what_the_run_does(program, change):
+    files = program_files(program)
+    config = {"engine": {"name": "mpyc", "program": "main.py", "tls": False}, "framing": "stream"}
+    before = run_digest(config, "main.py", files, 3)
+    config, entry, n = copy.deepcopy(config), "main.py", 3
+    if change == "args":
+        config["engine"]["args"] = ["--holders", "1"]
+    elif change == "threshold":
+        config["engine"]["args"] = ["-T", "0"]
+    elif change == "parties":
+        n = 2
+    elif change == "framing":
+        config["framing"] = "sequre"
+    elif change == "tls":
+        config["engine"]["tls"] = True
+    elif change == "engine":
+        config["engine"].update(name="sequre", flavour="fork")
+    elif change == "bytes":
+        files = {**files, "lib/deep.py": b"h = 2\n"}
+    else:
+        entry = "helper.codon"
+    assert run_digest(config, entry, files, n) != before
+
+
+@pytest.mark.parametrize("arg", ["{input}", "--result={output}", "{pid:>4000000000}", "x}"])
+def test_no_placeholder_in_a_submitted_run(program, arg):
+    with pytest.raises(ConfigError, match="no placeholders"):
+        manifest(program, engine={"name": "mpyc", "program": "main.py", "args": [arg]})
+    m = manifest(program)
+    m["config"]["engine"]["args"] = [arg]
+    with pytest.raises(ManifestError) as caught:
+        parse(encode(m))
+    assert caught.value.code == "args"
+
+
+def test_framing_and_tls_are_always_explicit(program):
+    m = manifest(program)
+    for drop in ("framing", "tls"):
+        bad = copy.deepcopy(m)
+        del (bad["config"] if drop == "framing" else bad["config"]["engine"])[drop]
+        with pytest.raises(ManifestError, match="tls .* and framing"):
+            parse(encode(bad))
+
+
+def nested(depth: int, shape: str = "list") -> bytes:
+    return (b"[" * depth + b"]" * depth) if shape == "list" else (b'{"a":' * depth + b"1" + b"}" * depth)
+
+
+@pytest.mark.parametrize("body", [
+    nested(200_000), nested(200_000, "dict"), b'{"format": "syqure-wf manifest 2", "run_id": "x"}',
+    "parties", "inputs", "program files", "config", "times",
+])
+def test_any_shape_of_bytes_is_a_manifest_error(program, body):
+    """A peer's bytes never raise anything but ManifestError (RecursionError,
+    type errors...): the agent refuses that one file and goes on."""
+    if isinstance(body, str):
+        m = manifest(program)
+        if body == "parties":
+            m["parties"] = [{"a": 1}, ["b"], "c@z.org"]
+        elif body == "inputs":
+            m["inputs"] = {"1": {"nested": []}}
+        elif body == "program files":
+            m["program"]["files"] = [["name", "sha256", "data"]]
+        elif body == "config":
+            m["config"] = {"engine": {"name": ["mpyc"]}}
+        else:
+            m["expires"] = {"t": 1}
+        body = encode(m)
+    with pytest.raises(ManifestError):
+        parse(body)
+
+
+def test_a_run_id_leaves_room_for_its_channels(program):
+    with pytest.raises(ConfigError, match="at most 100"):
+        manifest(program, run_id="r" * 101)
+
+
+def policy_for(m, **kw) -> Policy:
+    return Policy(**{"submitters": ["*"], "programs": [m.digest], "inputs": {"counts": Path("/data/c.json")}, **kw})
+
+
+@pytest.mark.parametrize("case, code", [
+    ("holders", "program"), ("threshold", "program"), ("two parties", "parties"), ("stranger", "peers"),
+])
+def test_what_only_an_operator_may_approve_waits_or_is_refused(program, case, code):
+    approved = parse(encode(manifest(program)))
+    to = EMAILS
+    raw = {}
+    if case == "holders":
+        raw = {"engine": {"name": "mpyc", "program": "main.py", "args": ["--holders", "1"]}}
+    elif case == "threshold":
+        raw = {"engine": {"name": "mpyc", "program": "main.py", "args": ["-T", "0"]}}
+    elif case == "two parties":
+        to = EMAILS[:2]
+    else:
+        to = [EMAILS[0], EMAILS[1], "stranger@else.org"]
+    m = parse(encode(from_config({"engine": {"name": "mpyc", "program": "main.py"}, "inputs": {1: "counts"}, **raw},
+                                 "run.yaml", program.parent, to, EMAILS[0], 3600, now=1000.0)))
+    peers = {e: None for e in EMAILS}  # the three sites, not the stranger
+    asked = decide(m, policy_for(approved, peers=peers), EMAILS[1], 1000)
+    assert (asked.state, asked.code) == (lc.PENDING, code) and m.digest in asked.reason
+    refused = decide(m, policy_for(approved, peers=peers, unlisted_programs="reject"), EMAILS[1], 1000)
+    assert (refused.state, refused.code) == (lc.REJECTED, code)
+    # listing this very run's digest approves it; the approved one's does not
+    assert decide(m, policy_for(m, peers={**peers, "stranger@else.org": None}, min_parties=2), EMAILS[1],
+                  1000).state == lc.ACCEPTED
+
+
+def test_peers_default_to_the_submitters_and_take_fingerprints(tmp_path, program):
+    m = parse(encode(manifest(program)))
+    assert decide(m, policy_for(m, submitters=EMAILS[:2]), EMAILS[1], 1000).code == "peers"  # c@z.org
+    assert decide(m, policy_for(m, submitters=EMAILS), EMAILS[1], 1000).state == lc.ACCEPTED
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump({"submitters": [EMAILS[0]], "peers": [EMAILS[0], {"email": EMAILS[2],
+                                                                                     "fingerprint": "SHA256:abc"}]}))
+    policy = load(path)
+    assert policy.computes_with(EMAILS[2]) and not policy.computes_with("x@y.org")
+    assert policy.fingerprint(EMAILS[2]) == "SHA256:abc" and policy.fingerprint(EMAILS[0]) is None
+    assert (policy.min_parties, policy.max_expiry) == (3, 7 * 86400)
+    for bad, key in (({"peers": ["../x@y.org"]}, "peers.0"), ({"peers": [{"email": "a@b.org"}]}, "peers.0"),
+                     ({"submitters": ["a@b.org/.."]}, "submitters.0"), ({"min_parties": 1}, "min_parties")):
+        path.write_text(yaml.safe_dump(bad))
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            load(path)
+
+
+def test_an_input_restricted_to_digests(tmp_path, program):
+    m = parse(encode(manifest(program)))
+    path = tmp_path / "policy.yaml"
+    other = "sha256:" + "0" * 64
+    path.write_text(yaml.safe_dump({"submitters": ["*"], "programs": [m.digest],
+                                    "inputs": {"counts": {"file": "c.json", "programs": [other]}}}))
+    policy = load(path)
+    assert policy.inputs["counts"] == tmp_path / "c.json"
+    d = decide(m, policy, EMAILS[1], 1000)
+    assert (d.state, d.code, d.reason) == (lc.REJECTED, "input", f"input 'counts' is not for program {m.digest}")
+    policy.input_programs["counts"].append(m.digest)
+    assert decide(m, policy, EMAILS[1], 1000).state == lc.ACCEPTED
+
+
+def test_a_changed_policy_decides_every_run_not_started_again():
+    yes, ask = Decision(lc.ACCEPTED), Decision(lc.PENDING, "program", "waits")
+    no_program, no_submitter = Decision(lc.REJECTED, "program", "not approved"), Decision(lc.REJECTED, "submitter", "x")
+    for state in (lc.ACCEPTED, lc.READY):
+        assert redecide(state, "policy", yes) is None
+        for d in (ask, no_program, no_submitter):  # the approval was the policy's: withdrawn
+            assert redecide(state, "policy", d).code == "policy"
+        assert redecide(state, "hand", ask) is None and redecide(state, "hand", no_program) is None
+        assert redecide(state, "hand", no_submitter).code == "policy"  # refused outright
+    assert redecide(lc.PENDING, "", yes) is yes and redecide(lc.PENDING, "", ask) is None
+    assert redecide(lc.PENDING, "", no_program).state == lc.REJECTED
+    assert redecide(lc.RUNNING, "policy", no_submitter) is None
+
+
+def test_expiry_is_capped_by_the_policy(program):
+    m = parse(encode(from_config({"engine": {"name": "mpyc", "program": "main.py"}}, "r", program.parent, EMAILS,
+                                 EMAILS[0], 365 * 86400, now=1000.0)))
+    assert expiry(m, Policy(), 1000.0) == 1000.0 + 7 * 86400
+    assert expiry(m, Policy(max_expiry=60), 2000.0) == 2060.0
+
+
+# -- text between sites, a peer's state, the bounds of what an agent reads
+
+def test_peer_text_is_shown_escaped_and_a_sites_reason_keeps_its_paths():
+    from syqure_wf.sites.peertext import REASON_MAX, outgoing, shown
+
+    assert shown("ok\x1b[2J\x07\u202eevil\r\n") == "ok\\x1b[2J\\x07\\u202eevil\\x0d\\x0a"
+    assert shown("line 1\n\tline 2\x1b", keep_lines=True) == "line 1\n\tline 2\\x1b"
+    line = outgoing("build failed:\n  /home/site/SyftBox/syqure-wf/x/run.yaml: no file ~/data/site1.json "
+                    "(--out=/etc/passwd) at http://127.0.0.1:5001/api \x1b[31m")
+    assert "/home" not in line and "site1.json" not in line and "/etc" not in line and "\n" not in line
+    assert "http://127.0.0.1:5001/api" in line and "\\x1b" in line and line.count("<path>") == 3
+    assert len(outgoing("x" * 5000)) == REASON_MAX
+
+
+def state(**kw) -> dict:
+    return {"site": EMAILS[1], "run_id": "r1", "submitter": EMAILS[0], "state": lc.READY, "heartbeat": 5.0,
+            "reason": "", **kw}
+
+
+def test_a_peers_state_is_read_field_by_field():
+    got = lc.peer_record({**state(reason="\x1b]0;owned\x07", extra=1), "party": {"reason": "x\x1b", "n": [1]}},
+                         EMAILS[1], EMAILS[0], "r1")
+    assert got["reason"] == "\\x1b]0;owned\\x07" and "extra" not in got and got["party"] == {"reason": "x\\x1b"}
+    for bad in (state(site=EMAILS[2]), state(submitter=EMAILS[2]), state(state="hacked"), state(state=["ready"]),
+                state(heartbeat={"t": 1}), state(reason=["x"]), state(heartbeat=True)):
+        with pytest.raises(ValueError):
+            lc.peer_record(bad, EMAILS[1], EMAILS[0], "r1")
+
+
+def datasite(root: Path, site: str) -> Path:
+    app = root / "datasites" / site / "app_data" / "syqure"
+    app.mkdir(parents=True, exist_ok=True)
+    return app
+
+
+def test_a_peer_file_that_cannot_be_read_is_refused_once(tmp_path):
+    from syqure_wf.sites.board import Board
+
+    for site in EMAILS:
+        datasite(tmp_path, site)
+    told = []
+    board = Board(tmp_path, EMAILS[0], on_refused=lambda path, code, reason: told.append((path.name, code, reason)))
+    folder = board.jobs(EMAILS[1], EMAILS[0], "r1")
+    folder.mkdir(parents=True)
+    path = folder / "state.json"
+    path.write_bytes(nested(200_000))
+    for _ in range(3):
+        assert board.state_of(EMAILS[1], EMAILS[0], "r1") is None
+    assert told == [("state.json", "bad_file", "nested too deep")]
+    import json
+
+    path.write_text(json.dumps(state(heartbeat="soon")))
+    assert board.state_of(EMAILS[1], EMAILS[0], "r1") is None and told[-1][1] == "bad_state"
+    path.write_text(json.dumps(state()))
+    assert board.state_of(EMAILS[1], EMAILS[0], "r1")["state"] == lc.READY
+    path.write_text('{"run_id": "r1", "ha')  # half synced: read again later, not refused
+    assert board.state_of(EMAILS[1], EMAILS[0], "r1") is None and len(told) == 2
+    cancel = board.cancel_path(EMAILS[0], "r1")
+    cancel.parent.mkdir(parents=True)
+    cancel.write_bytes(nested(200_000))
+    assert not board.cancelled(EMAILS[0], "r1") and not board.cancelled(EMAILS[0], "r1")
+    assert told[-1] == ("cancel.json", "bad_file", "nested too deep") and len(told) == 3
+
+
+def test_the_intake_reads_only_accepted_submitters_and_that_much(tmp_path, monkeypatch):
+    from syqure_wf.sites import intake
+    from syqure_wf.sites.board import Board
+
+    for site in EMAILS:
+        datasite(tmp_path, site)
+    lines = []
+    board = Board(tmp_path, EMAILS[0])
+    take = intake.Intake(board, lambda event, run_id=None, program=None, **f: lines.append((event, f.get("code"))))
+    for i in range(1000):  # a refused submitter's: never listed
+        (board.jobs(EMAILS[2], EMAILS[2], f"spam-{i}")).mkdir(parents=True)
+        (board.manifest_path(EMAILS[2], f"spam-{i}")).write_text("{}")
+    for i in range(8):
+        (board.jobs(EMAILS[1], EMAILS[1], f"run-{i}")).mkdir(parents=True)
+        (board.manifest_path(EMAILS[1], f"run-{i}")).write_text("{}")
+    monkeypatch.setattr(intake, "MAX_LISTED_PER_SUBMITTER", 5)
+    policy = Policy(submitters=[EMAILS[0], EMAILS[1]])
+    for _ in range(2):
+        got = list(take.changed(policy))
+        assert {k[0] for k, _, _ in got} <= {EMAILS[1]} and len(take.seen) + len(got) <= 5
+        for key, version, _ in got:
+            take.read(key, version)
+    assert len(take.seen) == 5 and list(take.changed(policy)) == []  # each version read once
+    assert sorted(lines) == [("refused", "limit"), ("refused", "submitter")]  # once each, not once per round or file
+    board.manifest_path(*sorted(take.seen)[0]).write_text('{"changed": 1}')
+    assert len(list(take.changed(policy))) == 1
+
+
+def test_show_escapes_every_string_from_the_manifest(program):
+    from syqure_wf.sites.show import lines
+
+    program.write_text(program.read_text() + "print('\x1b]0;owned\x07')\n")
+    m = parse(encode(manifest(program, engine={"name": "mpyc", "program": "main.py", "args": ["\x1b[2J", "-T", "0"]})))
+    policy = policy_for(m, inputs={"counts": Path("/data/c.json")}, peers={EMAILS[0]: None})
+    text = "\n".join(lines(m, {"state": lc.PENDING, "code": "peers", "expires": 4000.0}, policy, EMAILS[1], 1000.0,
+                           source=True))
+    assert "\x1b" not in text and "\x07" not in text
+    assert "args     '\\x1b[2J' -T 0" in text and "print('\\x1b]0;owned\\x07')" in text
+    assert f"digest   {m.digest}" in text and f"policy   asks an operator (peers): {EMAILS[2]} is not among" in text
+    assert f"2    {EMAILS[2]}  -          no: not among the peers" in text
+    assert "input    'counts' -> /data/c.json" in text and "expires  1970-01-01 01:06:40 UTC (in 0.8 h)" in text
+
+
+def test_the_intake_holds_so_many_runs(tmp_path):
+    from syqure_wf.sites import intake
+    from syqure_wf.sites.agent import Run
+    from syqure_wf.sites.board import Board
+
+    for site in EMAILS:
+        datasite(tmp_path, site)
+    take = intake.Intake(Board(tmp_path, EMAILS[0]), lambda *a, **f: None)
+
+    def runs(n: int, by: str, state: str = lc.PENDING, size: int = 1000) -> dict:
+        return {(by, f"r{i}"): Run({"submitter": by, "run_id": f"r{i}", "state": state}, size=size) for i in range(n)}
+    assert take.room(EMAILS[1], 1000, runs(intake.MAX_LIVE_PER_SUBMITTER - 1, EMAILS[1])) is None
+    assert "runs waiting or running here already" in take.room(
+        EMAILS[1], 1000, runs(intake.MAX_LIVE_PER_SUBMITTER, EMAILS[1]))
+    assert take.room(EMAILS[1], 1000, runs(5 * intake.MAX_LIVE_PER_SUBMITTER, EMAILS[1], lc.DONE)) is None  # ended
+    many = {k: v for i in range(intake.MAX_LIVE // 10) for k, v in runs(10, f"s{i}@x.org").items()}
+    assert "runs not ended already" in take.room(EMAILS[1], 1000, many)
+    assert "MB of manifests" in take.room(EMAILS[1], 8 << 20, runs(3, EMAILS[2], size=intake.MAX_STORED // 3))

@@ -137,3 +137,30 @@ def test_example_job_with_encryption(procs, tmp_path):
     result = json.loads((tmp_path / "run/outputs/party-0.json").read_text())
     assert result["allele_count"] == [a + b for a, b in zip(sites[0]["allele_count"], sites[1]["allele_count"])]
     assert secret.read_text() not in (tmp_path / "run/config.yaml").read_text()
+
+
+@pytest.mark.parametrize("kept", ["secret_file", "secret_env"])
+def test_a_short_run_secret_is_refused_wherever_it_is_kept(tmp_path, monkeypatch, kept):
+    """One owner of the minimum length (seal.secret_from): a file and an
+    environment variable are held to the same 16 bytes."""
+    import yaml
+
+    from syqure_wf.errors import ConfigError
+    from syqure_wf.run.config import load
+
+    def config(value: str):
+        if kept == "secret_file":
+            (tmp_path / "run.secret").write_text(value)
+            enc = {"secret_file": str(tmp_path / "run.secret")}
+        else:
+            monkeypatch.setenv("SYQURE_TEST_SECRET", value)
+            enc = {"secret_env": "SYQURE_TEST_SECRET"}
+        (tmp_path / "p.py").write_text("")
+        path = tmp_path / "run.yaml"
+        path.write_text(yaml.safe_dump({"engine": {"name": "mpyc", "program": "p.py"}, "encryption": enc}))
+        return load(path)
+    for short in ("abcd", "00ff" * 7, "password"):  # 2, 14 and 8 bytes
+        with pytest.raises(ConfigError, match="too short"):
+            config(short).secret()
+    assert config("a1" * 16).secret() == bytes.fromhex("a1" * 16)
+    assert config("a passphrase of 20 b").secret() == b"a passphrase of 20 b"

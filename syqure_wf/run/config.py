@@ -144,10 +144,12 @@ class RunConfig:
 
             return read_secret(self.resolve(enc["secret_file"]))
         if enc.get("secret_env"):
+            from ..transport.seal import secret_from
+
             value = os.environ.get(enc["secret_env"], "")
             if not value:
                 raise ConfigError(f"{self.where}: encryption.secret_env: ${enc['secret_env']} is not set")
-            return bytes.fromhex(value) if all(c in "0123456789abcdefABCDEF" for c in value) else value.encode()
+            return secret_from(value.encode(), f"${enc['secret_env']}")
         return None
 
     def resolved(self) -> dict:

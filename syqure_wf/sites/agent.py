@@ -9,6 +9,8 @@ reconciles every run it knows with what it sees. Everything it decided is
 kept in its own folder, outside the synced tree, so that an agent started
 again never answers a run twice. It executes only its own copy of a program
 whose digest it approved, checked again just before the party starts.
+What it reads of its peers, and how much, is ``intake.py``'s; no peer file
+stops it: one that cannot be read is refused once and the loop goes on.
 """
 from __future__ import annotations
 
@@ -30,21 +32,23 @@ import yaml
 from ..engines import get_engine
 from ..engines.program import digest, program_files
 from ..errors import ConfigError, SyqureError
-from ..run.party import die_with_parent, log_tail
+from ..run.party import die_with_parent
 from ..transport.folder import make_private_dir, write_private
 from ..transport.status import read_status
 from ..transport.syftbox import run_folder
 from . import lifecycle as lc
 from . import policy as policies
 from .audit import Audit
-from .board import Board, subfolders, dump
+from .board import Board, channel_id, dump, subfolders
 from .events import Events
+from .intake import Intake, Key
 from .manifest import MAX_BYTES, Manifest, ManifestError, check_email, parse
+from .peertext import outgoing
 
 log = logging.getLogger("syqure-wf.agent")
 
 HEARTBEAT = 10.0  # seconds between an agent's state records while a run is live
-INCOMPLETE_GRACE = 30.0  # a manifest that is not JSON may still be arriving
+SETTLE = 0.5  # seconds a rewritten policy file must stay unchanged before it is read (not half written)
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a party
 
 
@@ -52,14 +56,23 @@ STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a party
 class Run:
     """This site's part in one submitted run."""
     record: dict  # what this site publishes (and keeps) about the run
-    manifest: Manifest | None = None
+    manifest: Manifest | None = None  # while the run is live
     proc: subprocess.Popen | None = None  # the build, then the party
     exited: float = 0.0  # when the party failed (a cancel may still explain it)
     exit_code: int = 0
+    size: int = 0  # bytes of its manifest held here
 
     @property
     def state(self) -> str:
         return self.record["state"]
+
+    @property
+    def key(self) -> Key:
+        return self.record["submitter"], self.record["run_id"]
+
+    @property
+    def expires(self) -> float:
+        return float(self.record.get("expires") or (self.manifest.expires if self.manifest else 0))
 
 
 @dataclass
@@ -68,20 +81,20 @@ class Agent:
     me: str
     policy_path: Path
     say: object = print
-    runs: dict[str, Run] = field(default_factory=dict)
+    runs: dict[Key, Run] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.board = Board(self.folder, self.me)
+        self.board = Board(self.folder, self.me, on_refused=self._file_refused)
         self.policy = policies.load(self.policy_path)
         self._policy_seen = _stamp(self.policy_path)
+        self._policy_changed: tuple[tuple, float] | None = None  # a new version, since when
         self.incarnation = secrets.token_hex(4)
         self.wake = threading.Event()
         self.events: Events | None = None
-        self._incomplete: dict[Path, tuple[float, tuple]] = {}
-        self._seen: dict[Path, tuple] = {}
         make_private_dir(self.board.private)
         make_private_dir(self.board.requests)
         self.audit = Audit(self.board.audit_path)
+        self.intake = Intake(self.board, self.audit.write)
 
     # -- the loop
     def serve(self) -> int:
@@ -92,6 +105,7 @@ class Agent:
             lock.acquire(timeout=0)
         except Timeout:
             raise SyqureError(f"another agent already runs for {self.me} on {self.board.folder}") from None
+        write_private(self.board.private / "agent.json", dump({"policy": str(self.policy_path), "pid": os.getpid()}))
         self.events = events = Events(self.wake)
         events.watch(self.board.datasites)
         events.watch(self.board.requests)
@@ -129,19 +143,20 @@ class Agent:
     def next_tick(self) -> float:
         now, tick = time.time(), 60.0
         for run in self.runs.values():
-            if run.state in lc.ENDED:
+            if run.state in lc.ENDED or run.manifest is None:
                 continue
             tick = min(tick, float(run.record.get("heartbeat", 0)) + HEARTBEAT - now)
             if run.exited:
                 tick = min(tick, run.exited + lc.FAIL_GRACE - now)
-            if run.manifest and run.state not in (lc.RUNNING,):
-                tick = min(tick, run.manifest.expires - now)
-        if self._incomplete:
+            if run.state != lc.RUNNING:
+                tick = min(tick, run.expires - now)
+        if self.intake.incomplete:
             tick = min(tick, 1.0)
+        if self._policy_changed:
+            tick = min(tick, SETTLE)
         return max(0.05, tick)
 
     def reconcile(self) -> None:
-        self._watch_folders()
         self._reload_policy()
         self._requests()
         self._manifests()
@@ -151,37 +166,58 @@ class Agent:
                     self._step(run)
                 except (SyqureError, OSError) as exc:  # this run's trouble, not the others'
                     self.say(f"agent {self.me}: {run.record['run_id']}: error: {exc}")
+                except Exception:  # a bug, or a peer's file no check foresaw: this run's, not the loop's
+                    log.exception("agent %s: %s", self.me, run.record["run_id"])
+        self._watch_folders()  # after: what this round found (a run folder, a run) is watched from now on
 
     def _watch_folders(self) -> None:
-        """Every site's jobs folder, and each live run's folder at every site."""
+        """Every accepted submitter's jobs, the folders of manifests still
+        arriving, and each live run's folder at every site (released when
+        the run ends)."""
         events = self.events
         if events is None:
             return
         before = events.count
-        ended = {rid for rid, run in self.runs.items() if run.state in lc.ENDED}
         for site in subfolders(self.board.datasites):
-            app = self.board.datasites / site / "app_data"
-            jobs = app / "syqure" / "jobs"
-            events.watch_deepest([self.board.datasites / site, app, app / "syqure", jobs])
-            for run_id in subfolders(jobs):
-                if run_id not in ended:
-                    events.watch(jobs / run_id)
+            app = self.board.app(site)
+            chain = [self.board.datasites / site, app.parent, app, app / "jobs"]
+            events.watch_deepest(chain + ([self.board.jobs(site)] if self.policy.accepts(site) else []))
+        for submitter, run_id in self.intake.arriving():
+            events.watch(self.board.jobs(submitter, submitter, run_id))
+        for run in self.runs.values():
+            if run.state not in lc.ENDED and run.manifest is not None:
+                sub, rid = run.key
+                for site in {*run.manifest.parties, sub}:
+                    app = self.board.app(site)
+                    events.watch_deepest([app, app / "jobs", self.board.jobs(site, sub),
+                                          self.board.jobs(site, sub, rid)])
         if events.count != before:
             self.wake.set()  # what arrived before the watch began: one more look
+
+    def _release(self, run: Run) -> None:
+        if self.events is None or run.manifest is None:
+            return
+        sub, rid = run.key
+        for site in {*run.manifest.parties, sub}:
+            self.events.unwatch(self.board.jobs(site, sub, rid))
 
     # -- start-up
     def recover(self) -> None:
         """What this site had answered before it stopped: kept, never answered again."""
-        for path in sorted((self.board.private / "runs").glob("*/record.json")):
+        for path in sorted((self.board.private / "runs").glob("*/*/record.json")):
             try:
                 record = json.loads(path.read_text())
-                data = self.board.read(path.parent / "manifest.json", MAX_BYTES)
-                manifest = parse(data) if data else None
-            except (OSError, ValueError, ManifestError):
+                run = Run(record)
+                if run.state not in lc.ENDED:
+                    data = self.board.read(path.parent / "manifest.json", MAX_BYTES)
+                    run.manifest, run.size = (parse(data), len(data)) if data else (None, 0)
+            except (OSError, ValueError, KeyError, ManifestError):
                 continue
-            run = Run(record, manifest)
-            self.runs[record["run_id"]] = run
-            if run.state == lc.RUNNING:
+            self.runs[run.key] = run
+            if run.state not in lc.ENDED and run.manifest is None:
+                self._end(run, lc.FAILED, "agent_restarted", f"the agent of {self.me} restarted and cannot read "
+                          "the manifest it kept")
+            elif run.state == lc.RUNNING:
                 self._end(run, lc.FAILED, "agent_restarted",
                           f"the agent of {self.me} restarted while its party ran; the party was stopped")
             elif run.state == lc.ACCEPTED:
@@ -189,10 +225,15 @@ class Agent:
 
     # -- the policy, re-read when its file changes
     def _reload_policy(self) -> None:
-        stamp = _stamp(self.policy_path)
-        if stamp == self._policy_seen:
+        stamp_now, now = _stamp(self.policy_path), time.time()
+        if stamp_now == self._policy_seen:
+            self._policy_changed = None
             return
-        self._policy_seen = stamp
+        if self._policy_changed is None or self._policy_changed[0] != stamp_now:
+            self._policy_changed = (stamp_now, now)  # a decision on half a file would reject runs
+        if now - self._policy_changed[1] < SETTLE:
+            return
+        self._policy_seen, self._policy_changed = stamp_now, None
         try:
             self.policy = policies.load(self.policy_path)
         except ConfigError as exc:
@@ -201,13 +242,32 @@ class Agent:
             return
         self.say(f"agent {self.me}: policy {self.policy_path} re-read")
         self.audit.write("policy_reloaded")
+        for run in list(self.runs.values()):  # every run not started yet, decided again
+            if run.state in (lc.PENDING, lc.ACCEPTED, lc.READY) and run.manifest is not None:
+                d = policies.redecide(run.state, run.record.get("approved_by", ""),
+                                      policies.decide(run.manifest, self.policy, self.me, time.time()))
+                if d is not None:
+                    self._decided(run, d)
+
+    def _decided(self, run: Run, d: policies.Decision, **audit) -> None:
+        sub, rid = run.key
+        self.audit.write("decision", rid, run.record["program"], submitter=sub, state=d.state, code=d.code,
+                         how=d.how or "waiting", **audit)
+        if d.state == lc.REJECTED:
+            self._stop(run)
+            self._end(run, lc.REJECTED, d.code, d.reason)
+        elif d.state == lc.PENDING:
+            self._set(run, lc.PENDING, code=d.code, reason=d.reason)
+        else:  # prepared at once: its peers see 'ready' (or 'accepted' while it compiles) one sync sooner
+            run.record.update(state=lc.ACCEPTED, approved_by=d.how, code="", reason="")
+            self._prepare(run)
 
     # -- the operator's approve / reject
     def _requests(self) -> None:
         for path in sorted(self.board.requests.glob("*.json")):
             try:
                 request = json.loads(path.read_text())
-                run = self.runs.get(request.get("run_id"))
+                run = self.runs.get((request.get("submitter"), request.get("run_id")))
                 if run is None or run.state in lc.ENDED:
                     continue
                 if request.get("manifest") != run.record.get("manifest"):
@@ -215,136 +275,119 @@ class Agent:
                              "version of the manifest; ignored")
                     continue
                 if request.get("action") == "approve" and run.state == lc.PENDING:
-                    self.audit.write("decision", run.record["run_id"], run.record["program"],
-                                     state=lc.ACCEPTED, how="hand", by=request.get("by"))
-                    run.record.update(state=lc.ACCEPTED, code="", reason="", approved_by="hand")
-                    self._prepare(run)
+                    self._decided(run, policies.Decision(lc.ACCEPTED, how="hand"), by=request.get("by"))
                 elif request.get("action") == "reject":
                     self._stop(run)
-                    self.audit.write("decision", run.record["run_id"], run.record["program"],
-                                     state=lc.REJECTED, how="hand", by=request.get("by"))
+                    self.audit.write("decision", run.record["run_id"], run.record["program"], state=lc.REJECTED,
+                                     how="hand", by=request.get("by"), submitter=run.record["submitter"])
                     self._end(run, lc.REJECTED, "operator",
                               f"rejected by {self.me}'s operator: {request.get('reason') or 'no reason given'}",
                               approved_by="hand")
-            except (OSError, ValueError, AttributeError):
+            except (OSError, ValueError, AttributeError, TypeError):
                 pass
             finally:
                 path.unlink(missing_ok=True)
 
     # -- manifests addressed to this site
     def _manifests(self) -> None:
-        for site, run_id, path in self.board.manifests():
+        for key, version, data in self.intake.changed(self.policy):
             try:
-                st = os.stat(path, follow_symlinks=False)
-            except OSError:
-                continue
-            stamp = (st.st_mtime_ns, st.st_size)
-            if self._seen.get(path) == stamp:
-                continue
-            data = self.board.read_manifest(site, run_id)
-            if data is None:
-                continue
-            try:
+                if data is None:
+                    raise ManifestError(f"manifest larger than {MAX_BYTES} bytes, or not a regular file")
                 m = parse(data)
-            except ManifestError as exc:
-                self._refused(site, run_id, path, stamp, data, exc)
+            except ManifestError as exc:  # whatever a peer's bytes do, they refuse that file only
+                if exc.code == "incomplete" and self.intake.waits(key, version):
+                    continue  # the sync may still be writing it
+                self.intake.read(key, version)
+                self._refused(key, data or b"", exc)
                 continue
-            self._seen[path] = stamp
-            self._incomplete.pop(path, None)
+            self.intake.read(key, version)
             if self.me not in m.parties:
                 continue  # not addressed to this site
-            if m.submitter != site or m.run_id != run_id:
-                self.audit.write("refused", run_id, m.digest, reason=f"a manifest in {site}'s datasite "
-                                 f"names submitter {m.submitter} and run {m.run_id}")
+            if m.key != key:
+                self.intake.once(("misplaced", key), "refused", key[1], m.digest, submitter=key[0], code="bad_manifest",
+                                 reason=f"a manifest in {key[0]}'s datasite names submitter {m.submitter} "
+                                        f"and run {m.run_id}")
                 continue
-            run = self.runs.get(run_id)
+            run = self.runs.get(key)
             if run is None:
                 self._received(m, data)
-            elif run.record.get("submitter") != site:  # another site's run id: never its to change
-                owner = run.record.get("submitter")
-                self.audit.write("refused", run_id, m.digest, reason=f"run id {run_id} is {owner}'s, not {site}'s")
             elif run.record.get("manifest") != m.sha256:
                 self._changed(run, m)
 
-    def _refused(self, site, run_id, path, stamp, data: bytes, exc: ManifestError) -> None:
-        now = time.time()
-        if exc.code == "incomplete":  # the sync may still be writing it
-            first, seen = self._incomplete.get(path, (now, stamp))
-            if seen != stamp:
-                first = now
-            self._incomplete[path] = (first, stamp)
-            if now - first < INCOMPLETE_GRACE:
-                return
-        self._incomplete.pop(path, None)
-        self._seen[path] = stamp
-        if run_id in self.runs:
-            run = self.runs[run_id]
-            if run.record.get("submitter") != site:
-                return  # another site's run id: never its to change
+    def _refused(self, key: Key, data: bytes, exc: ManifestError) -> None:
+        """A manifest no site can run: refused once; the sites it names learn why."""
+        run = self.runs.get(key)
+        if run is not None:
             if run.state not in lc.ENDED:  # a run it answered has changed into something unreadable
                 self._stop(run)
                 self._end(run, lc.REJECTED, "manifest_changed", f"the manifest changed after the decision: {exc}")
             return
+        sub, rid = key
+        self.intake.once(("refused", key, exc.code), "refused", rid, None, submitter=sub, reason=str(exc),
+                         code=exc.code)
         named = _parties(data)
-        self.audit.write("refused", run_id, None, submitter=site, reason=str(exc), code=exc.code)
-        if self.me in named:  # the sites it names learn why; otherwise it was never ours to answer
-            self.say(f"agent {self.me}: {run_id}: refused: {exc}")
-            record = self._new_record(run_id, site, None, None, f"sha256:{_sha(data)}", sorted({site, *named}))
-            run = Run(record)
-            self.runs[run_id] = run
+        if self.me in named:
+            self.say(f"agent {self.me}: {rid} from {sub}: refused: {exc}")
+            run = Run(self._new_record(key, None, None, f"sha256:{_sha(data)}", sorted({sub, *named})))
+            self.runs[key] = run
             self._end(run, lc.REJECTED, exc.code, str(exc))
 
-    def _new_record(self, run_id: str, submitter: str, pid, program, manifest_sha, readers) -> dict:
-        return {"run_id": run_id, "site": self.me, "pid": pid, "submitter": submitter, "program": program,
+    def _new_record(self, key: Key, pid, program, manifest_sha, readers, expires: float = 0) -> dict:
+        return {"run_id": key[1], "site": self.me, "pid": pid, "submitter": key[0], "program": program,
                 "manifest": manifest_sha, "readers": readers, "state": "", "code": "", "reason": "",
-                "approved_by": "", "agent": self.incarnation, "heartbeat": 0}
+                "approved_by": "", "agent": self.incarnation, "heartbeat": 0, "expires": round(expires, 3)}
 
     def _received(self, m: Manifest, data: bytes) -> None:
-        private = self.board.run_private(m.run_id)
-        make_private_dir(private)
-        write_private(private / "manifest.json", data)
-        record = self._new_record(m.run_id, m.submitter, m.pid_of(self.me), m.digest, m.sha256, m.readers())
-        run = Run(record, m)
-        self.runs[m.run_id] = run
+        now = time.time()
+        d = policies.decide(m, self.policy, self.me, now)
+        full = self.intake.room(m.submitter, len(data), self.runs)
+        if full:  # answered, never held
+            d = policies.Decision(lc.REJECTED, "limit", full)
+        else:
+            private = self.board.run_private(*m.key)
+            make_private_dir(private)
+            write_private(private / "manifest.json", data)
+        run = Run(self._new_record(m.key, m.pid_of(self.me), m.digest, m.sha256, m.readers(),
+                                   policies.expiry(m, self.policy, now)), m, size=0 if full else len(data))
+        self.runs[m.key] = run
         self.audit.write("received", m.run_id, m.digest, submitter=m.submitter, parties=m.parties)
-        d = policies.decide(m, self.policy, self.me, time.time())
-        self.audit.write("decision", m.run_id, m.digest, state=d.state, code=d.code, how=d.how or "waiting")
         self.say(f"agent {self.me}: {m.run_id} from {m.submitter}: {d.state}"
                  + (f" ({d.reason})" if d.reason else f" by {d.how}"))
-        if d.state == lc.REJECTED:
-            self._end(run, lc.REJECTED, d.code, d.reason)
-        elif d.state == lc.PENDING:
-            self._set(run, lc.PENDING, code=d.code, reason=d.reason)
-        else:  # prepared at once: its peers see 'ready' (or 'accepted' while it compiles) one sync sooner
-            run.record.update(state=lc.ACCEPTED, approved_by=d.how)
-            self._prepare(run)
+        self._decided(run, d)
 
     def _changed(self, run: Run, m: Manifest) -> None:
         """A manifest that changed after this site answered is never run: a new
         run needs a new id and its own decision."""
-        self.audit.write("refused", m.run_id, m.digest, reason="the manifest changed after the decision",
-                         was=run.record.get("program"))
+        self.intake.once(("changed", run.key), "refused", m.run_id, m.digest, submitter=m.submitter,
+                         reason="the manifest changed after the decision", was=run.record.get("program"))
         if run.state in lc.ENDED:
             return
         self._stop(run)
         self._end(run, lc.REJECTED, "manifest_changed",
                   f"the manifest changed after the decision (program now {m.digest}); submit it as a new run")
 
+    def _file_refused(self, path: Path, code: str, reason: str) -> None:
+        """A peer's state or cancel file that cannot be read: once in the audit log."""
+        where = str(path.relative_to(self.board.datasites)) if path.is_relative_to(self.board.datasites) else str(path)
+        self.intake.once(("file", where, code), "refused", None, None, file=where, code=code, reason=reason)
+
     # -- one run, one step further
     def _step(self, run: Run) -> None:
-        m, rid = run.manifest, run.record["run_id"]
+        m = run.manifest
         if m is None:
             return
+        sub, rid = run.key
         now = time.time()
-        if self.board.cancelled(m.submitter, rid):
+        if self.board.cancelled(sub, rid):
             self._stop(run)
-            self._end(run, lc.CANCELLED, "cancelled", f"cancelled by {m.submitter}")
+            self._end(run, lc.CANCELLED, "cancelled", f"cancelled by {sub}")
             return
-        if run.state in (lc.PENDING, lc.ACCEPTED, lc.READY) and now > m.expires:
+        if run.state in (lc.PENDING, lc.ACCEPTED, lc.READY) and now > run.expires:
             self._stop(run)
             self._end(run, lc.EXPIRED, "expired", "the run expired before every site was ready")
             return
-        others = {s: lc.current(self.board.state_of(s, rid), run.record["manifest"])
+        others = {s: lc.current(self.board.state_of(s, sub, rid), run.record["manifest"])
                   for s in m.parties if s != self.me}
         found = lc.blocking(others, self.me)
         if found:  # a party that died before it could say so is named by its agent: ours stops too
@@ -373,9 +416,8 @@ class Agent:
             if code is None:
                 return
             run.proc = None
-            if code != 0:
-                tail = [ln for ln in log_tail(self._dir(run) / "build.log", 3) if ln.strip()]
-                self._end(run, lc.FAILED, "build", tail[-1] if tail else f"the build exited with code {code}")
+            if code != 0:  # its log stays here: it names this site's paths
+                self._end(run, lc.FAILED, "build", f"the build exited with code {code}")
                 return
             self.audit.write("compiled", run.record["run_id"], run.record["program"])
             self._set(run, lc.READY)
@@ -419,10 +461,10 @@ class Agent:
             found = digest(m.entry, program_files(folder / "program" / m.entry))
         except OSError as exc:
             found = f"unreadable ({exc.strerror})"
-        if found != run.record["program"]:
-            self.audit.write("refused", m.run_id, run.record["program"], reason=f"own copy is now {found}")
+        if found != m.program_digest:
+            self.audit.write("refused", m.run_id, m.digest, submitter=m.submitter, reason=f"own copy is now {found}")
             self._end(run, lc.FAILED, "program_changed",
-                      f"this site's copy of the program is {found}, not the approved {run.record['program']}")
+                      f"this site's copy of the program is {found}, not the approved {m.program_digest}")
             return
         run.proc = self._spawn(run, [sys.executable, "-m", "syqure_wf", "party", "--config",
                                      str(folder / "run.yaml"), "--pid", str(m.pid_of(self.me))],
@@ -459,7 +501,7 @@ class Agent:
         data = self.board.read(out, MAX_BYTES)
         if not readers or data is None:
             return "kept"
-        self.board.publish(self.board.result_path(self.me, m.run_id, pid), data, readers)
+        self.board.publish(self.board.result_path(self.me, m.submitter, m.run_id, pid), data, readers)
         return "shared"
 
     # -- processes
@@ -493,10 +535,11 @@ class Agent:
     def _party_status(self, run: Run) -> dict:
         """The status record this site's party writes in its run folder."""
         m = run.manifest
-        return read_status(run_folder(self.board.folder, self.me, m.run_id) / "status", m.pid_of(self.me)) or {}
+        return read_status(run_folder(self.board.folder, self.me, channel_id(*m.key)) / "status",
+                           m.pid_of(self.me)) or {}
 
     def _dir(self, run: Run) -> Path:
-        return self.board.run_private(run.record["run_id"])
+        return self.board.run_private(*run.key)
 
     def _set(self, run: Run, state: str, **fields) -> None:
         changed = state != run.state
@@ -508,6 +551,7 @@ class Agent:
         self._publish(run)
 
     def _end(self, run: Run, state: str, code: str, reason: str, **fields) -> None:
+        reason = outgoing(reason) if reason else ""  # one line for the peers, none of this site's paths
         run.record.update(state=state, code=code, reason=reason, **fields)
         run.exited = 0.0
         self.audit.write(state, run.record["run_id"], run.record.get("program"), code=code, reason=reason)
@@ -516,17 +560,20 @@ class Agent:
         else:
             self.say(f"agent {self.me}: {run.record['run_id']}: done ({fields.get('result', '')})")
         self._publish(run)
+        self._release(run)
+        run.manifest = None  # its bytes are on disk; an ended run needs only its record
 
     def _publish(self, run: Run) -> None:
         now = time.time()
         run.record.update(heartbeat=round(now, 3), agent=self.incarnation)
         if run.state == lc.RUNNING and run.manifest is not None:  # its party's own record, in short
             status = self._party_status(run)
-            run.record["party"] = {k: status[k] for k in ("state", "reason", "sync") if status.get(k)}
+            run.record["party"] = {k: outgoing(status[k]) for k in ("state", "reason", "sync") if status.get(k)}
         folder = self._dir(run)
         make_private_dir(folder)
         write_private(folder / "record.json", dump(run.record))
-        self.board.publish(self.board.state_path(self.me, run.record["run_id"]), dump(run.record),
+        sub, rid = run.key
+        self.board.publish(self.board.state_path(self.me, sub, rid), dump(run.record),
                            run.record.get("readers") or [])
 
 
@@ -547,7 +594,7 @@ def party_config(m: Manifest, pid: int, folder: Path, program: Path, local_input
     timeouts = dict(m.config.get("timeouts") or {})
     timeouts["run"] = min(timeouts.get("run") or policy.max_seconds, policy.max_seconds)
     engine = {**m.config["engine"], **policy.engine, "program": str(program / m.entry)}
-    raw = {"run_id": m.run_id, "layout": "syftbox", "syftbox": {"folder": str(folder)},
+    raw = {"run_id": channel_id(*m.key), "layout": "syftbox", "syftbox": {"folder": str(folder)},
            # other sites' parties run elsewhere: only this site's ports are this machine's
            "parties": [{"pid": i, "email": e, "host": "localhost" if i == pid else f"site-{i}"}
                        for i, e in enumerate(m.parties)],
@@ -599,7 +646,6 @@ def _parties(data: bytes) -> list[str]:
     try:
         m = json.loads(data)
         emails = m.get("parties") if isinstance(m, dict) else None
-        return [check_email(e) for e in emails] if isinstance(emails, list) else []
-    except (ValueError, UnicodeDecodeError, ManifestError):
+        return [check_email(e) for e in emails][:64] if isinstance(emails, list) else []
+    except Exception:  # nested too deep, or anything else: nobody to tell
         return []
-

@@ -1,38 +1,47 @@
 """Where a submitted run's files are, in the SyftBox folder and beside it,
-and how a site reads a peer's (never through a link, bounded) and writes
-its own (atomically, owner-only, readable by the run's sites only)::
+and how a site reads a peer's (never through a link, bounded, and a file
+that cannot be read refused once until it changes) and writes its own
+(atomically, owner-only, readable by the run's sites only). A run is its
+submitter's run id: every file of it is under ``{submitter}/{run_id}``::
 
     datasites/{site}/app_data/syqure/
-        jobs/{run_id}/manifest.json      the submitter's proposal   (read: the run's sites)
-        jobs/{run_id}/cancel.json        the submitter's cancel     (read: the run's sites)
-        jobs/{run_id}/state.json         each site's state          (read: the run's sites)
-        results/{run_id}/party-{pid}.json  a site's result          (read: per its policy)
-        runs/{run_id}/...                the MPC channels (the syftbox layout)
-    syqure-wf/{site}/                    the agent's own: never synced
-        runs/{run_id}/record.json, program/, run.yaml, work/, party.log
-        requests/                        approve / reject, from the operator
-        audit.jsonl                      one line per event
+        jobs/{submitter}/{run_id}/manifest.json     the submitter's proposal  (site = submitter)
+        jobs/{submitter}/{run_id}/cancel.json       the submitter's cancel    (site = submitter)
+        jobs/{submitter}/{run_id}/state.json        each site's state         (read: the run's sites)
+        results/{submitter}/{run_id}/party-{pid}.json  a site's result        (read: per its policy)
+        runs/{run_id}.{16 hex}/...                  the MPC channels (the syftbox layout; channel_id)
+    syqure-wf/{site}/                               the agent's own: never synced
+        runs/{submitter}/{run_id}/record.json, manifest.json, program/, run.yaml, work/, party.log
+        requests/                                   approve / reject, from the operator
+        audit.jsonl                                 one line per event
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 from ..errors import SyqureError
 from ..transport import mailbox
 from ..transport.folder import make_private_dir, read_small, write_private
 from ..transport.syftbox import APP, permissions
+from . import lifecycle as lc
 from .manifest import MAX_BYTES, ManifestError, check_email
 
 RECORD_MAX = 1 << 20
+REFUSED_MAX = 10_000  # peer files remembered as refused (the oldest forgotten first)
 
 
 class Board:
     """One site's view of the SyftBox folder: ``folder`` holds ``datasites/``
-    (a SyftBox client's folder, or one folder holding every site's datasite)."""
+    (a SyftBox client's folder, or one folder holding every site's datasite).
+    ``on_refused(path, code, reason)`` hears of each peer file refused, once
+    per version of it."""
 
-    def __init__(self, folder: str | os.PathLike, me: str):
+    def __init__(self, folder: str | os.PathLike, me: str,
+                 on_refused: Callable[[Path, str, str], None] | None = None):
         self.folder = Path(folder).expanduser().resolve()
         try:
             self.me = check_email(me, "--email")
@@ -42,28 +51,33 @@ class Board:
         if not self.datasites.is_dir():
             raise SyqureError(f"{self.folder} is not a SyftBox folder (it has no datasites/)")
         self.private = self.folder / "syqure-wf" / me
+        self.on_refused = on_refused or (lambda path, code, reason: None)
+        self.refused: dict[Path, tuple] = {}  # peer files refused: their version then
 
     # -- where things are
     def app(self, site: str) -> Path:
         return self.datasites / site / "app_data" / APP
 
-    def jobs(self, site: str, run_id: str) -> Path:
-        return self.app(site) / "jobs" / mailbox.check_id(run_id, "run id")
+    def jobs(self, site: str, submitter: str | None = None, run_id: str | None = None) -> Path:
+        """``site``'s folder of runs by ``submitter`` (its own: ``submitter``
+        omitted), or of one run of them."""
+        folder = self.app(site) / "jobs" / (submitter or site)
+        return folder / mailbox.check_id(run_id, "run id") if run_id is not None else folder
 
     def manifest_path(self, submitter: str, run_id: str) -> Path:
-        return self.jobs(submitter, run_id) / "manifest.json"
+        return self.jobs(submitter, submitter, run_id) / "manifest.json"
 
     def cancel_path(self, submitter: str, run_id: str) -> Path:
-        return self.jobs(submitter, run_id) / "cancel.json"
+        return self.jobs(submitter, submitter, run_id) / "cancel.json"
 
-    def state_path(self, site: str, run_id: str) -> Path:
-        return self.jobs(site, run_id) / "state.json"
+    def state_path(self, site: str, submitter: str, run_id: str) -> Path:
+        return self.jobs(site, submitter, run_id) / "state.json"
 
-    def result_path(self, site: str, run_id: str, pid: int) -> Path:
-        return self.app(site) / "results" / run_id / f"party-{pid}.json"
+    def result_path(self, site: str, submitter: str, run_id: str, pid: int) -> Path:
+        return self.app(site) / "results" / submitter / mailbox.check_id(run_id, "run id") / f"party-{pid}.json"
 
-    def run_private(self, run_id: str) -> Path:
-        return self.private / "runs" / mailbox.check_id(run_id, "run id")
+    def run_private(self, submitter: str, run_id: str) -> Path:
+        return self.private / "runs" / submitter / mailbox.check_id(run_id, "run id")
 
     @property
     def requests(self) -> Path:
@@ -74,19 +88,10 @@ class Board:
         return self.private / "audit.jsonl"
 
     # -- what is there
-    def manifests(self):
-        """(submitter folder, run id, path) of every manifest in any datasite; names
-        that could escape a folder, and links, are passed over."""
-        for site in subfolders(self.datasites):
-            jobs = self.datasites / site / "app_data" / APP / "jobs"
-            for run_id in subfolders(jobs):
-                try:
-                    mailbox.check_id(run_id, "run id")
-                except ValueError:
-                    continue
-                path = jobs / run_id / "manifest.json"
-                if os.path.isfile(path) and not os.path.islink(path):
-                    yield site, run_id, path
+    def run_ids(self, submitter: str, limit: int) -> list[str]:
+        """The run folders in ``submitter``'s own jobs folder whose names are
+        run ids: at most ``limit`` folders looked at."""
+        return [r for r in subfolders(self.jobs(submitter), limit) if _is_id(r)]
 
     def read(self, path: Path, limit: int = RECORD_MAX) -> bytes | None:
         """A peer's file: None if absent, a link or too large to be ours."""
@@ -100,18 +105,47 @@ class Board:
         return self.read(self.manifest_path(submitter, run_id), MAX_BYTES)
 
     def read_json(self, path: Path) -> dict | None:
-        """A small JSON record, None while absent or half synced."""
-        data = self.read(path)
-        try:
-            value = json.loads(data) if data else None
-        except (ValueError, UnicodeDecodeError):
+        """A peer's small JSON record; None while absent or half synced, and
+        for a file that is no such record (too large, nested too deep, not a
+        mapping...): that one refused once, until it changes."""
+        version = stamp(path)
+        if not version or self.refused.get(path) == version:
             return None
-        return value if isinstance(value, dict) else None
+        data = self.read(path)
+        if data is None:
+            if stamp(path) == version and version[1] > RECORD_MAX:
+                self.refuse(path, version, "bad_file", f"larger than {RECORD_MAX} bytes")
+            return None
+        try:
+            value = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            return None  # still arriving
+        except RecursionError:
+            value = "nested too deep"
+        except Exception as exc:  # out of memory, or what no check foresaw: this file, not the reader
+            value = f"unreadable ({type(exc).__name__})"
+        if not isinstance(value, dict):
+            self.refuse(path, version, "bad_file", value if isinstance(value, str) else "not a JSON mapping")
+            return None
+        return value
 
-    def state_of(self, site: str, run_id: str) -> dict | None:
-        record = self.read_json(self.state_path(site, run_id))
-        # a record is only the site's own word about this run
-        return record if record and record.get("site") == site and record.get("run_id") == run_id else None
+    def refuse(self, path: Path, version: tuple, code: str, reason: str) -> None:
+        if len(self.refused) >= REFUSED_MAX:
+            self.refused.pop(next(iter(self.refused)))
+        self.refused[path] = version
+        self.on_refused(path, code, reason)
+
+    def state_of(self, site: str, submitter: str, run_id: str) -> dict | None:
+        """``site``'s state of a run, each field checked (its strings escaped)."""
+        path = self.state_path(site, submitter, run_id)
+        record = self.read_json(path)
+        if record is None:
+            return None
+        try:  # a record is only the site's own word about this run
+            return lc.peer_record(record, site, submitter, run_id)
+        except ValueError as exc:
+            self.refuse(path, stamp(path), "bad_state", str(exc))
+            return None
 
     def cancelled(self, submitter: str, run_id: str) -> bool:
         record = self.read_json(self.cancel_path(submitter, run_id))
@@ -131,12 +165,43 @@ class Board:
         write_private(path, data)
 
 
-def subfolders(folder: Path) -> list[str]:
+def channel_id(submitter: str, run_id: str) -> str:
+    """The run id of a submitted run's channels: its own run id and its
+    submitter's, so that two submitters' runs never share a folder."""
+    return f"{run_id}.{hashlib.sha256(submitter.encode()).hexdigest()[:16]}"
+
+
+def stamp(path: Path) -> tuple:
+    """A file's version (never through a link): () while it is absent."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+    except OSError:
+        return ()
+
+
+def subfolders(folder: Path, limit: int | None = None) -> list[str]:
+    """The folders in ``folder`` (no links, no hidden names), sorted: the
+    first ``limit`` the file system lists, if given."""
+    names = []
     try:
         with os.scandir(folder) as it:
-            return sorted(e.name for e in it if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+            for e in it:
+                if limit is not None and len(names) >= limit:
+                    break
+                if e.is_dir(follow_symlinks=False) and not e.name.startswith("."):
+                    names.append(e.name)
     except OSError:
-        return []
+        pass
+    return sorted(names)
+
+
+def _is_id(name: str) -> bool:
+    try:
+        mailbox.check_id(name, "run id")
+        return True
+    except ValueError:
+        return False
 
 
 def dump(record: dict) -> bytes:

@@ -5,12 +5,24 @@ Any create, write, close or rename in one of them sets a threading.Event;
 the sync client writes peers' files in place, in any order."""
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
 from typing import Callable
 
 WAKES = ("created", "modified", "moved", "deleted", "closed")  # closed: after a write
+
+
+class _Released(logging.Filter):
+    """watchdog logs an event that races the release of its watch as an
+    error; a run's folders released while a peer still writes are expected."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_Released())
 
 
 class Events:
@@ -20,7 +32,7 @@ class Events:
         self.wake = wake
         self._observer = Observer()
         self._observer.daemon = True
-        self._watched: set[str] = set()
+        self._watched: dict[str, object] = {}  # folder -> its watchdog watch
 
     def watch(self, folder: Path, matters: Callable[[str], bool] = lambda path: True) -> bool:
         """Watch ``folder`` (not below it) once; False while it does not exist."""
@@ -41,11 +53,19 @@ class Events:
                     wake.set()
 
         try:
-            self._observer.schedule(Handler(), key, recursive=False)
+            self._watched[key] = self._observer.schedule(Handler(), key, recursive=False)
         except OSError:
             return False
-        self._watched.add(key)
         return True
+
+    def unwatch(self, folder: Path) -> None:
+        """Stop watching ``folder`` (a run that ended): its inotify watch released."""
+        watch = self._watched.pop(str(folder), None)
+        if watch is not None:
+            try:
+                self._observer.unschedule(watch)
+            except (KeyError, OSError):
+                pass
 
     def watch_deepest(self, chain: list[Path]) -> None:
         """Watch the deepest folder of ``chain`` that exists (the next one's

@@ -11,6 +11,8 @@ ends the run everywhere.
 """
 from __future__ import annotations
 
+from .peertext import shown
+
 PENDING = "pending_approval"
 ACCEPTED = "accepted"
 READY = "ready"
@@ -26,6 +28,39 @@ BAD_ENDS = (REJECTED, FAILED, CANCELLED, EXPIRED)
 PREPARED = (READY, RUNNING, DONE)  # this site can run, or did
 STALE_AFTER = 300.0  # seconds without a heartbeat from an agent whose run is live (the syftbox bound on peers)
 FAIL_GRACE = 5.0  # seconds a failed party waits for a cancel that would explain it
+
+
+STATES = (PENDING, ACCEPTED, READY, RUNNING, *ENDED)
+_TEXT = ("code", "reason", "approved_by", "agent", "result", "program", "manifest")
+TEXT_MAX = 1000  # characters of one field of a peer's record
+
+
+def peer_record(raw: dict, site: str, submitter: str, run_id: str) -> dict:
+    """A site's published state, as a peer reads it: only its known fields,
+    each of its type, strings escaped and bounded; ValueError otherwise."""
+    if raw.get("site") != site or raw.get("run_id") != run_id or raw.get("submitter") != submitter:
+        raise ValueError(f"a state that is not {site}'s of {submitter}'s run {run_id}")
+    if raw.get("state") not in STATES:
+        raise ValueError("no known state")
+    record = {"site": site, "run_id": run_id, "submitter": submitter, "state": raw["state"]}
+    for key in _TEXT:
+        value = raw.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{key} is not a string")
+        if value is not None:
+            record[key] = shown(value[:TEXT_MAX])
+    for key in ("heartbeat", "expires"):
+        value = raw.get(key, 0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"{key} is not a number")
+        record[key] = float(value)
+    if isinstance(raw.get("pid"), int) and not isinstance(raw["pid"], bool):
+        record["pid"] = raw["pid"]
+    party = raw.get("party")
+    if isinstance(party, dict):
+        record["party"] = {k: shown(v[:TEXT_MAX]) for k, v in party.items()
+                           if k in ("state", "reason", "sync") and isinstance(v, str)}
+    return record
 
 
 def current(record: dict | None, manifest_sha: str) -> dict | None:

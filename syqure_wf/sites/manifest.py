@@ -2,14 +2,17 @@
 its own datasite (PROTOCOL.md, "Across organisations").
 
 It carries the run id and the party order (pid -> email), the engine and
-the run settings a peer may choose, the program and every file it imports
-(bytes and SHA-256 each, and the program's digest over them), the input
-name each party supplies (never a path), the submitter and an expiry.
+the run settings a peer may choose (framing and tls always explicit), the
+program and every file it imports (bytes and SHA-256 each, and the
+program's digest over them), the input name each party supplies (never a
+path), the submitter and an expiry.
 
 A manifest comes from a peer: ``parse`` trusts nothing in it. Every name
 that becomes a path is checked, every file's hash and the digest are taken
-again, and the settings are limited to those that cannot name a path, a
-command or an environment on the site that runs them.
+again, the settings are limited to those that cannot name a path, a
+command or an environment on the site that runs them, and the run's digest
+(``digest.py``: what a site approves) is taken here, never read. Any error
+while parsing (a file nested too deep included) is a ManifestError.
 """
 from __future__ import annotations
 
@@ -25,8 +28,10 @@ from pathlib import Path, PurePosixPath
 from ..engines.program import digest, program_files
 from ..errors import ConfigError, SyqureError
 from ..transport import mailbox
+from .digest import run_digest
 
-FORMAT = "syqure-wf manifest 1"
+FORMAT = "syqure-wf manifest 2"
+MAX_RUN_ID = 100  # a run's channels are named {run_id}.{16 hex} (board.channel_id): within 128
 MAX_BYTES = 8 << 20  # one file under SyftBox's 10 MB limit
 ENGINES = ("mpyc", "sequre")  # a program a site can approve by its digest; command is any command
 PEER_ENGINE_KEYS = ("name", "program", "args", "tls", "flavour")
@@ -76,10 +81,16 @@ class Manifest:
     expires: float
     config: dict  # the peer-chosen settings (PEER_KEYS)
     entry: str  # the program's file name
-    digest: str  # sha256:… over the program and its imports
+    program_digest: str  # sha256:… over the program and its imports
     files: dict[str, bytes]
     inputs: dict[int, str]  # pid -> input name
     sha256: str = ""  # of the manifest file's bytes: what a decision is about
+    digest: str = ""  # the run's (digest.py): what a policy lists and an operator approves
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """A run is its submitter's run id: (submitter, run id)."""
+        return self.submitter, self.run_id
 
     @property
     def engine(self) -> str:
@@ -119,6 +130,34 @@ def from_config(raw: dict, where: str, base_dir: Path, to: list[str], submitter:
         raise ConfigError(f"{where}: parties: {len(entries)} in the configuration, {len(parties)} in --to")
     if isinstance(raw.get("parties"), int) and raw["parties"] != len(parties):
         raise ConfigError(f"{where}: parties: {raw['parties']} in the configuration, {len(parties)} in --to")
+    config, entry, files = submitted(raw, where, base_dir)
+    inputs = {}
+    for pid, name in (raw.get("inputs") or {}).items():
+        try:
+            inputs[int(pid)] = check_input_name(name, f"inputs.{pid}")
+        except ManifestError as exc:
+            raise ConfigError(f"{where}: {exc} (each site maps it to a file in its policy)") from None
+        if not 0 <= int(pid) < len(parties):
+            raise ConfigError(f"{where}: inputs: there is no party {pid} (pids are 0..{len(parties) - 1})")
+    core = core_of(config, parties, submitter, entry, files, inputs)
+    run_id = raw.get("run_id") or "job-" + hashlib.sha256(
+        json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
+    try:
+        check_run_id(run_id)
+    except ManifestError as exc:
+        raise ConfigError(f"{where}: run_id: {exc}") from None
+    now = time.time() if now is None else now
+    return {"format": FORMAT, "run_id": run_id, "created": round(now, 3), "expires": round(now + expires_in, 3),
+            **core, "program": {**core["program"], "files": [
+                {"name": n, "sha256": hashlib.sha256(b).hexdigest(), "data": base64.b64encode(b).decode()}
+                for n, b in sorted(files.items())]}}
+
+
+def submitted(raw: dict, where: str, base_dir: Path) -> tuple[dict, str, dict[str, bytes]]:
+    """The settings a run configuration submits (``config`` of its manifest,
+    framing and tls made explicit), its program's entry and files."""
+    from ..engines import get_engine
+
     for key in ("encryption", "module", "outputs", "inputs_dir"):
         if key in raw:
             raise ConfigError(f"{where}: {key}: cannot be submitted (each site's agent runs the program "
@@ -134,6 +173,10 @@ def from_config(raw: dict, where: str, base_dir: Path, to: list[str], submitter:
     if local:
         raise ConfigError(f"{where}: engine.{local[0]}: each site's own setting (the engine: of its "
                           "policy), not the submitter's")
+    try:
+        check_args(engine.get("args", []))
+    except ManifestError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     if not engine.get("program"):
         raise ConfigError(f"{where}: engine.program: a submitted run needs its program")
     program = Path(base_dir, engine["program"]).resolve()
@@ -143,27 +186,39 @@ def from_config(raw: dict, where: str, base_dir: Path, to: list[str], submitter:
     for name in files:
         check_file_name(name)
     engine["program"] = program.name
+    kind = get_engine(engine["name"])
+    if engine["name"] == "sequre":  # what the sites approve is what the submitter's build speaks
+        engine["flavour"] = kind.flavour(engine)
+        if engine["flavour"] not in ("fork", "upstream"):
+            raise ConfigError(f"{where}: engine.flavour: say fork or upstream (no Codon here tells which)")
+        engine["tls"] = kind.tls(engine)
+    engine["tls"] = bool(engine.get("tls", False))
     config = {"engine": engine, **{k: raw[k] for k in PEER_KEYS if k in raw and k != "engine"}}
-    inputs = {}
-    for pid, name in (raw.get("inputs") or {}).items():
-        try:
-            inputs[int(pid)] = check_input_name(name, f"inputs.{pid}")
-        except ManifestError as exc:
-            raise ConfigError(f"{where}: {exc} (each site maps it to a file in its policy)") from None
-        if not 0 <= int(pid) < len(parties):
-            raise ConfigError(f"{where}: inputs: there is no party {pid} (pids are 0..{len(parties) - 1})")
-    core = core_of(config, parties, submitter, program.name, files, inputs)
-    run_id = raw.get("run_id") or "job-" + hashlib.sha256(
-        json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
+    config["framing"] = raw.get("framing") or kind.default_framing(engine)
+    return config, program.name, files
+
+
+def check_args(args) -> list[str]:
+    """A submitted run's args: short strings, no path, no placeholder (a site
+    approves the very arguments its party gets)."""
+    if not isinstance(args, list) or not all(isinstance(a, str) and "/" not in a and ".." not in a
+                                             and len(a) < 256 for a in args) or len(args) > 64:
+        raise ManifestError("engine.args must be at most 64 short strings without '/' or '..'")
+    for a in args:
+        if "{" in a or "}" in a:
+            raise ManifestError(f"engine.args: {a!r}: no placeholders in a submitted run (a site approves "
+                                "the very arguments its party gets)", "args")
+    return args
+
+
+def check_run_id(value) -> str:
     try:
-        mailbox.check_id(run_id, "run id")
+        mailbox.check_id(value, "run id")
     except ValueError as exc:
-        raise ConfigError(f"{where}: run_id: {exc}") from None
-    now = time.time() if now is None else now
-    return {"format": FORMAT, "run_id": run_id, "created": round(now, 3), "expires": round(now + expires_in, 3),
-            **core, "program": {**core["program"], "files": [
-                {"name": n, "sha256": hashlib.sha256(b).hexdigest(), "data": base64.b64encode(b).decode()}
-                for n, b in sorted(files.items())]}}
+        raise ManifestError(str(exc)) from None
+    if len(value) > MAX_RUN_ID:
+        raise ManifestError(f"run id {value[:20]!r}…: at most {MAX_RUN_ID} characters")
+    return value
 
 
 def _entries(raw: dict) -> list[dict]:
@@ -187,7 +242,21 @@ _TOP = {"format", "run_id", "created", "expires", "submitter", "parties", "confi
 
 
 def parse(data: bytes) -> Manifest:
-    """A peer's manifest, every field checked (ManifestError otherwise)."""
+    """A peer's manifest, every field checked (ManifestError otherwise, for
+    any error at all: a peer's file never raises anything else)."""
+    try:
+        return _parse(data)
+    except ManifestError:
+        raise
+    except RecursionError:
+        raise ManifestError("manifest nested too deep") from None
+    except MemoryError:
+        raise ManifestError("manifest too large to read") from None
+    except Exception as exc:  # a shape no check foresaw: refused all the same
+        raise ManifestError(f"manifest unreadable ({type(exc).__name__})") from None
+
+
+def _parse(data: bytes) -> Manifest:
     if len(data) > MAX_BYTES:
         raise ManifestError(f"manifest larger than {MAX_BYTES} bytes")
     try:
@@ -200,10 +269,7 @@ def parse(data: bytes) -> Manifest:
     missing = sorted(_TOP - set(m))
     if unknown or missing:
         raise ManifestError(f"manifest: {'unknown field ' + unknown[0] if unknown else 'missing ' + missing[0]}")
-    try:
-        run_id = mailbox.check_id(m["run_id"], "run id")
-    except ValueError as exc:
-        raise ManifestError(str(exc)) from None
+    run_id = check_run_id(m["run_id"])
     submitter = check_email(m["submitter"], "submitter")
     if not isinstance(m["parties"], list) or not 2 <= len(m["parties"]) <= 64:
         raise ManifestError("manifest: parties must list 2 to 64 emails")
@@ -225,8 +291,9 @@ def parse(data: bytes) -> Manifest:
             raise ManifestError(f"manifest: inputs: no party {pid!r}")
         inputs[int(pid)] = check_input_name(name)
     return Manifest(run_id=run_id, submitter=submitter, parties=parties, created=float(m["created"]),
-                    expires=float(m["expires"]), config=config, entry=entry, digest=claimed, files=files,
-                    inputs=inputs, sha256="sha256:" + hashlib.sha256(data).hexdigest())
+                    expires=float(m["expires"]), config=config, entry=entry, program_digest=claimed, files=files,
+                    inputs=inputs, sha256="sha256:" + hashlib.sha256(data).hexdigest(),
+                    digest=run_digest(config, entry, files, len(parties)))
 
 
 def _check_config(config) -> dict:
@@ -241,24 +308,20 @@ def _check_config(config) -> dict:
     unknown = sorted(set(engine) - set(PEER_ENGINE_KEYS))
     if unknown:
         raise ManifestError(f"manifest: engine.{unknown[0]} is each site's own setting, not the submitter's")
-    args = engine.get("args", [])
-    if not isinstance(args, list) or not all(isinstance(a, str) and "/" not in a and ".." not in a
-                                             and len(a) < 256 for a in args):
-        raise ManifestError("manifest: engine.args must be short strings without '/' or '..'")
+    check_args(engine.get("args", []))
+    if not isinstance(engine.get("tls"), bool) or config.get("framing") not in ("stream", "sequre"):
+        raise ManifestError("manifest: engine.tls (true or false) and framing (stream or sequre) must be given")
+    if ("flavour" in engine) != (engine["name"] == "sequre"):
+        raise ManifestError("manifest: engine.flavour (fork or upstream) is given for Sequre, and only for it")
     timeouts = config.get("timeouts", {})
     if not isinstance(timeouts, dict) or not all(
             k in ("connect", "start", "peer", "stall", "drain", "run", "sync")
             and isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 7 * 86400
             for k, v in timeouts.items()):
         raise ManifestError("manifest: timeouts must be known bounds in seconds")
-    if "framing" in config and config["framing"] not in ("stream", "sequre"):
-        raise ManifestError("manifest: framing must be stream or sequre")
     if "max_message" in config and not (isinstance(config["max_message"], int)
                                         and 1024 <= config["max_message"] <= 1 << 30):
         raise ManifestError("manifest: max_message out of range")
-    for key in ("tls",):
-        if key in engine and not isinstance(engine[key], bool):
-            raise ManifestError(f"manifest: engine.{key} must be true or false")
     if "flavour" in engine and engine["flavour"] not in ("fork", "upstream"):
         raise ManifestError("manifest: engine.flavour must be fork or upstream")
     return config

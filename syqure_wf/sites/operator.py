@@ -1,12 +1,14 @@
 """A site's operator: ``approve`` and ``reject`` a run its agent holds, and
 ``runs``, every run the agent answered. A request goes into the agent's own
-folder (never synced), bound to the version of the manifest it was about."""
+folder (never synced), bound to the version of the manifest it was about.
+A run is its submitter's run id: ``--submitter`` tells two apart."""
 from __future__ import annotations
 
 import getpass
 import json
 import secrets
 import time
+from pathlib import Path
 
 from ..errors import ConfigError
 from ..transport.folder import make_private_dir, write_private
@@ -16,28 +18,43 @@ from .board import Board, dump
 ANSWER_WAIT = 15.0  # seconds for a running agent to act on a request
 
 
-def record_of(board: Board, run_id: str) -> dict:
-    path = board.run_private(run_id) / "record.json"
+def run_folder(board: Board, run_id: str, submitter: str | None = None) -> Path:
+    """The agent's folder of run ``run_id`` (from ``submitter``, where two
+    submitters used that id)."""
+    found = sorted(p.parent for p in (board.private / "runs").glob(f"*/{run_id}/record.json")
+                   if submitter is None or p.parent.parent.name == submitter)
+    if not found:
+        raise ConfigError(f"no run {run_id}{f' from {submitter}' if submitter else ''} at {board.me} "
+                          "(syqure-wf runs lists them)")
+    if len(found) > 1:
+        raise ConfigError(f"run {run_id} came from {', '.join(p.parent.name for p in found)}: "
+                          "say which with --submitter")
+    return found[0]
+
+
+def record_of(board: Board, run_id: str, submitter: str | None = None) -> dict:
     try:
-        return json.loads(path.read_text())
+        return json.loads((run_folder(board, run_id, submitter) / "record.json").read_text())
     except (OSError, ValueError):
-        raise ConfigError(f"no run {run_id} at {board.me} (syqure-wf runs lists them)") from None
+        raise ConfigError(f"the record of run {run_id} at {board.me} cannot be read") from None
 
 
-def request(board: Board, run_id: str, action: str, reason: str = "", say=print) -> str:
+def request(board: Board, run_id: str, action: str, reason: str = "", say=print,
+            submitter: str | None = None) -> str:
     """Ask the agent to approve or reject ``run_id``; its state once it acted."""
-    record = record_of(board, run_id)
+    record = record_of(board, run_id, submitter)
+    submitter = record["submitter"]
     if action == "approve" and record["state"] != lc.PENDING:
         raise ConfigError(f"run {run_id} is not waiting for approval at {board.me} (it is {record['state']})")
     if record["state"] in lc.ENDED:
         raise ConfigError(f"run {run_id} has already ended at {board.me} ({record['state']})")
     make_private_dir(board.requests)
     write_private(board.requests / f"{run_id}-{secrets.token_hex(3)}.json",
-                  dump({"run_id": run_id, "action": action, "reason": reason, "manifest": record["manifest"],
-                        "by": getpass.getuser(), "time": round(time.time(), 3)}))
+                  dump({"run_id": run_id, "submitter": submitter, "action": action, "reason": reason,
+                        "manifest": record["manifest"], "by": getpass.getuser(), "time": round(time.time(), 3)}))
     deadline = time.time() + ANSWER_WAIT
     while time.time() < deadline:
-        now = record_of(board, run_id)["state"]
+        now = record_of(board, run_id, submitter)["state"]
         if now != record["state"]:
             say(f"run {run_id} at {board.me}: {now}")
             return now
@@ -48,7 +65,7 @@ def request(board: Board, run_id: str, action: str, reason: str = "", say=print)
 
 def runs(board: Board) -> list[dict]:
     found = []
-    for path in sorted((board.private / "runs").glob("*/record.json")):
+    for path in sorted((board.private / "runs").glob("*/*/record.json")):
         try:
             found.append(json.loads(path.read_text()))
         except (OSError, ValueError):
@@ -57,7 +74,7 @@ def runs(board: Board) -> list[dict]:
 
 
 def table(records: list[dict]) -> list[str]:
-    head = ("RUN", "STATE", "SUBMITTER", "PROGRAM", "APPROVED")
+    head = ("RUN", "STATE", "SUBMITTER", "DIGEST", "APPROVED")
     rows = [head] + [(r.get("run_id", ""), r.get("state", ""), r.get("submitter", ""),
                       r.get("program") or "-", r.get("approved_by") or "-") for r in records]
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]

@@ -1,9 +1,11 @@
-"""A site's policy: which submitters it accepts, which programs run without
-asking, which local file each named input is, and its limits. YAML,
-checked against a schema, re-read by the agent when it changes.
+"""A site's policy: which submitters it accepts, which sites it computes
+with, which runs start without asking, which local file each named input
+is (and which runs may read it), and its limits. YAML, checked against a
+schema, re-read by the agent when it changes.
 
-``decide`` is pure: a manifest, a policy, this site's email and the time in,
-a decision out (state, reason code, one line, how it was decided).
+``decide`` and ``redecide`` are pure: a manifest, a policy, this site's
+email and the time in, a decision out (state, reason code, one line, how
+it was decided).
 """
 from __future__ import annotations
 
@@ -11,26 +13,49 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..run.config import check_schema, read_yaml
-from .lifecycle import ACCEPTED, PENDING, REJECTED
-from .manifest import Manifest
+from .lifecycle import ACCEPTED, PENDING, READY, REJECTED
+from .manifest import Manifest, ManifestError, check_email
 
+DIGEST = {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}
+WEEK = 7 * 86400.0
 SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
         "submitters": {"type": "array", "items": {"type": "string", "minLength": 1},
                        "description": "Emails whose runs this site considers; '*' for anyone."},
-        "programs": {"type": "array", "items": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
-                     "description": "Program digests (syqure-wf digest) that run without asking."},
+        "peers": {"type": "array", "items": {"oneOf": [
+                      {"type": "string", "minLength": 1},
+                      {"type": "object", "additionalProperties": False, "required": ["email", "fingerprint"],
+                       "properties": {"email": {"type": "string", "minLength": 1},
+                                      "fingerprint": {"type": "string", "minLength": 1}}}]},
+                  "description": "The sites this site computes with: emails, '*' for any, or "
+                                 "{email, fingerprint} (default: the submitters)."},
+        "programs": {"type": "array", "items": DIGEST,
+                     "description": "Run digests (syqure-wf digest) that run without asking."},
         "unlisted_programs": {"enum": ["ask", "reject"],
-                              "description": "Another program: wait for approve/reject (ask), or reject."},
-        "inputs": {"type": "object", "additionalProperties": {"type": "string"},
+                              "description": "A run the policy does not approve by itself (another digest, "
+                                             "a site not among the peers, too few parties): wait for "
+                                             "approve/reject (ask), or reject."},
+        "inputs": {"type": "object",
+                   "additionalProperties": {"oneOf": [
+                       {"type": "string"},
+                       {"type": "object", "additionalProperties": False, "required": ["file"],
+                        "properties": {"file": {"type": "string"},
+                                       "programs": {"type": "array", "items": DIGEST}}}]},
                    "propertyNames": {"pattern": "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"},
-                   "description": "Input name to a local file."},
+                   "description": "Input name to a local file, or to {file, programs: the only run "
+                                  "digests that may read it}."},
         "max_seconds": {"type": "number", "exclusiveMinimum": 0,
                         "description": "Longest a party of this site may run."},
         "max_parties": {"type": "integer", "minimum": 2},
+        "min_parties": {"type": "integer", "minimum": 2,
+                        "description": "Fewest parties a run may have (default 3: with two, the other "
+                                       "party alone learns what the result reveals of this site's input)."},
+        "max_expiry": {"type": "number", "exclusiveMinimum": 0,
+                       "description": "Seconds a run may wait for every site at most (default 7 days)."},
         "share_results": {"enum": ["submitter", "parties", "none"],
                           "description": "Who reads this site's result (default: the submitter)."},
         "engine": {"type": "object", "additionalProperties": False,
@@ -51,15 +76,27 @@ class Policy:
     programs: list[str] = field(default_factory=list)
     unlisted_programs: str = "ask"
     inputs: dict[str, Path] = field(default_factory=dict)
+    input_programs: dict[str, list[str]] = field(default_factory=dict)  # input name -> the only digests reading it
     max_seconds: float = 24 * 3600.0
     max_parties: int = 64
+    min_parties: int = 3
+    max_expiry: float = WEEK
     share_results: str = "submitter"
     engine: dict = field(default_factory=dict)
     isolation: str = "auto"
+    peers: dict[str, str | None] | None = None  # email or '*' -> pinned key fingerprint; None: the submitters
     source: Path | None = None
 
     def accepts(self, email: str) -> bool:
         return "*" in self.submitters or email in self.submitters
+
+    def computes_with(self, email: str) -> bool:
+        peers = self.peers if self.peers is not None else dict.fromkeys(self.submitters)
+        return "*" in peers or email in peers
+
+    def fingerprint(self, email: str) -> str | None:
+        """The key fingerprint this site pins for ``email``, if any."""
+        return (self.peers or {}).get(email)
 
 
 def load(path: str | os.PathLike) -> Policy:
@@ -73,25 +110,50 @@ def load(path: str | os.PathLike) -> Policy:
     for key in ("cache", "cert_dir"):
         if key in engine:
             engine[key] = str(fix(engine[key]))
+    peers = None
+    if "peers" in raw:
+        peers = {}
+        for i, p in enumerate(raw["peers"]):
+            email, pin = (p, None) if isinstance(p, str) else (p["email"], p["fingerprint"])
+            peers[_email(email, source, f"peers.{i}")] = pin
+    for i, email in enumerate(raw.get("submitters") or []):
+        _email(email, source, f"submitters.{i}")
+    inputs = {k: v if isinstance(v, str) else v["file"] for k, v in (raw.get("inputs") or {}).items()}
     return Policy(submitters=list(raw.get("submitters") or []), programs=list(raw.get("programs") or []),
                   unlisted_programs=raw.get("unlisted_programs", "ask"),
-                  inputs={k: fix(v) for k, v in (raw.get("inputs") or {}).items()},
+                  inputs={k: fix(v) for k, v in inputs.items()},
+                  input_programs={k: list(v["programs"]) for k, v in (raw.get("inputs") or {}).items()
+                                  if isinstance(v, dict) and "programs" in v},
                   max_seconds=float(raw.get("max_seconds", 24 * 3600)),
-                  max_parties=int(raw.get("max_parties", 64)),
+                  max_parties=int(raw.get("max_parties", 64)), min_parties=int(raw.get("min_parties", 3)),
+                  max_expiry=float(raw.get("max_expiry", WEEK)),
                   share_results=raw.get("share_results", "submitter"), engine=engine,
-                  isolation=raw.get("isolation", "auto"), source=source)
+                  isolation=raw.get("isolation", "auto"), peers=peers, source=source)
+
+
+def _email(value: str, source: Path, key: str) -> str:
+    if value == "*":
+        return value
+    try:
+        return check_email(value, "email")
+    except ManifestError as exc:
+        raise ConfigError(f"{source}: {key}: {exc}") from None
 
 
 @dataclass
 class Decision:
     state: str  # accepted, pending_approval or rejected
-    code: str = ""  # why, for machines: submitter, program, input, limit, expired, engine
+    code: str = ""  # why, for machines: submitter, peers, parties, program, input, limit, expired
     reason: str = ""  # why, in one line
     how: str = "policy"
+    why: str = ""  # what an operator is asked about, beside the digest (peers, parties)
 
 
 def decide(m: Manifest, policy: Policy, me: str, now: float) -> Decision:
-    """This site's answer to manifest ``m`` under ``policy``."""
+    """This site's answer to manifest ``m`` under ``policy``: refused outright
+    (expired, submitter, limit, input), approved by the policy, or, for what
+    only an operator may approve (another digest, a site not among the peers,
+    too few parties), asked or refused as ``unlisted_programs`` says."""
     pid = m.pid_of(me)
     if now > m.expires:
         return Decision(REJECTED, "expired", f"the run expired at {_when(m.expires)}")
@@ -106,11 +168,52 @@ def decide(m: Manifest, policy: Policy, me: str, now: float) -> Decision:
     name = m.inputs.get(pid)
     if name is not None and name not in policy.inputs:
         return Decision(REJECTED, "input", f"input '{name}' not mapped here")
+    if name is not None and name in policy.input_programs and m.digest not in policy.input_programs[name]:
+        return Decision(REJECTED, "input", f"input '{name}' is not for program {m.digest}")
+    strangers = [p for p in m.parties if p != me and not policy.computes_with(p)]
+    if strangers:
+        return _unlisted(policy, "peers", m.digest, f"{strangers[0]} is not among this site's peers")
+    if len(m.parties) < policy.min_parties:
+        return _unlisted(policy, "parties", m.digest, f"{len(m.parties)} parties, fewer than this site's "
+                                                     f"min_parties {policy.min_parties}")
     if m.digest in policy.programs:
         return Decision(ACCEPTED, how="policy")
+    return _unlisted(policy, "program", m.digest, "")
+
+
+def _unlisted(policy: Policy, code: str, digest: str, why: str) -> Decision:
+    """What only an operator may approve: refused, or waiting for them."""
     if policy.unlisted_programs == "reject":
-        return Decision(REJECTED, "program", f"program {m.digest} not approved")
-    return Decision(PENDING, "program", f"program {m.digest} waits for this site's approval", how="")
+        return Decision(REJECTED, code, why or f"program {digest} not approved")
+    return Decision(PENDING, code, f"program {digest} waits for this site's approval" + (f": {why}" if why else ""),
+                    how="", why=why)
+
+
+ASKABLE = ("peers", "parties", "program")  # what an operator may approve by hand
+
+
+def redecide(state: str, approved_by: str, d: Decision) -> Decision | None:
+    """A run not started yet, under a changed policy: its new decision, or
+    None where it stands. A waiting run the policy now approves goes on; an
+    approval the policy withdrew, and any run it now refuses, is rejected
+    with code ``policy``; an operator's approval stands unless the policy
+    now refuses the run outright (submitter, limits, input)."""
+    if d.code == "expired":
+        return None  # the agent's own clock ends it
+    outright = d.state == REJECTED and d.code not in ASKABLE
+    if state == PENDING:
+        if d.state == PENDING:
+            return None
+        return d if d.state == ACCEPTED else Decision(REJECTED, "policy", f"this site's policy changed: {d.reason}")
+    if state not in (ACCEPTED, READY) or d.state == ACCEPTED or (approved_by == "hand" and not outright):
+        return None
+    return Decision(REJECTED, "policy", "this site's policy changed: " + (
+        d.reason if d.state == REJECTED else "it no longer approves this run"))
+
+
+def expiry(m: Manifest, policy: Policy, now: float) -> float:
+    """When the run expires here: its own expiry, at most ``max_expiry`` from now."""
+    return min(m.expires, now + policy.max_expiry)
 
 
 def _when(t: float) -> str:

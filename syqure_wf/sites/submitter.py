@@ -14,7 +14,7 @@ from ..transport.folder import make_private_dir, write_private
 from . import lifecycle as lc
 from .board import Board, dump
 from .events import Events
-from .manifest import MAX_BYTES, encode, from_config, parse, same_submission
+from .manifest import MAX_BYTES, ManifestError, encode, from_config, parse, same_submission
 
 RESULT_WAIT = 120.0  # seconds for a shared result to follow its site's 'done' through the sync
 DEFAULT_EXPIRY = 3600.0
@@ -44,7 +44,7 @@ def submit(config_path: str, to: list[str], board: Board, expires_in: float = DE
             return m.run_id
         raise SyqureError(f"run {m.run_id} exists with another manifest: give the new run its own run_id")
     board.publish(path, encode(manifest), m.readers())
-    say(f"submitted program {m.digest} to " + ", ".join(f"{p}={e}" for p, e in enumerate(m.parties)))
+    say(f"submitted run {m.run_id}, digest {m.digest}, to " + ", ".join(f"{p}={e}" for p, e in enumerate(m.parties)))
     return m.run_id
 
 
@@ -73,15 +73,22 @@ def _manifest(board: Board, run_id: str):
     """The manifest of a run this site submitted, or of one addressed to it."""
     data = board.read_manifest(board.me, run_id)
     if data is None:
-        private = board.run_private(run_id) / "manifest.json"
-        data = board.read(private, MAX_BYTES)
+        from .operator import run_folder
+
+        try:
+            data = board.read(run_folder(board, run_id) / "manifest.json", MAX_BYTES)
+        except ConfigError:
+            data = None
     if data is None:
         raise ConfigError(f"no run {run_id} here: {board.me} neither submitted it nor received it")
-    return parse(data)
+    try:
+        return parse(data)
+    except ManifestError as exc:
+        raise ConfigError(f"run {run_id}: its manifest cannot be read: {exc}") from None
 
 
 def records(board: Board, m) -> dict[str, dict | None]:
-    return {site: lc.current(board.state_of(site, m.run_id), m.sha256) for site in m.parties}
+    return {site: lc.current(board.state_of(site, m.submitter, m.run_id), m.sha256) for site in m.parties}
 
 
 def describe(site: str, pid: int, record: dict | None) -> str:
@@ -96,7 +103,7 @@ def status(board: Board, run_id: str) -> tuple[str, list[str]]:
     m = _manifest(board, run_id)
     now_records = records(board, m)
     verdict, what = lc.outcome(now_records, m.expires, time.time())
-    lines = [f"run {run_id} from {m.submitter}, program {m.digest}: {verdict}" + (f": {what}" if what else "")]
+    lines = [f"run {run_id} from {m.submitter}, digest {m.digest}: {verdict}" + (f": {what}" if what else "")]
     lines += [describe(site, pid, now_records[site]) for pid, site in enumerate(m.parties)]
     return verdict, lines
 
@@ -113,7 +120,8 @@ def wait(board: Board, run_id: str, results: Path, timeout: float = 0.0, say=pri
         while True:
             wake.clear()
             for site in {*m.parties, m.submitter}:
-                events.watch_deepest([board.app(site), board.app(site) / "jobs", board.jobs(site, run_id)])
+                events.watch_deepest([board.app(site), board.app(site) / "jobs", board.jobs(site, m.submitter),
+                                      board.jobs(site, m.submitter, run_id)])
             now_records = records(board, m)
             for pid, site in enumerate(m.parties):
                 r = now_records[site]
@@ -142,7 +150,7 @@ def collect(board: Board, m, now_records: dict, results: Path, say=print) -> Pat
         if now_records[site].get("result") != "shared":
             kept.append(site)
             continue
-        path = board.result_path(site, m.run_id, pid)
+        path = board.result_path(site, m.submitter, m.run_id, pid)
         deadline = time.time() + RESULT_WAIT
         while True:
             data = board.read(path, MAX_BYTES)
@@ -152,6 +160,8 @@ def collect(board: Board, m, now_records: dict, results: Path, say=print) -> Pat
                     break
                 except ValueError:
                     pass  # still arriving
+                except Exception:  # nested too deep...: never a result
+                    raise SyqureError(f"run {m.run_id}: {site}'s result {path} is no JSON this site reads") from None
             if time.time() > deadline:
                 raise SyqureError(f"run {m.run_id}: {site} says its result is shared, but {path} did not "
                                   f"arrive within {RESULT_WAIT:g} s (is this site among its readers?)")
@@ -168,7 +178,7 @@ def cancel(board: Board, run_id: str, timeout: float = 60.0, say=print) -> None:
     data = board.read_manifest(board.me, run_id)
     if data is None:
         raise ConfigError(f"no run {run_id} submitted by {board.me}: only its submitter cancels a run")
-    m = parse(data)
+    m = _manifest(board, run_id)
     board.publish(board.cancel_path(board.me, run_id),
                   dump({"run_id": run_id, "by": board.me, "time": round(time.time(), 3)}), m.readers())
     say(f"run {run_id}: cancel published")

@@ -39,15 +39,22 @@ def new_secret() -> str:
 def read_secret(path: str | os.PathLike) -> bytes:
     """A run secret from a file: hex (as ``syqure-wf secret`` writes) or raw bytes."""
     try:
-        raw = Path(path).expanduser().read_bytes().strip()
+        raw = Path(path).expanduser().read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read the run secret {path}: {exc.strerror}") from None
+    return secret_from(raw, str(path))
+
+
+def secret_from(raw: bytes, where: str) -> bytes:
+    """A run secret from its text, wherever it was kept (a file, an
+    environment variable): hex or raw bytes, at least MIN_SECRET bytes."""
+    raw = raw.strip()
     try:
         secret = bytes.fromhex(raw.decode())
     except ValueError:
         secret = raw
     if len(secret) < MIN_SECRET:
-        raise ConfigError(f"the run secret in {path} is too short ({len(secret)} bytes; "
+        raise ConfigError(f"the run secret in {where} is too short ({len(secret)} bytes; "
                           f"at least {MIN_SECRET}): make one with 'syqure-wf secret'")
     return secret
 

@@ -1,0 +1,140 @@
+"""``syqure-wf show RUN``: what a site's operator reads before ``approve``.
+Everything a run would do at this site, from the manifest bytes the agent
+decided on: the submitter and every co-party, the engine and its settings,
+each program file with its hash (and its source), the input this site would
+supply, who gets its result, the expiry, the digest and what the policy
+says of it. Every string from the manifest is shown escaped (peertext)."""
+from __future__ import annotations
+
+import json
+import time
+
+from ..errors import ConfigError
+from . import lifecycle as lc
+from . import policy as policies
+from .board import Board
+from .manifest import MAX_BYTES, Manifest, ManifestError, parse
+from .operator import run_folder
+from .peertext import shown
+
+# the co-party table: one (heading, field) per column
+PARTY_COLUMNS = (("PID", "pid"), ("SITE", "email"), ("ROLE", "role"), ("PEER", "peer"))
+
+
+def show(board: Board, run_id: str, submitter: str | None = None, policy_path: str | None = None,
+         source: bool = False) -> list[str]:
+    folder = run_folder(board, run_id, submitter)
+    try:
+        record = json.loads((folder / "record.json").read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"the record of run {run_id} at {board.me} cannot be read") from None
+    data = board.read(folder / "manifest.json", MAX_BYTES)
+    if data is None:
+        why = f", {record.get('code')}: {shown(record.get('reason') or '')}" if record.get("code") else ""
+        raise ConfigError(f"run {run_id} at {board.me}: no manifest kept ({record.get('state')}{why})")
+    try:
+        m = parse(data)
+    except ManifestError as exc:
+        raise ConfigError(f"run {run_id} at {board.me}: its kept manifest cannot be read: {exc}") from None
+    policy = _policy(board, policy_path)
+    return lines(m, record, policy, board.me, time.time(), source)
+
+
+def _policy(board: Board, given: str | None) -> policies.Policy | None:
+    """The policy named, or the one this site's agent runs with."""
+    if not given:
+        try:
+            given = json.loads((board.private / "agent.json").read_text())["policy"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    return policies.load(given)
+
+
+def lines(m: Manifest, record: dict, policy: policies.Policy | None, me: str, now: float,
+          source: bool = False) -> list[str]:
+    """The run as its operator reads it (pure: everything given)."""
+    pid = m.pid_of(me)
+    engine = m.config["engine"]
+    ended = record.get("state") in lc.ENDED and record.get("code")
+    out = [f"run {shown(m.run_id)} from {shown(m.submitter)}, at {me}: {record.get('state')}"
+           + (f" ({record.get('code')}: {shown(record.get('reason') or '')})" if ended else ""),
+           f"digest   {m.digest}",
+           f"policy   {_verdict(m, policy, me, now)}",
+           f"expires  {_when(float(record.get('expires') or m.expires), now)}",
+           f"engine   {engine['name']}" + (f" ({engine['flavour']})" if engine.get("flavour") else "")
+           + f", framing {m.config.get('framing')}, tls {'true' if engine.get('tls') else 'false'}",
+           f"args     {' '.join(_arg(a) for a in engine.get('args') or []) or '(none)'}",
+           f"parties  {len(m.parties)}"]
+    out += ["  " + row for row in _table(party_rows(m, policy, me))]
+    name = m.inputs.get(pid)
+    if name is None:
+        out.append("input    none from this site")
+    else:
+        local = policy.inputs.get(name) if policy else None
+        out.append(f"input    '{name}' -> " + (str(local) if local else "not mapped here"))
+    out.append(f"result   {_readers(m, policy)}")
+    out.append(f"program  {shown(m.entry)} and {len(m.files) - 1} file(s) it imports" if len(m.files) > 1
+               else f"program  {shown(m.entry)}")
+    for fname, body in sorted(m.files.items(), key=lambda kv: (kv[0] != m.entry, kv[0])):
+        import hashlib
+
+        out.append(f"  sha256:{hashlib.sha256(body).hexdigest()}  {len(body):>8} bytes  {shown(fname)}")
+    if source:
+        for fname, body in sorted(m.files.items(), key=lambda kv: (kv[0] != m.entry, kv[0])):
+            out.append(f"--- {shown(fname)}")
+            out += shown(body.decode("utf-8", errors="replace"), keep_lines=True).splitlines()
+    return out
+
+
+def party_rows(m: Manifest, policy: policies.Policy | None, me: str) -> list[dict]:
+    """One row per party (PARTY_COLUMNS' fields): who it is to this run and to this site."""
+    rows = []
+    for pid, email in enumerate(m.parties):
+        role = "this site" if email == me else "submitter" if email == m.submitter else ""
+        if email == me:
+            peer = "-"
+        elif policy is None:
+            peer = "?"
+        else:
+            peer = "yes" if policy.computes_with(email) else "no: not among the peers"
+        rows.append({"pid": str(pid), "email": shown(email), "role": role or "-", "peer": peer})
+    if m.submitter not in m.parties:
+        rows.append({"pid": "-", "email": shown(m.submitter), "role": "submitter (no party)", "peer": "-"})
+    return rows
+
+
+def _table(rows: list[dict]) -> list[str]:
+    cells = [[h for h, _ in PARTY_COLUMNS]] + [[row[f] for _, f in PARTY_COLUMNS] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(PARTY_COLUMNS))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+
+
+def _verdict(m: Manifest, policy: policies.Policy | None, me: str, now: float) -> str:
+    if policy is None:
+        return "unknown (no agent has run here: give --policy)"
+    d = policies.decide(m, policy, me, now)
+    if d.state == lc.ACCEPTED:
+        return "approves this digest"
+    if d.state == lc.PENDING:
+        return f"asks an operator ({d.code})" + (f": {d.why}" if d.why else ": the digest is not listed")
+    return f"rejects it ({d.code}): {d.reason}"
+
+
+def _readers(m: Manifest, policy: policies.Policy | None) -> str:
+    if policy is None:
+        return "as this site's policy says (share_results)"
+    readers = {"submitter": [m.submitter], "parties": m.readers(), "none": []}[policy.share_results]
+    return (f"this site's result goes to {', '.join(map(shown, readers))}" if readers
+            else "this site's result stays here") + f" (share_results: {policy.share_results})"
+
+
+def _arg(a: str) -> str:
+    import shlex
+
+    return shown(shlex.quote(a))
+
+
+def _when(t: float, now: float) -> str:
+    left = t - now
+    rel = f"in {left / 3600:.1f} h" if left > 0 else "passed"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t)) + f" ({rel})"
