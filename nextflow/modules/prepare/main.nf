@@ -9,7 +9,7 @@ process PREPARE {
     input:
     // meta: id (the run's name), run_dir (the folder the parties share),
     // run_id ('' makes one up), per_host (parties of the run on one host)
-    tuple val(meta), path(run_config)
+    tuple val(meta), path(run_config, stageAs: 'given/*')  // never the name of the output
 
     output:
     tuple val(meta), path('run.yaml'), emit: config
