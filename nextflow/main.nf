@@ -2,7 +2,7 @@
 // syqure-wf: one multi-party computation as a Nextflow pipeline.
 //   nextflow run nextflow/main.nf -profile local
 //   nextflow run nextflow/main.nf -profile syftbox --pid 1 --config my-run.yaml
-//   nextflow run nextflow/main.nf -profile slurm --placement '{"0": "node-a", ...}' --run_dir /shared/runs/x
+//   nextflow run nextflow/main.nf -profile slurm -params-file placement.json --partition compute  (placement: {"0": "node-a", ...})
 //   nextflow run nextflow/main.nf -profile submit --config my-run.yaml --to a@x,b@y,c@z --syftbox_folder ~/SyftBox --email a@x
 // Embedding: include { SYQURE } from './nextflow/main'  (or { SUBMIT } from './nextflow/modules/submit/main')
 nextflow.enable.dsl = 2

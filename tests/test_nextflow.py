@@ -141,7 +141,6 @@ def test_a_failing_party_fails_the_run_within_seconds_naming_it(nextflow, tmp_pa
     assert not (root / "results/fails/summary.json").exists()
 
 
-@pytest.mark.slow
 def test_sigint_stops_every_party_and_proxy(nextflow, procs, tmp_path):
     root = clone(tmp_path / "clone")
     shutil.copy(PROGRAMS / "mpyc_rounds.py", root / "rounds.py")
@@ -192,3 +191,70 @@ def test_embedded_in_a_host_pipeline_with_report_and_trace(nextflow, reference, 
     assert "SYQURE:PARTY" in html and "REPORT" in html
     assert message_files(host / "runs") == []
     assert not processes_mentioning(str(host))
+
+
+# -- the other profiles, each on its real counterpart (slow)
+
+@pytest.mark.slow
+def test_syftbox_profile_one_nextflow_per_site_started_seconds_apart(nextflow, procs, reference, tmp_path):
+    """Three sites on a real SyftBox server, each with its own client, its own
+    launch folder and its own configuration (its SyftBox folder, its input
+    only), each running `nextflow run nextflow/main.nf -profile syftbox --pid N`."""
+    from test_syftbox_real import EMAILS, SyftBoxNet
+
+    net = SyftBoxNet(procs, tmp_path / "syftbox", EMAILS, interval=0.1)
+    run_id = f"nf-sbx-{int(time.time())}"
+    base = free_base(span=300)
+    runs = []
+    for pid in (2, 0, 1):  # not in pid order, seconds apart
+        site = clone(tmp_path / f"site{pid}")
+        cfg = {"layout": "syftbox", "run_id": run_id, "syftbox": {"folder": str(net.folders[EMAILS[pid]])},
+               "parties": [{"pid": p, "email": EMAILS[p]} for p in range(3)],
+               "engine": {"name": "mpyc", "program": str(EXAMPLE / "allele_counts.py")},
+               "inputs": {pid: str(EXAMPLE / f"data/site{pid}.json")} if pid else {},
+               "ports": {"base": base, "stride": 100}}
+        (site / "run.yaml").write_text(yaml.safe_dump(cfg))
+        runs.append((pid, site, procs.start(
+            nextflow.args("run", MAIN, "-profile", "syftbox", "--pid", pid, "--config", "run.yaml", "--run_id", run_id),
+            log=site / "nextflow.out", cwd=site, env=nextflow.env)))
+        time.sleep(3)
+    for pid, site, proc in runs:
+        assert procs.wait(proc, 300) == 0, (site / "nextflow.out").read_text()[-4000:]
+    for pid, site, _ in runs:
+        results = site / "results/allele-counts"
+        assert json.loads((results / f"party-{pid}.json").read_text()) == reference[pid]
+        summary = json.loads((results / "summary.json").read_text())
+        assert summary["run_id"] == run_id and [p["state"] for p in summary["parties"]] == ["done"] * 3
+        own = net.folders[EMAILS[pid]] / "datasites" / EMAILS[pid] / "app_data/syqure/runs" / run_id
+        assert own.is_dir() and not [f for f in own.glob("*_to_*/*") if f.name[:1].isdigit()]
+        assert not processes_mentioning(str(site))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="the test cluster runs its daemons as root")
+def test_slurm_profile_one_party_per_node(nextflow, reference, tmp_path_factory):
+    """Every process a job on the real SLURM test cluster (slurm_cluster.py),
+    each party on the node --placement names."""
+    from slurm_cluster import NODES, Cluster
+
+    cluster = Cluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+        root = clone(cluster.root / "shared")  # one host: the nodes share every folder
+        (root / "placement.json").write_text(json.dumps({"placement": {str(p): n for p, n in enumerate(NODES)}}))
+        (root / "poll.config").write_text("executor { pollInterval = '1 sec'; queueStatInterval = '2 sec' }\n")
+        done = nextflow.run("run", MAIN, "-profile", "slurm", "-c", "poll.config", "-params-file", "placement.json",
+                            "--config", run_config(root), "--partition", "compute", cwd=root,
+                            env={"SLURM_CONF": str(cluster.conf)}, timeout=600)
+        assert done.returncode == 0, done.stdout[-4000:] + cluster.logs()
+        status = root / "runs/allele-counts/messages/status"
+        nodes = {p: json.loads((status / f"party-{p}.json").read_text()).get("node") for p in range(3)}
+        assert nodes == dict(enumerate(NODES))
+        for pid in range(3):
+            assert json.loads((root / f"results/allele-counts/party-{pid}.json").read_text()) == reference[pid]
+        jobs = cluster.run("squeue", "-h", "-t", "all", "-o", "%j %N %T").stdout.splitlines()
+        assert sorted(j.split()[1] for j in jobs if "PARTY" in j) == list(NODES), jobs
+        assert len(jobs) == 6 and all(j.endswith("COMPLETED") for j in jobs), jobs  # prepare, build, parties, collect
+        assert message_files(root / "runs") == [] and cluster.jobs() == []
+    finally:
+        cluster.stop()
