@@ -258,3 +258,41 @@ def test_slurm_profile_one_party_per_node(nextflow, reference, tmp_path_factory)
         assert message_files(root / "runs") == [] and cluster.jobs() == []
     finally:
         cluster.stop()
+
+
+@pytest.mark.slow
+def test_sequre_fork_builds_once_and_every_party_runs_that_build(nextflow, reference, tmp_path):
+    """Real Sequre (the fork, sequre_install.py) under -profile local: BUILD
+    compiles the program once, into a fresh cache; each PARTY gets BUILD's
+    binary (a network namespace each: the ports are compiled in) and compiles
+    nothing; the results are the MPyC job's."""
+    from sequre_install import sequre_env, sequre_home
+    from test_sequre import FIELDS
+
+    env = sequre_env(sequre_home(), "fork", tmp_path / "builds")
+    root = clone(tmp_path / "clone")
+    cfg = yaml.safe_load((EXAMPLE / "config-sequre.yaml").read_text())
+    cfg.pop("workdir")
+    cfg["engine"]["program"] = str(EXAMPLE / cfg["engine"]["program"])
+    cfg["inputs"] = {pid: str(EXAMPLE / path) for pid, path in cfg["inputs"].items()}
+    (root / "sequre.yaml").write_text(yaml.safe_dump(cfg))
+    done = nextflow.run("run", MAIN, "-profile", "local", "--config", "sequre.yaml", "--run", "sequre", cwd=root,
+                        env={"PATH": env["PATH"], "SYQURE_WF_CACHE": env["SYQURE_WF_CACHE"],
+                             "SEQURE_CERT_DIR": env["SEQURE_CERT_DIR"]}, timeout=900)
+    assert done.returncode == 0, done.stdout[-4000:]
+    folders = {(d / ".command.sh").read_text(): d for d in task_folders(root)}
+    build = next(d for text, d in folders.items() if "syqure-wf build" in text)
+    assert "compiled in" in (build / ".command.err").read_text()
+    parties = [d for text, d in folders.items() if "syqure-wf party" in text]
+    assert len(parties) == 3
+    for party in parties:
+        assert "--binary program" in (party / ".command.sh").read_text()
+        assert (party / "program").resolve() == (build / "program").resolve()
+        assert "compil" not in (party / ".command.err").read_text()
+    assert len([p for p in (tmp_path / "builds").iterdir() if p.is_dir()]) == 1  # one build, in the cache
+    for pid in range(3):
+        result = json.loads((root / f"results/sequre/party-{pid}.json").read_text())
+        assert {f: result[f] for f in FIELDS} == {f: reference[0][f] for f in FIELDS}
+    resolved = yaml.safe_load((root / "results/sequre/run.yaml").read_text())
+    assert resolved["isolation"] == "netns" and resolved["framing"] == "sequre"
+    assert message_files(root / "runs") == [] and not processes_mentioning(str(root))
