@@ -50,6 +50,10 @@ workflow SYQURE {
     checkAllAtOnce(run.parties_here as int)
     def meta = [id: run.id, run_dir: run.run_dir as String, run_id: run.run_id ?: '', per_host: run.per_host]
     PREPARE(Channel.value([meta, file(run.config, checkIfExists: true)]))
+    // A failed run is over: its resolved configuration goes, so that the next
+    // attempt, -resume too, prepares a new run (a new run id) instead of
+    // starting parties in one whose records say failed (as Snakemake's does)
+    PREPARE.out.config.subscribe { m, yaml -> workflow.onComplete { if (!workflow.success) { yaml.delete() } } }
     def config = PREPARE.out.config.map { m, yaml -> yaml }
     BUILD(PREPARE.out.config)
     PARTY(parties, config, BUILD.out.binary.map { m, program -> program }.ifEmpty([]))

@@ -87,11 +87,28 @@ def java_major() -> int | None:
     return None
 
 
+def ensure_tools(say) -> None:
+    """Java and Maven from Debian where they are missing and this user may install."""
+    if shutil.which("java") and shutil.which("mvn"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    say("installing Java 17 and Maven from Debian")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "openjdk-17-jdk-headless", "maven"],
+                       env=env, capture_output=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        pass  # the checks below say what is missing
+
+
 def install(home: Path = HOME, say=lambda line: None) -> Path:
     """The launcher, made (once, under a lock) if needed."""
     launcher = home / "bin" / "nextflow"
     if launcher.exists():
         return launcher
+    ensure_tools(say)
     major = java_major()
     if major is None or major < JAVA_MIN:
         raise Unavailable(f"Nextflow {VERSION} needs Java {JAVA_MIN} or later: "

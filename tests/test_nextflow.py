@@ -141,6 +141,31 @@ def test_a_failing_party_fails_the_run_within_seconds_naming_it(nextflow, tmp_pa
     assert not (root / "results/fails/summary.json").exists()
 
 
+@pytest.mark.slow
+def test_resume_after_a_failed_run_prepares_a_new_run(nextflow, tmp_path):
+    """A failed run is over: -resume after the fix prepares a new run (a new
+    run id) and starts every party in it, not in the failed one."""
+    root = clone(tmp_path / "clone")
+    config = fail_config(root)
+    failed = nextflow.run("run", MAIN, "-profile", "local", "--config", config, "--run", "fails", cwd=root)
+    assert failed.returncode != 0 and "party 1 gives up" in failed.stdout
+    (root / "fail.py").write_text(  # fixed: every party computes and writes its result
+        "import json, os\n"
+        "from mpyc.runtime import mpc\n"
+        "async def main():\n"
+        "    await mpc.start()\n"
+        "    total = await mpc.output(mpc.sum(mpc.input(mpc.SecInt(32)(mpc.pid + 1))))\n"
+        "    await mpc.shutdown()\n"
+        "    json.dump({'total': total}, open(os.environ['SYQURE_OUTPUT'], 'w'))\n"
+        "mpc.run(main())\n")
+    again = nextflow.run("run", MAIN, "-profile", "local", "--config", config, "--run", "fails", "-resume", cwd=root)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "SYQURE:PREPARE (fails)" in tasks(again.stdout, "Submitted")
+    summary = json.loads((root / "results/fails/summary.json").read_text())
+    assert [p["state"] for p in summary["parties"]] == ["done"] * 3
+    assert json.loads((root / "results/fails/party-2.json").read_text()) == {"total": 6}
+
+
 def test_sigint_stops_every_party_and_proxy(nextflow, procs, tmp_path):
     root = clone(tmp_path / "clone")
     shutil.copy(PROGRAMS / "mpyc_rounds.py", root / "rounds.py")
