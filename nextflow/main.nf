@@ -1,10 +1,16 @@
 #!/usr/bin/env nextflow
-// syqure-wf: one multi-party computation as a Nextflow pipeline.
-//   nextflow run nextflow/main.nf -profile local
-//   nextflow run nextflow/main.nf -profile syftbox --pid 1 --config my-run.yaml
-//   nextflow run nextflow/main.nf -profile slurm -params-file placement.json --partition compute  (placement: {"0": "node-a", ...})
-//   nextflow run nextflow/main.nf -profile submit --config my-run.yaml --to a@x,b@y,c@z --syftbox_folder ~/SyftBox --email a@x
-// Embedding: include { SYQURE } from './nextflow/main'  (or { SUBMIT } from './nextflow/modules/submit/main')
+// syqure-wf: one multi-party computation as a Nextflow pipeline (Nextflow
+// 24.10, Java 17; README.md, "Nextflow"). The commands tests/test_nextflow.py
+// runs, from the repository root:
+//   nextflow run nextflow/main.nf -profile local            (every party here: results/allele-counts/)
+//   nextflow run nextflow/main.nf -profile local -resume    (nothing runs again)
+//   nextflow run nextflow/main.nf -profile local -stub-run
+//   nextflow run nextflow/main.nf -profile local --config examples/allele-counts/config-sequre.yaml --run allele-counts-sequre
+//   nextflow run nextflow/main.nf -profile syftbox --pid 1 --run_id RUN --config run.yaml   (at each site)
+//   nextflow run nextflow/main.nf -profile slurm -params-file placement.json --partition compute
+//   nextflow run nextflow/main.nf -profile submit --config run.yaml --to a@x,b@y,c@z --syftbox_folder ~/SyftBox --email a@x
+// Embedding: include { SYQURE } from './nextflow/main' (tests/host-nextflow/),
+// or { SUBMIT } from './nextflow/modules/submit/main'.
 nextflow.enable.dsl = 2
 
 include { PREPARE } from './modules/prepare/main'
@@ -72,6 +78,9 @@ workflow {
         SUBMIT(Channel.value([meta, file(params.config, checkIfExists: true)]))
         SUBMIT.out.summary.subscribe { m, summary -> log.info "syqure-wf: run finished, summary ${summary}" }
     } else {
+        if (params.one_party && params.pid == null) {
+            error "syqure-wf: this profile runs this machine's party only: give --pid (0..${(params.parties as int) - 1})"
+        }
         def pids = params.pid != null ? [params.pid as int] : (0..<(params.parties as int)).toList()
         def run = [id: params.run, config: params.config, run_dir: params.run_dir ?: "${launchDir}/runs/${params.run}",
                    run_id: params.run_id ?: '', parties_here: pids.size(),

@@ -103,6 +103,14 @@ def test_fewer_cpus_or_a_smaller_queue_than_parties_is_refused_before_anything_s
     assert task_folders(root) == [] and not (root / "runs").exists() and not (root / "results").exists()
 
 
+def test_the_syftbox_profile_without_a_pid_is_one_line(nextflow, tmp_path):
+    root = clone(tmp_path / "clone")
+    done = nextflow.run("run", MAIN, "-profile", "syftbox", "--config", run_config(root), cwd=root, timeout=120)
+    assert done.returncode != 0
+    assert "this profile runs this machine's party only: give --pid (0..2)" in done.stdout, done.stdout[-2000:]
+    assert task_folders(root) == [] and not (root / "runs").exists()
+
+
 def test_stub_run_writes_nothing_outside_the_work_folders(nextflow, tmp_path):
     root = clone(tmp_path / "clone")
     done = nextflow.run("run", MAIN, "-profile", "local", "-stub-run", "--config", run_config(root), cwd=root)
