@@ -255,7 +255,7 @@ def _module_inputs(given) -> dict:
 @main.command("prepare")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
-              help="The resolved configuration to write; its folder becomes the run folder.")
+              help="The resolved configuration to write; its folder is the run folder unless --run-dir.")
 @click.option("--run-id", default=None)
 @click.option("--run-dir", default=None, type=click.Path(file_okay=False),
               help="The run folder the parties share (default: the folder of --out); only --clean writes there.")

@@ -213,3 +213,17 @@ def test_every_nextflow_module_is_written_as_nf_core_writes_them(tmp_path):
     party.write_text(party.read_text().replace('    conda "${moduleDir}/environment.yml"\n', ""))
     bad = reftrace("lint", "-r", RULES, "-d", broken)
     assert bad.returncode == 1 and "process 'PARTY' names no conda environment or container" in bad.stdout, bad.stdout
+
+
+def test_prepare_with_a_run_dir_writes_only_its_output(tmp_path):
+    """What Nextflow's PREPARE runs in its work folder: run.yaml there, the
+    run folder named in it but not made (the parties make it)."""
+    work, run_dir = tmp_path / "work", tmp_path / "runs" / "nf"
+    work.mkdir()
+    done = subprocess.run(["syqure-wf", "prepare", "--config", REPO / "examples/allele-counts/config.yaml", "--out",
+                           "run.yaml", "--run-dir", run_dir, "--parties-here", "3"], cwd=work, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["run.yaml"] and not (tmp_path / "runs").exists()
+    resolved = yaml.safe_load((work / "run.yaml").read_text())
+    assert resolved["workdir"] == str(run_dir) and resolved["data_dir"] == str(run_dir / "messages")
