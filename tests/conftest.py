@@ -197,3 +197,12 @@ def processes_mentioning(text: str) -> list[int]:
         if needle in data and state != "Z":
             found.append(int(entry.name))
     return found
+
+
+@pytest.fixture(scope="session")
+def nextflow(tmp_path_factory):
+    """A real Nextflow (nextflow_install.py), one NXF_HOME for the session;
+    the test is skipped, with the reason, where Java 17 or Maven Central is missing."""
+    from nextflow_install import nextflow_or_skip
+
+    return nextflow_or_skip(tmp_path_factory.mktemp("nxf-home"))

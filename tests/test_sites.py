@@ -756,21 +756,21 @@ rule all:
 
 
 @pytest.mark.slow  # the default run keeps the scenarios the issue names
-def test_the_nextflow_submit_process_runs_its_script(sites, tmp_path):
-    """Nextflow cannot be installed here (FINDINGS.md): SUBMIT's script, its
-    inputs filled in as Nextflow would, run by bash in a work folder."""
-    import re
+def test_nextflow_submit_profile_runs_against_the_agents(sites, nextflow, tmp_path):
+    """`nextflow run nextflow/main.nf -profile submit` by a real Nextflow
+    (issue 25): SUBMIT submits, every site's agent runs its party, SUBMIT
+    waits and publishes what each site shared and the summary."""
+    import shutil
 
-    text = (REPO / "nextflow/modules/submit/main.nf").read_text()
-    script = re.search(r'script:\s*"""(.*?)"""', text, re.S).group(1)
-    values = {"config": "run.yaml", "to": ",".join(EMAILS), "syftbox_folder": str(sites.folder(0)),
-              "email": EMAILS[0]}
-    script = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], script).replace("\\$", "$")
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "run.yaml").symlink_to(sites.config("nextflow-submit"))  # staged, as Nextflow does
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=work, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert json.loads((work / "summary.json").read_text())["run_id"] == "nextflow-submit"
-    assert sorted(p.name for p in (work / "results").iterdir()) == [f"party-{p}.json" for p in range(3)]
+    launch = tmp_path / "launch"
+    shutil.copytree(REPO / "nextflow", launch / "nextflow")
+    done = nextflow.run("run", "nextflow/main.nf", "-profile", "submit", "--config", sites.config("nextflow-submit"),
+                        "--to", ",".join(EMAILS), "--syftbox_folder", sites.folder(0), "--email", EMAILS[0],
+                        "--run", "sub", cwd=launch, env=sites.env, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "Submitted process > SUBMIT (sub)" in done.stdout
+    published = launch / "results/sub"
+    assert json.loads((published / "summary.json").read_text())["run_id"] == "nextflow-submit"
+    assert sorted(p.name for p in (published / "results").iterdir()) == [f"party-{p}.json" for p in range(3)]
+    for pid in range(3):
+        assert json.loads((published / "results" / f"party-{pid}.json").read_text())["allele_count"] == expected_counts()

@@ -1,5 +1,6 @@
 """The workflows (issue 4): real Snakemake runs of the real workflow, the
-embedding in a host pipeline, and the Nextflow scripts linted offline."""
+embedding in a host pipeline, and the Nextflow scripts linted offline (the
+real Nextflow runs: test_nextflow.py)."""
 from __future__ import annotations
 
 import json
@@ -111,7 +112,7 @@ def test_embedded_as_a_module_in_a_host_workflow(tmp_path):
     assert message_files(host / "mpc/runs") == []
 
 
-# -- Nextflow: it cannot be installed here (FINDINGS.md); reftrace parses DSL2 offline.
+# -- Nextflow, linted: reftrace parses DSL2 offline, in a second (test_nextflow.py runs it).
 
 RULES = REPO / "tests" / "nextflow_rules.py"
 
@@ -127,7 +128,7 @@ def test_nextflow_lints_clean_and_a_broken_copy_fails(tmp_path):
     broken = tmp_path / "nextflow"
     shutil.copytree(REPO / "nextflow", broken)
     main = broken / "main.nf"
-    main.write_text(main.read_text().replace("PREPARE(run_config, run_dir, run_id, per_host)", "PREPARE(run_config, run_dir, run_id, per_host", 1))
+    main.write_text(main.read_text().replace("checkAllAtOnce(run.parties_here as int)", "checkAllAtOnce(run.parties_here as int", 1))
     bad = reftrace("lint", "-r", RULES, "-d", broken)
     assert bad.returncode == 1 and "main.nf" in bad.stdout + bad.stderr
     config = broken / "nextflow.config"
@@ -167,49 +168,6 @@ def test_host_nextflow_script_includes_syqure(tmp_path):
     assert include["from_module"] == "./nextflow/main" and include["items"][0]["name"] == "SYQURE"
 
 
-def test_what_the_nextflow_processes_run(tmp_path):
-    """The commands of PREPARE, PARTY (one work folder each, the input staged
-    as Nextflow does) and COLLECT, run through the real CLI."""
-    modules = {name: (REPO / "nextflow/modules" / name / "main.nf").read_text()
-               for name in ("prepare", "build", "party", "collect")}
-    assert "syqure-wf prepare --config ${run_config} --out ${run_dir}/config.yaml" in modules["prepare"]
-    assert "syqure-wf party --config ${config} --pid ${pid} ${input} --output party-${pid}.json" in modules["party"]
-    assert "syqure-wf collect --config ${config} --out summary.json" in modules["collect"]
-    assert "syqure-wf build --config ${config} --out program --if-needed" in modules["build"]
-    example = REPO / "examples/allele-counts"
-    run_dir = tmp_path / "runs" / "nf"
-    config = tmp_path / "run.yaml"
-    cfg = yaml.safe_load((example / "config.yaml").read_text())
-    cfg.update(inputs={}, ports={"base": free_base(span=300), "stride": 100}, engine={**cfg["engine"], "program": str(example / cfg["engine"]["program"])})
-    config.write_text(yaml.safe_dump(cfg))
-    prep = subprocess.run(["syqure-wf", "prepare", "--config", config, "--out", run_dir / "config.yaml", "--clean"],
-                          capture_output=True, text=True, timeout=60)
-    assert prep.returncode == 0, prep.stderr
-    build = subprocess.run(["syqure-wf", "build", "--config", run_dir / "config.yaml", "--out", tmp_path / "program",
-                            "--if-needed"], capture_output=True, text=True, timeout=60)
-    assert build.returncode == 0 and not (tmp_path / "program").exists(), build.stderr  # MPyC: nothing
-    parties = []
-    for pid in range(3):
-        work = tmp_path / "work" / str(pid)
-        work.mkdir(parents=True)
-        shutil.copy(run_dir / "config.yaml", work / "run.yaml")
-        args = ["syqure-wf", "party", "--config", "run.yaml", "--pid", str(pid)]
-        if pid:
-            (work / f"site{pid}.json").symlink_to(example / "data" / f"site{pid}.json")  # staged input
-            args += ["--input", f"site{pid}.json"]
-        parties.append(subprocess.Popen(args + ["--output", f"party-{pid}.json"], cwd=work,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    for proc in parties:
-        out, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0, out.decode()
-    result = json.loads((tmp_path / "work/0/party-0.json").read_text())
-    assert result["allele_count"] == plain_sum("allele_count")
-    done = subprocess.run(["syqure-wf", "collect", "--config", tmp_path / "work/0/run.yaml", "--out", tmp_path / "summary.json"],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert [p["state"] for p in json.loads((tmp_path / "summary.json").read_text())["parties"]] == ["done"] * 3
-
-
 def test_slurm_profile_pins_each_party_to_its_node(tmp_path):
     root = copy_repo(tmp_path / "clone")
     plan = snakemake(root, "--profile", "profiles/slurm-3party", "-n", timeout=60)
@@ -221,9 +179,10 @@ def test_slurm_profile_pins_each_party_to_its_node(tmp_path):
 
 
 def test_nextflow_slurm_profile_places_each_party(tmp_path):
-    """Nextflow cannot run here: reftrace parses the slurm profile's process
-    scope. Every process is a SLURM job in the chosen partition; PARTY's
-    cluster options come from the placement; BUILD gets memory to compile."""
+    """reftrace parses the slurm profile's process scope (the real run on the
+    test cluster: test_nextflow.py, slow). Every process is a SLURM job in the
+    chosen partition; PARTY's cluster options come from the placement; BUILD
+    gets memory to compile."""
     from reftrace import ConfigFile
 
     config = ConfigFile.from_file(str(REPO / "nextflow/nextflow.config")).config_file
@@ -236,4 +195,35 @@ def test_nextflow_slurm_profile_places_each_party(tmp_path):
     assert "memory" in named["BUILD"]
     assert "placement" in str(named["PARTY"]["clusterOptions"].value)
     line = text[named["PARTY"]["clusterOptions"].line_number - 1]
-    assert "--nodelist=${params.placement[pid as String]}" in line
+    assert "--nodelist=${params.placement[meta.pid as String]}" in line
+
+
+def test_every_nextflow_module_is_written_as_nf_core_writes_them(tmp_path):
+    """A meta map with its inputs, versions.yml, a stub (-stub-run runs them:
+    test_nextflow.py) and its conda environment; the rule fails a module without one."""
+    modules = sorted((REPO / "nextflow/modules").glob("*/main.nf"))
+    assert len(modules) == 5
+    for module in modules:
+        text = module.read_text()
+        assert "tuple val(meta)" in text and "path 'versions.yml', emit: versions" in text and "stub:" in text, module
+        assert 'conda "${moduleDir}/environment.yml"' in text and (module.parent / "environment.yml").exists()
+    broken = tmp_path / "nextflow"
+    shutil.copytree(REPO / "nextflow", broken)
+    party = broken / "modules/party/main.nf"
+    party.write_text(party.read_text().replace('    conda "${moduleDir}/environment.yml"\n', ""))
+    bad = reftrace("lint", "-r", RULES, "-d", broken)
+    assert bad.returncode == 1 and "process 'PARTY' names no conda environment or container" in bad.stdout, bad.stdout
+
+
+def test_prepare_with_a_run_dir_writes_only_its_output(tmp_path):
+    """What Nextflow's PREPARE runs in its work folder: run.yaml there, the
+    run folder named in it but not made (the parties make it)."""
+    work, run_dir = tmp_path / "work", tmp_path / "runs" / "nf"
+    work.mkdir()
+    done = subprocess.run(["syqure-wf", "prepare", "--config", REPO / "examples/allele-counts/config.yaml", "--out",
+                           "run.yaml", "--run-dir", run_dir, "--parties-here", "3"], cwd=work, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["run.yaml"] and not (tmp_path / "runs").exists()
+    resolved = yaml.safe_load((work / "run.yaml").read_text())
+    assert resolved["workdir"] == str(run_dir) and resolved["data_dir"] == str(run_dir / "messages")

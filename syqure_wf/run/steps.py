@@ -20,12 +20,13 @@ from ..transport.status import DONE, FAILED, read_status
 
 def prepare(raw: dict | str | Path, out: str | Path, *, base_dir: Path | None = None,
             run_id: str | None = None, clean_leftovers: bool = False,
-            parties_here: int = 1) -> config_mod.RunConfig:
-    """Resolve a run configuration into ``out``; the run folder is out's folder.
-    With several parties here, each gets a network namespace where the engine
-    needs one (``isolation: auto``)."""
+            parties_here: int = 1, run_dir: str | Path | None = None) -> config_mod.RunConfig:
+    """Resolve a run configuration into ``out``; the run folder is ``run_dir``,
+    by default out's folder (a Nextflow task writes only ``out``, in its work
+    folder: the parties make the run folder). With several parties here, each
+    gets a network namespace where the engine needs one (``isolation: auto``)."""
     out = Path(out).absolute()
-    overrides = {"workdir": str(out.parent)}
+    overrides = {"workdir": str(Path(run_dir).absolute() if run_dir else out.parent)}
     if run_id:
         overrides["run_id"] = run_id
     if isinstance(raw, dict):

@@ -1,22 +1,35 @@
-// Fix one run: its id, its folders and every default, in a file that every
-// party reads. The run folder is outside the work folder: the parties share it.
+// Fix one run: its id, its folders and every default, in run.yaml, the file
+// every party reads. Writes only in its work folder: the parties make the run
+// folder (meta.run_dir), which they share.
 process PREPARE {
-    tag "${run_dir}"
+    tag "${meta.id}"
     label 'process_single'
+    conda "${moduleDir}/environment.yml"
 
     input:
-    path run_config      // a syqure-wf run configuration (YAML)
-    val run_dir          // the run folder the parties share (messages, status, logs)
-    val run_id           // the same at every machine of a run; '' makes one up
-    val per_host         // parties of the run on one host
+    // meta: id (the run's name), run_dir (the folder the parties share),
+    // run_id ('' makes one up), per_host (parties of the run on one host)
+    tuple val(meta), path(run_config, stageAs: 'given/*')  // never the name of the output
 
     output:
-    path 'run.yaml', emit: config
+    tuple val(meta), path('run.yaml'), emit: config
+    path 'versions.yml', emit: versions
 
     script:
-    def id = run_id ? "--run-id ${run_id}" : ''
+    def args = task.ext.args ?: ''
+    def id = meta.run_id ? "--run-id ${meta.run_id}" : ''
     """
-    syqure-wf prepare --config ${run_config} --out ${run_dir}/config.yaml ${id} --parties-here ${per_host} ${params.clean ? '--clean' : ''}
-    cp ${run_dir}/config.yaml run.yaml
+    syqure-wf prepare --config ${run_config} --out run.yaml --run-dir ${meta.run_dir} ${id} --parties-here ${meta.per_host} ${args}
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        syqure-wf: \$(syqure-wf --version | sed 's/.* //')
+    END_VERSIONS
+    """
+
+    stub:
+    """
+    touch run.yaml
+    echo '"${task.process}": {syqure-wf: stub}' > versions.yml
     """
 }
