@@ -228,7 +228,6 @@ def test_after_reject_wait_fails_in_seconds_naming_the_site_and_nothing_started(
     waiter = sites.procs.start(cli("wait", run_id, *sites.site(0), "--results", sites.root / "results"))
     rejected = sh("reject", run_id, "--reason", "not this quarter", *sites.site(1))
     assert rejected.returncode == 0, rejected.stderr
-    t0 = time.monotonic()
     code = sites.procs.wait(waiter, 30)
     assert code != 0 and time.monotonic() - t0 < 10
     line = output(waiter).strip().splitlines()[-1]
@@ -312,7 +311,6 @@ def test_cancel_mid_run_stops_every_party_within_10_s(sites):
     for pid in range(3):
         sites.wait_state(run_id, pid, "running")
     wait_until(lambda: len(processes_mentioning(f"/runs/{run_id}/")) >= 6, 60, "every party and program to run")
-    t0 = time.monotonic()
     done = sh("cancel", run_id, *sites.site(0), timeout=60)
     assert done.returncode == 0, done.stderr
     wait_until(lambda: not processes_mentioning(f"/runs/{run_id}/"), 10, "every party to be gone")
@@ -510,3 +508,46 @@ def test_the_nextflow_submit_process_runs_its_script(sites, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads((work / "summary.json").read_text())["run_id"] == "nextflow-submit"
     assert sorted(p.name for p in (work / "results").iterdir()) == [f"party-{p}.json" for p in range(3)]
+
+
+# -- what a submitted party may do at its site (issue 24, section 5)
+
+def test_a_submitted_party_reads_only_its_own_and_the_run_completes(sites, tmp_path):
+    """A program approved by policy looks beyond what it was given: each
+    site's policy and audit log, and a file outside its folders. With
+    Landlock (the agents' default where the kernel has it) every look is
+    refused, the run still completes, and its environment is not the agent's."""
+    from syqure_wf.run.confine import BASE_ENV, landlock_abi, matches
+
+    if landlock_abi()[1]:
+        pytest.skip(f"no Landlock here: {landlock_abi()[1]}")
+    reads = [str(sites.policy_path(p)) for p in range(3)] + \
+        [str(sites.folder(p) / "syqure-wf" / EMAILS[p] / "audit.jsonl") for p in range(3)]
+    writes = [str(sites.root / "escaped")] + [str(sites.folder(p) / "datasites" / EMAILS[p] / "escaped")
+                                              for p in range(3)]
+    text = (REPO / "tests/programs/mpyc_peek.py").read_text()
+    baked = text.replace('PEEK = {"read": [], "write": [], "port": 0}',
+                         f"PEEK = {{'read': {reads!r}, 'write': {writes!r}, 'port': 0}}")
+    assert baked != text
+    (sites.programs / "peek.py").write_text(baked)
+    d = sites.digest("peek.py")
+    for pid in range(3):  # approved by policy at every site
+        before = sites.agent_log(pid).count("re-read")
+        sites.policy_path(pid).write_text(yaml.safe_dump({**sites.policies[pid],
+                                                          "programs": [*sites.policies[pid]["programs"], d]}))
+        wait_until(lambda: sites.agent_log(pid).count("re-read") > before, 30, f"agent {pid} to re-read its policy")
+    run_id = sites.submit(sites.config("peek", "peek.py"))
+    waited = sites.wait(run_id, results=tmp_path)
+    assert waited.returncode == 0, waited.stderr
+    for pid in range(3):
+        seen = json.loads((tmp_path / run_id / f"party-{pid}.json").read_text())
+        assert seen["sum"] == 6 and seen["input"] == ("done" if pid else "none")
+        assert set(seen["read"]) == set(reads) and set(seen["read"].values()) == {"refused: PermissionError"}, seen
+        assert set(seen["write"]) == set(writes) and set(seen["write"].values()) == {"refused: PermissionError"}
+        strange = [k for k in seen["environment"] if not matches(k, (*BASE_ENV, "SYQURE_*", "MPYC_*"))]
+        assert strange == [], strange
+        status = json.loads((sites.folder(pid) / "datasites" / EMAILS[pid] / "app_data/syqure/runs" / run_id
+                             / "status" / f"party-{pid}.json").read_text())
+        assert status["confinement"] == f"Landlock ABI {landlock_abi()[0]}; clean environment", status
+        assert sites.state(run_id, pid)["approved_by"] == "policy"
+    assert not any(Path(w).exists() for w in writes)
