@@ -523,8 +523,9 @@ def test_a_submitted_party_reads_only_its_own_and_the_run_completes(sites, tmp_p
 
     if landlock_abi()[1]:
         pytest.skip(f"no Landlock here: {landlock_abi()[1]}")
-    reads = [str(sites.policy_path(p)) for p in range(3)] + \
-        [str(sites.folder(p) / "syqure-wf" / EMAILS[p] / "audit.jsonl") for p in range(3)]
+    own = [sites.folder(p) / "syqure-wf" / EMAILS[p] for p in range(3)]  # each agent's folder
+    reads = [str(sites.policy_path(p)) for p in range(3)] + [str(o / "audit.jsonl") for o in own] + \
+        [str(o / "runs" / "peek" / "run.yaml") for o in own]  # its own run's, in the folder it starts in
     writes = [str(sites.root / "escaped")] + [str(sites.folder(p) / "datasites" / EMAILS[p] / "escaped")
                                               for p in range(3)]
     text = (REPO / "tests/programs/mpyc_peek.py").read_text()
