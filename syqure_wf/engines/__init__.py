@@ -62,11 +62,11 @@ class Engine:
     def launch(self, cfg, pid: int) -> Launch:
         raise NotImplementedError
 
-    def reads(self, cfg, launch: Launch) -> list[Path]:
+    def reads(self, cfg, launch: Launch) -> list:
         """The files and folders its program reads besides its input: its
-        program or build and the engine's install (run/confine.py). Here:
-        the command (Python's install, for Python) and the files its
-        command line names."""
+        program or build and the engine's install (run/confine.py; a folder
+        in a 1-tuple is listed, not read). Here: the command (Python's
+        install, for Python) and the files its command line names."""
         exe = which(launch.argv[0])
         named = [Path(a) for a in launch.argv[1:] if os.path.isfile(a)]
         if exe and os.path.realpath(exe) == os.path.realpath(sys.executable):

@@ -87,25 +87,27 @@ class PartyRunner:
             make_private_dir(cfg.status_dir_of(pid))
         jail = confine(cfg, pid, self.engine, launch, dict(os.environ))
         jail.before.append(die_with_parent())
-        self.status.update(state=RUNNING, engine=cfg.engine["name"], log=str(self.log),
-                           command=launch.describe(), output=str(cfg.party(pid).output), confinement=jail.summary)
-        sentinel.start(self.status.path)
-        self.times["engine_started"] = time.time()
-        with open(self.log, "ab") as log:
-            os.chmod(self.log, 0o600)
-            log.write(f"syqure-wf: party {pid} confinement: {jail.line}\n".encode())
-            log.flush()
-            try:
-                self.process = await asyncio.create_subprocess_exec(
-                    *launch.argv, stdin=asyncio.subprocess.DEVNULL, stdout=log,
-                    stderr=asyncio.subprocess.STDOUT, env=jail.env,
-                    start_new_session=True, preexec_fn=jail.preexec)
-            except OSError as exc:
-                raise SyqureError(f"party {pid}: cannot start {launch.argv[0]}: {exc.strerror}") from None
-            except subprocess.SubprocessError as exc:  # the confinement failed in the child
-                raise SyqureError(f"party {pid}: cannot confine its program: {exc}") from None
-            finally:
-                jail.close()
+        try:
+            self.status.update(state=RUNNING, engine=cfg.engine["name"], log=str(self.log),
+                               command=launch.describe(), output=str(cfg.party(pid).output),
+                               confinement=jail.summary)
+            sentinel.start(self.status.path)
+            self.times["engine_started"] = time.time()
+            with open(self.log, "ab") as log:
+                os.chmod(self.log, 0o600)
+                log.write(f"syqure-wf: party {pid} confinement: {jail.line}\n".encode())
+                log.flush()
+                try:
+                    self.process = await asyncio.create_subprocess_exec(
+                        *launch.argv, stdin=asyncio.subprocess.DEVNULL, stdout=log,
+                        stderr=asyncio.subprocess.STDOUT, env=jail.env,
+                        start_new_session=True, preexec_fn=jail.preexec)
+                except OSError as exc:
+                    raise SyqureError(f"party {pid}: cannot start {launch.argv[0]}: {exc.strerror}") from None
+                except subprocess.SubprocessError as exc:  # the confinement failed in the child
+                    raise SyqureError(f"party {pid}: cannot confine its program: {exc}") from None
+        finally:
+            jail.close()  # the child has it; nothing else may use it
         return await self._supervise()
 
     async def _supervise(self) -> PartyResult:
