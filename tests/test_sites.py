@@ -774,3 +774,47 @@ def test_nextflow_submit_profile_runs_against_the_agents(sites, nextflow, tmp_pa
     assert sorted(p.name for p in (published / "results").iterdir()) == [f"party-{p}.json" for p in range(3)]
     for pid in range(3):
         assert json.loads((published / "results" / f"party-{pid}.json").read_text())["allele_count"] == expected_counts()
+
+
+# -- what a submitted party may do at its site (issue 24, section 5)
+
+def test_a_submitted_party_reads_only_its_own_and_the_run_completes(sites, tmp_path):
+    """A program approved by policy looks beyond what it was given: each
+    site's policy and audit log, and a file outside its folders. With
+    Landlock (the agents' default where the kernel has it) every look is
+    refused, the run still completes, and its environment is not the agent's."""
+    from syqure_wf.run.confine import BASE_ENV, landlock_abi, matches
+
+    if landlock_abi()[1]:
+        pytest.skip(f"no Landlock here: {landlock_abi()[1]}")
+    own = [sites.folder(p) / "syqure-wf" / EMAILS[p] for p in range(3)]  # each agent's folder
+    reads = [str(sites.policy_path(p)) for p in range(3)] + [str(o / "audit.jsonl") for o in own] + \
+        [str(o / "runs" / "peek" / "run.yaml") for o in own]  # its own run's, in the folder it starts in
+    writes = [str(sites.root / "escaped")] + [str(sites.folder(p) / "datasites" / EMAILS[p] / "escaped")
+                                              for p in range(3)]
+    text = (REPO / "tests/programs/mpyc_peek.py").read_text()
+    baked = text.replace('PEEK = {"read": [], "write": [], "port": 0}',
+                         f"PEEK = {{'read': {reads!r}, 'write': {writes!r}, 'port': 0}}")
+    assert baked != text
+    (sites.programs / "peek.py").write_text(baked)
+    d = sites.digest("peek.py")
+    for pid in range(3):  # approved by policy at every site
+        before = sites.agent_log(pid).count("re-read")
+        sites.policy_path(pid).write_text(yaml.safe_dump({**sites.policies[pid],
+                                                          "programs": [*sites.policies[pid]["programs"], d]}))
+        wait_until(lambda: sites.agent_log(pid).count("re-read") > before, 30, f"agent {pid} to re-read its policy")
+    run_id = sites.submit(sites.config("peek", "peek.py"))
+    waited = sites.wait(run_id, results=tmp_path)
+    assert waited.returncode == 0, waited.stderr
+    for pid in range(3):
+        seen = json.loads((tmp_path / run_id / f"party-{pid}.json").read_text())
+        assert seen["sum"] == 6 and seen["input"] == ("done" if pid else "none")
+        assert set(seen["read"]) == set(reads) and set(seen["read"].values()) == {"refused: PermissionError"}, seen
+        assert set(seen["write"]) == set(writes) and set(seen["write"].values()) == {"refused: PermissionError"}
+        strange = [k for k in seen["environment"] if not matches(k, (*BASE_ENV, "SYQURE_*", "MPYC_*"))]
+        assert strange == [], strange
+        status = json.loads((sites.folder(pid) / "datasites" / EMAILS[pid] / "app_data/syqure/runs" / run_id
+                             / "status" / f"party-{pid}.json").read_text())
+        assert status["confinement"] == f"Landlock ABI {landlock_abi()[0]}; clean environment", status
+        assert sites.state(run_id, pid)["approved_by"] == "policy"
+    assert not any(Path(w).exists() for w in writes)

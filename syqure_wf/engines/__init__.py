@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -26,6 +27,10 @@ class Engine:
     name = "?"
     default_port_base = 20000
     same_port_base = False  # the party listens and connects on one base (Sequre)
+    # what its program reads from a clean environment besides the run's own
+    # variables (names; "X_*" for a prefix): run/confine.py
+    environment: tuple[str, ...] = ()
+    scratch: tuple[str, ...] = ()  # what its runtime writes besides its output (run/confine.py)
 
     def default_framing(self, spec: dict) -> str:
         return "stream"
@@ -56,6 +61,21 @@ class Engine:
 
     def launch(self, cfg, pid: int) -> Launch:
         raise NotImplementedError
+
+    def reads(self, cfg, launch: Launch) -> list:
+        """The files and folders its program reads besides its input: its
+        program or build and the engine's install (run/confine.py; a folder
+        in a 1-tuple is listed, not read). Here: the command (Python's
+        install, for Python) and the files its command line names."""
+        exe = which(launch.argv[0])
+        named = [Path(a) for a in launch.argv[1:] if os.path.isfile(a)]
+        if exe and os.path.realpath(exe) == os.path.realpath(sys.executable):
+            return [*python_install(), *named]
+        return [Path(exe).resolve(), *named] if exe else named
+
+    def exit_reason(self, code: int, log_tail: list[str]) -> str | None:
+        """What an exit code of its program means, where the engine knows better than 'failed'."""
+        return None
 
 
 def placeholders(cfg, pid: int) -> dict[str, str]:
@@ -103,6 +123,15 @@ def get_engine(name: str) -> Engine:
     if name not in engines:
         raise ConfigError(f"engine.name: unknown engine {name!r} (choose {', '.join(engines)})")
     return engines[name]
+
+
+def python_install() -> list[Path]:
+    """This Python and what it imports from: its prefixes and every folder of
+    its path, but not the folder it was started in."""
+    here = os.getcwd()
+    places = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, os.path.realpath(sys.executable)}
+    places.update(p for p in sys.path if p and os.path.abspath(p) != here)
+    return sorted(Path(p).resolve() for p in places if os.path.exists(p))
 
 
 def which(executable: str) -> str | None:

@@ -1,17 +1,23 @@
 """MPyC (the default engine): any MPyC program, given the ``-P``/``-I`` port
 plan that reaches its local proxy. MPyC's higher party listens for all lower
 peers on one port, so the proxies use the ``mpyc`` convention; its wire
-format is its own, so the framing is ``stream``."""
+format is its own, so the framing is ``stream``. Every party starts through
+``unpickle.py``: it unpickles plain data and MPyC's own types, nothing else."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ..transport.ports import mpyc_party_args
-from . import Engine, Launch, common_env, fill, placeholders, program_problem
+from . import Engine, Launch, common_env, fill, placeholders, program_problem, python_install, unpickle
+from .program import imports
+
+GUARD = Path(unpickle.__file__).resolve()
 
 
 class MPyC(Engine):
     name = "mpyc"
+    environment = ("MPYC_*", "PYTHONPATH", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
     def framing_problem(self, spec, framing):
         if framing != "stream":
@@ -34,4 +40,16 @@ class MPyC(Engine):
             plan += ["-I", str(pid)]
         else:
             plan = mpyc_party_args(pid, cfg.n, p.base_port, p.party_base_port, cfg.host)
-        return Launch([sys.executable, values["program"], *args, *plan], common_env(cfg, pid))
+        return Launch([sys.executable, str(GUARD), values["program"], *args, *plan], common_env(cfg, pid))
+
+    def reads(self, cfg, launch):
+        # the program and the files it imports from its folder (listed, for Python's imports);
+        # Python, MPyC, NumPy; the guard
+        program = cfg.resolve(cfg.engine["program"])
+        return [*imports(program), (program.parent,), *python_install(), GUARD]
+
+    def exit_reason(self, code, log_tail):
+        if code != unpickle.REFUSED:
+            return None
+        said = [ln for ln in log_tail if ln.startswith(unpickle.PREFIX)]
+        return said[-1].removeprefix("syqure-wf: ") if said else None

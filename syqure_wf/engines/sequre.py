@@ -31,6 +31,9 @@ class Sequre(Engine):
     name = "sequre"
     default_port_base = COMPILED_IN_PORT
     same_port_base = True
+    environment = ("SEQURE_GMP_PATH", "SEQURE_OPENSSL_PATH", "SEQURE_LIBCRYPTO_PATH", "LD_LIBRARY_PATH",
+                   "OMP_NUM_THREADS")
+    scratch = ("/dev/shm",)  # Codon's OpenMP registers itself there (shm_open), or aborts
 
     # -- what the flavour speaks
     def flavour(self, spec: dict) -> str:
@@ -129,6 +132,17 @@ class Sequre(Engine):
                 env["SEQURE_GMP_PATH"] = gmp
         return Launch(argv, env)
 
+    def reads(self, cfg, launch):
+        """The build, the libraries it loads (Codon's runtime and the plugin's,
+        where its run path says), its certificates with TLS."""
+        if cfg.engine.get("command"):
+            return super().reads(cfg, launch)
+        binary = self.binary(cfg)
+        out = [binary, *linked_libraries(binary)]
+        if self.tls(cfg.engine):
+            out.append(self.cert_dir(cfg))
+        return out
+
     def binary(self, cfg) -> Path:
         """The built program: given (``engine.binary``, from a workflow's build
         step) or this machine's cached build."""
@@ -156,3 +170,16 @@ def gmp_library() -> str | None:
             if os.path.exists(os.path.join(folder, name)):
                 return os.path.join(folder, name)
     return None
+
+
+def linked_libraries(binary: Path) -> list[Path]:
+    """The shared libraries the dynamic loader finds for ``binary`` (ldd)."""
+    import re
+    import subprocess
+
+    try:
+        out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [Path(m.group(1)) for m in re.finditer(r"=>\s*(/\S+)", out)]

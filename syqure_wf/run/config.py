@@ -329,6 +329,12 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
         poll_ms=raw.get("poll_ms"), max_message=raw.get("max_message", DEFAULT_MAX_MESSAGE),
         timeouts=timeouts, syftbox=raw.get("syftbox") or {}, raw=raw)
     check_port_overlap(cfg)
+    if (raw.get("confine") or {}).get("files") == "landlock":  # no start without it: said before any party starts
+        from .confine import landlock_abi
+
+        why = landlock_abi()[1]
+        if why:
+            raise ConfigError(f"{where}: confine.files: landlock, but {why}")
     problem = engine.config_problem(cfg)
     if problem:
         raise ConfigError(f"{where}: {problem}")

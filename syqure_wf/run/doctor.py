@@ -192,6 +192,23 @@ def namespace_check(cfg, parties_here: int) -> Check:
     return ok("namespaces", f"{parties_here} parties here, a network namespace each can be made")
 
 
+# -- what a submitted party sees
+def confinement_check(cfg) -> Check:
+    """Landlock here, tried on a real child; FAIL only where the run demands it."""
+    from .confine import Settings, landlock_abi, probe
+
+    files = Settings.of(cfg).files if cfg else "auto"
+    abi, why = landlock_abi()
+    problem = why or probe()
+    if problem is None:
+        return ok("confinement", f"Landlock ABI {abi}, tried on a child: it could not read a file beside "
+                                 "its view and wrote its output folder (submitted parties run so)")
+    if files == "landlock":
+        return fail("confinement", problem, "run on a Linux kernel with Landlock (5.13+) and python3 -m pip "
+                    "install py-landlock, or set confine.files: auto")
+    return info("confinement", f"none here: {problem} (a submitted party then sees what its agent sees)")
+
+
 # -- the message folder
 def mount_of(path: Path) -> tuple[str, str]:
     """(mount point, file system type) holding ``path``."""
@@ -340,6 +357,7 @@ def run_checks(config_path: str | None, pid: int | None, profile: str | None) ->
                                        f"layout {cfg.layout}"))
     pids = [pid] if pid is not None else (list(range(cfg.n)) if cfg else [])
     checks.append(namespace_check(cfg, max(len(pids), 1)))
+    checks.append(confinement_check(cfg))
     if cfg:
         if cfg.layout == "syftbox":
             for p in pids:

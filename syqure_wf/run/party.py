@@ -8,6 +8,7 @@ import asyncio
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections import deque
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from ..transport.aio import SignalStop, bounded, cancel_all
 from .config import RunConfig, check_inputs
+from .confine import confine
 from ..engines import get_engine
 from ..errors import PeerFailed, Stopped, SyqureError
 from ..transport.folder import make_private_dir
@@ -83,19 +85,29 @@ class PartyRunner:
             await self.proxy.start()
         else:
             make_private_dir(cfg.status_dir_of(pid))
-        self.status.update(state=RUNNING, engine=cfg.engine["name"], log=str(self.log),
-                           command=launch.describe(), output=str(cfg.party(pid).output))
-        sentinel.start(self.status.path)
-        self.times["engine_started"] = time.time()
-        with open(self.log, "ab") as log:
-            os.chmod(self.log, 0o600)
-            try:
-                self.process = await asyncio.create_subprocess_exec(
-                    *launch.argv, stdin=asyncio.subprocess.DEVNULL, stdout=log,
-                    stderr=asyncio.subprocess.STDOUT, env={**os.environ, **launch.env},
-                    start_new_session=True, preexec_fn=die_with_parent())
-            except OSError as exc:
-                raise SyqureError(f"party {pid}: cannot start {launch.argv[0]}: {exc.strerror}") from None
+        jail = confine(cfg, pid, self.engine, launch, dict(os.environ))
+        jail.before.append(die_with_parent())
+        try:
+            self.status.update(state=RUNNING, engine=cfg.engine["name"], log=str(self.log),
+                               command=launch.describe(), output=str(cfg.party(pid).output),
+                               confinement=jail.summary)
+            sentinel.start(self.status.path)
+            self.times["engine_started"] = time.time()
+            with open(self.log, "ab") as log:
+                os.chmod(self.log, 0o600)
+                log.write(f"syqure-wf: party {pid} confinement: {jail.line}\n".encode())
+                log.flush()
+                try:
+                    self.process = await asyncio.create_subprocess_exec(
+                        *launch.argv, stdin=asyncio.subprocess.DEVNULL, stdout=log,
+                        stderr=asyncio.subprocess.STDOUT, env=jail.env,
+                        start_new_session=True, preexec_fn=jail.preexec)
+                except OSError as exc:
+                    raise SyqureError(f"party {pid}: cannot start {launch.argv[0]}: {exc.strerror}") from None
+                except subprocess.SubprocessError as exc:  # the confinement failed in the child
+                    raise SyqureError(f"party {pid}: cannot confine its program: {exc}") from None
+        finally:
+            jail.close()  # the child has it; nothing else may use it
         return await self._supervise()
 
     async def _supervise(self) -> PartyResult:
@@ -114,6 +126,9 @@ class PartyRunner:
             code = await engine_exit
             self.times["engine_exited"] = time.time()
             if code != 0:
+                said = self.engine.exit_reason(code, log_tail(self.log, 20))
+                if said:  # the engine knows why (a peer's message it refused): said at once
+                    raise SyqureError(f"party {pid} {said}")
                 what = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
                 # Killed from outside, the program is the cause: said at once. Else a
                 # peer's failure may be, and its record may be a sync hop or two away.
