@@ -789,7 +789,7 @@ def test_a_submitted_party_reads_only_its_own_and_the_run_completes(sites, tmp_p
         pytest.skip(f"no Landlock here: {landlock_abi()[1]}")
     own = [sites.folder(p) / "syqure-wf" / EMAILS[p] for p in range(3)]  # each agent's folder
     reads = [str(sites.policy_path(p)) for p in range(3)] + [str(o / "audit.jsonl") for o in own] + \
-        [str(o / "runs" / "peek" / "run.yaml") for o in own]  # its own run's, in the folder it starts in
+        [str(o / "runs" / EMAILS[0] / "peek" / "run.yaml") for o in own]  # its own run's, in the folder it starts in
     writes = [str(sites.root / "escaped")] + [str(sites.folder(p) / "datasites" / EMAILS[p] / "escaped")
                                               for p in range(3)]
     text = (REPO / "tests/programs/mpyc_peek.py").read_text()
@@ -813,8 +813,8 @@ def test_a_submitted_party_reads_only_its_own_and_the_run_completes(sites, tmp_p
         assert set(seen["write"]) == set(writes) and set(seen["write"].values()) == {"refused: PermissionError"}
         strange = [k for k in seen["environment"] if not matches(k, (*BASE_ENV, "SYQURE_*", "MPYC_*"))]
         assert strange == [], strange
-        status = json.loads((sites.folder(pid) / "datasites" / EMAILS[pid] / "app_data/syqure/runs" / run_id
-                             / "status" / f"party-{pid}.json").read_text())
+        status = json.loads((sites.folder(pid) / "datasites" / EMAILS[pid] / "app_data/syqure/runs"
+                             / channel_id(EMAILS[0], run_id) / "status" / f"party-{pid}.json").read_text())
         assert status["confinement"] == f"Landlock ABI {landlock_abi()[0]}; clean environment", status
         assert sites.state(run_id, pid)["approved_by"] == "policy"
     assert not any(Path(w).exists() for w in writes)
