@@ -179,3 +179,60 @@ def test_a_killed_party_is_named_in_seconds_and_the_folder_reused(procs, tmp_pat
     run_example(procs, tmp_path, seen_from, "reused")
     assert all(r["run_id"] == "reused" and r["state"] == "done" for r in records(views.source / "run").values())
     assert message_files(views.source) == []
+
+
+# -- doctor: what the run will do on the message folder's file system
+
+def doctor_line(config: Path) -> tuple[int, str]:
+    import subprocess
+
+    proc = subprocess.run([PY, "-m", "syqure_wf", "doctor", "--config", str(config)], capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL, cwd=REPO)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    line = next(ln for ln in proc.stdout.splitlines() if ln[6:22].strip() == "message folder")
+    return proc.returncode, line
+
+
+def test_doctor_compares_a_second_mount_of_the_export(tmp_path, views):
+    a, b = views.make(2)
+    (config,) = site_configs(tmp_path, [a], "doctor")
+    code, line = doctor_line(config)
+    assert code == 0, line
+    assert line.startswith(f"ok    message folder   {a}/run/messages: writable, on fuse ({a}): other clients' "
+                           "writes raise no change events there, so the run polls every 10 ms; "), line
+    assert line.endswith(f"a write here raised no change event through {b} (another mount of "
+                         f"{views.source})"), line
+
+
+def test_doctor_says_when_it_cannot_tell(tmp_path, views):
+    from syqure_wf.run.doctor import folder_check
+
+    (a,) = views.make(1)
+    detail = folder_check("message folder", a / "run" / "messages", None).detail
+    assert detail.endswith(f"could not tell whether change events cross hosts or mounts of {views.source} "
+                           "(no second mount of it here to compare)"), detail
+    forced = folder_check("message folder", a / "run" / "messages", 250).detail
+    assert "the run polls every 250 ms (poll_ms)" in forced, forced
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes a bind mount")
+def test_doctor_sees_events_cross_a_bind_mount_of_a_local_disk(tmp_path):
+    """One superblock behind two mounts: events cross, and doctor says so
+    (without claiming anything for other hosts)."""
+    import subprocess
+
+    from syqure_wf.run.doctor import folder_check
+    from syqure_wf.transport.watch import mount_of
+
+    local, other = tmp_path / "local", tmp_path / "bound"
+    local.mkdir(), other.mkdir()
+    if subprocess.run(["mount", "--bind", str(local), str(other)], capture_output=True, timeout=30).returncode:
+        pytest.skip("mount --bind is not allowed here")
+    try:
+        detail = folder_check("message folder", local, None).detail
+    finally:
+        subprocess.run(["umount", "-l", str(other)], capture_output=True, timeout=30)
+    fstype = mount_of(local).fstype
+    assert f"on {fstype} " in detail and "the run waits for change events" in detail, detail
+    assert detail.endswith(f"a write here raised a change event through {other} (another mount of "
+                           f"{mount_of(local).source}; other hosts may still see none)"), detail
