@@ -89,7 +89,6 @@ class Mount:
     fstype: str
     source: str
     root: str  # the folder of the file system mounted at ``point``
-    device: str  # major:minor
 
 
 def _unescape(field: str) -> str:
@@ -107,7 +106,7 @@ def mounts() -> list[Mount]:
         left, _, right = line.partition(" - ")
         fields, rest = left.split(), right.split()
         if len(fields) >= 5 and len(rest) >= 2:
-            found.append(Mount(_unescape(fields[4]), rest[0], _unescape(rest[1]), _unescape(fields[3]), fields[2]))
+            found.append(Mount(_unescape(fields[4]), rest[0], _unescape(rest[1]), _unescape(fields[3])))
     return found
 
 
