@@ -81,7 +81,6 @@ def test_example_one_party_per_node_as_local(clean_queue, tmp_path):
     assert message_files(root / "runs") == []
 
 
-@pytest.mark.slow
 def test_each_node_sees_the_run_folder_through_its_own_fuse_mount(clean_queue, tmp_path):
     """As nodes see an NFS export: each node's jobs see the clone through a
     FUSE mount of their own, and no node's writes raise a change event on
