@@ -25,7 +25,6 @@ know the folder is FUSE and must find out that events do not come.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import socket
