@@ -6,6 +6,13 @@ Two parties speak Sequre framing: party 0 (a subprocess) echoes frames or
 sinks them; party 1 (this process) times round trips and throughput. Each
 path is measured in the same run, so the ratios compare like with like on a
 noisy machine. Prints a Markdown table.
+
+The proxies get a run id, as `syqure-wf run` gives them: they run in seed
+mode (`--start-timeout 0`, no status records needed from peers), and in seed
+mode without a run id a proxy cannot tell a live peer's first message, written
+before it started, from a dead run's leftover: it refuses both ("holds 2
+message file(s) of an earlier run"). With one run id it delivers the first
+and still refuses a message stamped with another run.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 HEADER = struct.Struct("<q")
@@ -101,9 +109,14 @@ def free_base() -> int:
 
 
 class Path2:
-    """One path between the two parties: direct, or through two proxies."""
+    """One path between the two parties: direct, or through two proxies.
+    ``seen_from``: the folder each proxy sees the message folder of
+    ``workdir`` through (the same files: views of one mount, as two hosts
+    see an NFS export); ``env`` and ``code`` (a folder holding another
+    version's syqure_wf package) go to the proxies."""
 
-    def __init__(self, kind: str, workdir: Path, mode: str, count: int, poll_ms=None, framing="sequre"):
+    def __init__(self, kind: str, workdir: Path, mode: str, count: int, poll_ms=None, framing="sequre",
+                 seen_from: tuple[Path, Path] | None = None, env: dict | None = None, code: Path | None = None):
         self.procs: list[subprocess.Popen] = []
         self.data = None
         b0, b1 = free_base(), free_base()
@@ -113,12 +126,17 @@ class Path2:
             self.client_port = party0_port
             return
         self.data = Path(tempfile.mkdtemp(prefix="bench-", dir=workdir))
-        extra = ["--framing", framing, "--start-timeout", "0"] + (["--poll-ms", str(poll_ms)] if poll_ms else [])
+        dirs = [view / self.data.relative_to(workdir) for view in seen_from] if seen_from else [self.data] * 2
+        extra = ["--framing", framing, "--start-timeout", "0", "--run-id", f"bench-{uuid.uuid4().hex[:12]}"]
+        extra += ["--poll-ms", str(poll_ms)] if poll_ms else []
+        env = {**os.environ, **(env or {})}
+        if code:  # PYTHONPATH comes before an editable install's finder; the folder run from, before it
+            env["PYTHONPATH"] = str(code)
         for pid, base in ((0, b0), (1, b1)):
             self.procs.append(subprocess.Popen(
                 [PY, "-m", "syqure_wf", "proxy", "--pid", str(pid), "--parties", "2", "--data-dir",
-                 str(self.data), "--base-port", str(base), "--sequre-base-port", str(base), *extra],
-                stderr=subprocess.DEVNULL))
+                 str(dirs[pid]), "--base-port", str(base), "--sequre-base-port", str(base), *extra],
+                stderr=subprocess.DEVNULL, env=env, cwd=code))
         self.client_port = b1 + 1
 
     def proxy_messages(self) -> int:
@@ -141,17 +159,18 @@ class Path2:
             shutil.rmtree(self.data, ignore_errors=True)
 
 
-def round_trip(kind, workdir, rounds, poll_ms=None) -> float:
-    path = Path2(kind, workdir, "echo", 0, poll_ms)
+def round_trip(kind, workdir, rounds, poll_ms=None, warm_up=20, **where) -> float:
+    """Median of ``rounds`` 8-byte round trips, in ms (``where``: Path2's seen_from, env, code)."""
+    path = Path2(kind, workdir, "echo", 0, poll_ms, **where)
     try:
         s = connect(path.client_port)
         frame = HEADER.pack(8) + b"pingpong"
         times = []
-        for i in range(rounds + 20):
+        for i in range(rounds + warm_up):
             t = time.perf_counter()
             s.sendall(frame)
             recv_exact(s, 16)
-            if i >= 20:  # warm-up excluded
+            if i >= warm_up:
                 times.append(time.perf_counter() - t)
         s.close()
         return statistics.median(times) * 1e3

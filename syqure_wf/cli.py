@@ -69,7 +69,8 @@ def proxy_options(func):
         click.option("--convention", type=click.Choice(CONVENTIONS), default="sequre", show_default=True,
                      help="Who listens: sequre (lower pid) or mpyc (higher pid, one port)."),
         click.option("--poll-ms", type=click.FloatRange(min=0, min_open=True), default=None,
-                     help="Poll the folder at this interval instead of file events (network file systems)."),
+                     help="Poll the folder at this interval instead of file events (not needed: network "
+                          "and FUSE file systems, and folders whose events miss peers' writes, are polled anyway)."),
         click.option("--host", default="127.0.0.1", show_default=True,
                      help="Address for the party's side; keep it on loopback: channels carry secret shares."),
         click.option("--run-id", default=None, help="Binds messages to one run; every party gives the same."),

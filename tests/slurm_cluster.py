@@ -5,7 +5,10 @@ folder; no accounting database (MinJobAge is long, so squeue sees finished
 jobs). Snakemake's job-step executor runs srun without $SLURM_CONF, so each
 slurmd runs in a private mount namespace where /etc/slurm is the test's
 folder: its jobs find the test slurm.conf at the default path, and the
-host's /etc/slurm is never touched. Installed from Debian when missing (CI runs as root); skipped, with
+host's /etc/slurm is never touched. With ``views``, each node also sees
+``shared`` through a FUSE mount of its own (bindfs over the folder, in its
+namespace), as cluster nodes see an NFS export: no node's writes raise a
+change event on another (fuse_views.py). Installed from Debian when missing (CI runs as root); skipped, with
 the reason, where that cannot be done. Everything it started is stopped."""
 from __future__ import annotations
 
@@ -59,8 +62,10 @@ def sbin(name: str) -> str:
 
 
 class Cluster:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, views: bool = False):
         self.root = root
+        self.views = views
+        self.shared = root / "shared"  # seen by each node through its own mount when ``views``
         self.procs: list[subprocess.Popen] = []
         self.conf = root / "etc" / "slurm.conf"
         self.socket = root / "munge" / "munge.socket"
@@ -118,17 +123,23 @@ PartitionName=compute Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State
 """)
         self._spawn([sbin("slurmctld"), "-D", "-c", "-f", str(self.conf)], "slurmctld")
         Path("/etc/slurm").mkdir(exist_ok=True)  # the mount point (the package makes it)
+        self.shared.mkdir(exist_ok=True)
         for n in NODES:
+            # bindfs runs in the node's namespace, in the foreground, its pid kept to stop it
+            view = ('bindfs -f "$SHARED" "$SHARED" & echo $! > "$VIEW_PID"; i=0; '
+                    'until mountpoint -q "$SHARED"; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done; '
+                    if self.views else "")
             self._spawn(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-                         'mount --bind "$0" /etc/slurm && exec "$@"', str(self.conf.parent),
-                         sbin("slurmd"), "-D", "-N", n, "-f", "/etc/slurm/slurm.conf"], f"slurmd-{n}")
+                         f'mount --bind "$0" /etc/slurm && {view}exec "$@"', str(self.conf.parent),
+                         sbin("slurmd"), "-D", "-N", n, "-f", "/etc/slurm/slurm.conf"], f"slurmd-{n}",
+                        {"SHARED": str(self.shared), "VIEW_PID": str(self.root / f"view-{n}.pid")})
         self._wait(self._idle, 60, "three idle nodes in sinfo")
         return self
 
-    def _spawn(self, args, name) -> None:
+    def _spawn(self, args, name, env=None) -> None:
         log = open(self.root / "log" / f"{name}.out", "wb")
         self.procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                           env=self.env, start_new_session=True))
+                                           env={**self.env, **(env or {})}, start_new_session=True))
         log.close()
 
     def _idle(self) -> bool:
@@ -173,3 +184,10 @@ PartitionName=compute Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, 9)
                 p.wait(10)
+        for pidfile in self.root.glob("view-*.pid"):  # a view ends with its bindfs, and its namespace with it
+            try:
+                pid = int(pidfile.read_text())
+                os.kill(pid, 15)
+                self._wait(lambda: not Path(f"/proc/{pid}").exists(), 10, f"bindfs {pid} to exit")
+            except (ValueError, ProcessLookupError, AssertionError):
+                pass

@@ -122,13 +122,6 @@ def test_a_read_only_message_folder_fails(tmp_path):
     assert state == "FAIL" and str(folder) in detail and "Read-only file system" in detail
 
 
-def test_a_network_file_system_wants_poll_ms():
-    from syqure_wf.run.doctor import NETWORK_FS, mount_of
-
-    assert mount_of(Path("/proc/self"))[1] == "proc"
-    assert {"nfs4", "cifs", "fuse.sshfs"} <= NETWORK_FS
-
-
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="drops CAP_SYS_ADMIN with setpriv")
 def test_no_network_namespaces_fails_where_the_run_needs_them(tmp_path):
     home = sequre_home()

@@ -41,6 +41,9 @@ def test_example_job_through_files_equals_plain_sum(procs, tmp_path):
     assert message_files(work / "messages") == []
     for f in (work / "messages" / "status").iterdir():  # shares and records stay private
         assert f.stat().st_mode & 0o077 == 0
+    for pid in range(3):  # a local disk: events announced every message, nobody polls
+        record = json.loads((work / "messages" / "status" / f"party-{pid}.json").read_text())
+        assert record["wakeup"].startswith(f"change events on {work / 'messages'} ("), record["wakeup"]
 
 
 def rounds_config(tmp_path: Path, parties=3, **extra) -> Path:

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from conftest import PROGRAMS, PY, REPO, message_files, wait_until
+from fuse_views import fuse_problem
 from slurm_cluster import NODES, Cluster
 from test_workflows import copy_repo
 
@@ -28,7 +29,7 @@ SLURM_ARGS = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-s
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("slurm"))
+    c = Cluster(tmp_path_factory.mktemp("slurm"), views=fuse_problem() is None)
     try:
         c.start()
         yield c
@@ -78,6 +79,34 @@ def test_example_one_party_per_node_as_local(clean_queue, tmp_path):
         here = json.loads((local / f"results/allele-counts/party-{pid}.json").read_text())
         assert on_slurm == here
     assert message_files(root / "runs") == []
+
+
+def test_each_node_sees_the_run_folder_through_its_own_fuse_mount(clean_queue, tmp_path):
+    """As nodes see an NFS export: each node's jobs see the clone through a
+    FUSE mount of their own, and no node's writes raise a change event on
+    another. Nothing is set for it (no poll_ms): one party per node, the job
+    completes right, and each party's record says why its proxy polls."""
+    cluster = clean_queue
+    if not cluster.views:
+        pytest.skip(f"no FUSE views on the test cluster: {fuse_problem()}")
+    root = copy_repo(cluster.shared / tmp_path.name)
+    try:
+        started = time.monotonic()
+        done = snakemake(cluster, root)
+        print(f"slurm-3party, a FUSE view per node: {time.monotonic() - started:.1f} s")
+        assert done.returncode == 0, done.stderr[-4000:]
+        assert sorted(submitted(done.stdout + done.stderr)) == ["collect", "party", "party", "party", "prepare"]
+        run = root / "runs/allele-counts"
+        assert nodes_of(run) == dict(enumerate(NODES))
+        sites = [json.loads((REPO / "examples/allele-counts/data" / f"site{i}.json").read_text()) for i in (1, 2)]
+        for pid in range(3):
+            record = json.loads((run / "messages" / "status" / f"party-{pid}.json").read_text())
+            assert record["wakeup"].startswith(f"{run / 'messages'} is on fuse, "), record["wakeup"]
+            result = json.loads((root / f"results/allele-counts/party-{pid}.json").read_text())
+            assert result["allele_count"] == [a + b for a, b in zip(sites[0]["allele_count"], sites[1]["allele_count"])]
+        assert message_files(root / "runs") == []
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def rounds_config(root: Path, **timeouts) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import socket
 import time
@@ -28,7 +29,7 @@ from .ports import ChannelPlan, Role, plan_channels
 from .progress import Progress
 from .status import DONE, FAILED, RUNNING, PeerWatch, StatusRecord, read_status
 from .sync_health import SyncWatch, describe, find_client, problem_of
-from .watch import REMOVALS, Waiter, make_watcher
+from .watch import LOOK, REMOVALS, Waiter, Wakeups, fs_type, make_watcher
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ WRITE_BUFFER = 4 << 20  # bytes queued to the party before the downstream waits
 # The proxy receives from its party and ACKs at once (Linux resets the flag
 # after each read, so it is set again every time).
 QUICKACK = getattr(socket, "TCP_QUICKACK", None)
-RESCAN = 1.0  # seconds between looks at the disk that no event asked for
+RESCAN = 1.0  # seconds between looks for consumption that no event asked for
 DIAL_RETRY = 0.1
 WRITER_POLL = 0.05  # while a first message waits for proof that its writer runs
 FAST_BEAT = 0.1  # heartbeat while a peer has yet to take our first message: it waits for a beat
@@ -262,6 +263,7 @@ class Channel:
                              and not proxy.folder.listing(proxy.folder.inbox(self.peer)))
         self.first_taken = False  # the peer took our first message
         self.waiter = Waiter()
+        self.empty_at: int | None = None  # the waiter's count when a look last found no message
         proxy.watcher.subscribe(proxy.folder.inbox(self.peer), self.waiter.notify, proxy.folder.arrivals)
         self.where = f"{proxy.settings.host}:{plan.port}"
 
@@ -381,13 +383,15 @@ class Channel:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             return pending
-        folder = self.proxy.folder
+        folder, wakeups = self.proxy.folder, self.proxy.wakeups
         seq = self.inbox.next_seq
-        stalled_since, reason, woken = None, "", True
+        stalled_since, reason, woken, hole_checked = None, "", True, -LOOK
         while True:
             self.waiter.clear()
             decision, content = folder.look(self.peer, seq)
             if decision.verdict is Verdict.DELIVER or decision.verdict is Verdict.END:
+                if self.empty_at is not None:
+                    self._judge_wakeup()
                 folder.check_inbox_run(self.peer)
                 if self.writer_known:
                     return decision, content
@@ -400,7 +404,11 @@ class Channel:
                 raise CorruptMessage(f"channel {self.name}: {where}: {decision.reason}")
             now = self.proxy.clock()
             if decision is mailbox.WAIT_ABSENT:
-                if not woken or stalled_since is not None:
+                if self.empty_at is None:
+                    self.empty_at = self.waiter.count
+                # a listing costs a poll more than its look: one per LOOK at most
+                if (not woken or stalled_since is not None) and now - hole_checked >= LOOK:
+                    hole_checked = now
                     hole = self.inbox.gap(folder.listing(where))
                     if hole is None:
                         stalled_since = None
@@ -416,9 +424,17 @@ class Channel:
             if self.waiting_since is None:
                 self.waiting_since = time.monotonic()
             try:
-                woken = await self.waiter.wait(RESCAN if stalled_since is None else min(RESCAN, 0.2))
+                woken = await self.waiter.wait(wakeups.interval if stalled_since is None
+                                               else min(wakeups.interval, 0.2))
             finally:
                 self.waiting_since = None
+
+    def _judge_wakeup(self) -> None:
+        """A message is here that a look before did not find: did an event say so?"""
+        if self.waiter.count == self.empty_at:
+            self.proxy.watcher.flush()  # an event still queued is not a missing one
+        self.proxy.arrived(self.waiter.count != self.empty_at)
+        self.empty_at = None
 
     async def _await_writer(self) -> None:
         """Deliver nothing from the peer before its running proxy is seen to be
@@ -485,6 +501,7 @@ class Proxy:
         self.progress: Progress | None = None
         self.finished = False
         self.watcher = None
+        self.wakeups: Wakeups | None = None
         self.channels: list[Channel] = []
         now = time.monotonic()
         reused = self.folder.fresh  # Biovault: the run is its folder, and reruns reuse it
@@ -507,6 +524,12 @@ class Proxy:
 
     def beat_soon(self) -> None:
         self._beat.notify()
+
+    def arrived(self, announced: bool) -> None:
+        note = self.wakeups.arrived(announced)
+        if note:  # once: from now on this proxy polls
+            log.warning("%s", note)
+            self.status.update(wakeup=note)
 
     def _watch_consumption(self) -> None:
         # Consumption matters to the end of a run only: watched from then on,
@@ -531,13 +554,17 @@ class Proxy:
         if self.status is None:
             self.status = StatusRecord(self.folder.status_dir(), s.pid, s.parties, s.run_id)
         self.watcher = make_watcher(s.poll_ms)
+        where = os.path.commonpath([str(self.folder.inbox(p).parent) for p in self.folder.peers()])
+        self.wakeups = Wakeups(where, fs_type(where), s.poll_ms, misses=1 if self.watcher.exact else 2)
+        if self.wakeups.polling:
+            log.info("%s", self.wakeups.note)
         self.channels = [Channel(self, plan) for plan in self.plans]
         for ch in self.channels:
             await ch.listen()
         await self.watcher.start()
         self.running = True
         self.status.update(state=RUNNING, incarnation=self.incarnation, channels=self.stats(), framing=s.framing,
-                           convention=s.convention, layout=self.folder.layout)
+                           convention=s.convention, layout=self.folder.layout, wakeup=self.wakeups.note)
 
     async def run(self, party_exit: asyncio.Future | None = None) -> dict:
         """Carry traffic until done. With ``party_exit`` (the party runner), done
@@ -652,7 +679,8 @@ class Proxy:
                 continue
             if party_exit is not None:
                 self._check_drain(exited)
-            await self._changed.wait(RESCAN)
+            # where peers' removals raise no events, their consumption is looked for as often as their messages
+            await self._changed.wait(max(self.wakeups.interval, FAST_BEAT / 2) if self.wakeups.polling else RESCAN)
 
     async def _settle(self, quiet_for: float = 2.5, bound: float = 10.0) -> None:
         """A sync may bring back a file its writer removed (SyftBox re-downloads
