@@ -462,7 +462,7 @@ def test_cancel_mid_run_stops_every_party_within_10_s(sites):
         sites.wait_state(run_id, pid, "running")
     wait_until(lambda: len(processes_mentioning(f"/{run_id}/")) >= 6, 60, "every party and program to run")
     t0 = time.monotonic()
-    done = sh("cancel", run_id, *sites.site(0), timeout=60)
+    done = sh("cancel", run_id, *sites.site(0), timeout=90)  # beyond cancel's own 60 s bound: its error names who did not answer
     assert done.returncode == 0, done.stderr
     wait_until(lambda: not processes_mentioning(f"/{run_id}/"), 10, "every party to be gone")
     assert time.monotonic() - t0 < 10
