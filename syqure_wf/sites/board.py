@@ -22,6 +22,7 @@ from pathlib import Path
 from ..errors import SyqureError
 from ..transport import mailbox
 from ..transport.folder import make_private_dir, read_small, write_private
+from ..transport.sitekey import private_dir
 from ..transport.syftbox import APP, permissions
 from .manifest import MAX_BYTES, ManifestError, check_email
 
@@ -41,7 +42,7 @@ class Board:
         self.datasites = self.folder / "datasites"
         if not self.datasites.is_dir():
             raise SyqureError(f"{self.folder} is not a SyftBox folder (it has no datasites/)")
-        self.private = self.folder / "syqure-wf" / me
+        self.private = private_dir(self.folder, me)
 
     # -- where things are
     def app(self, site: str) -> Path:

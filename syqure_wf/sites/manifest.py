@@ -119,7 +119,10 @@ def from_config(raw: dict, where: str, base_dir: Path, to: list[str], submitter:
         raise ConfigError(f"{where}: parties: {len(entries)} in the configuration, {len(parties)} in --to")
     if isinstance(raw.get("parties"), int) and raw["parties"] != len(parties):
         raise ConfigError(f"{where}: parties: {raw['parties']} in the configuration, {len(parties)} in --to")
-    for key in ("encryption", "module", "outputs", "inputs_dir"):
+    if "encryption" in raw:
+        raise ConfigError(f"{where}: encryption: a submitted run is always sealed by the sites' keys: it cannot "
+                          "be turned off and needs no secret (each site may pin its peers' keys in its policy)")
+    for key in ("module", "outputs", "inputs_dir"):
         if key in raw:
             raise ConfigError(f"{where}: {key}: cannot be submitted (each site's agent runs the program "
                               "with its own files)")

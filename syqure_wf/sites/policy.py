@@ -15,6 +15,8 @@ from ..run.config import check_schema, read_yaml
 from .lifecycle import ACCEPTED, PENDING, REJECTED
 from .manifest import Manifest
 
+FINGERPRINT = "^SHA256:[A-Za-z0-9+/]{43}$"  # a site key's (transport/sitekey.py)
+
 SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -41,6 +43,13 @@ SCHEMA = {
                    "description": "This site's own engine settings (where Codon is, its cache...)."},
         "isolation": {"enum": ["auto", "none", "netns"],
                       "description": "netns: this site's party in a network namespace of its own."},
+        "peers": {"type": "array", "items": {"oneOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "object", "additionalProperties": False, "required": ["email"],
+             "properties": {"email": {"type": "string", "minLength": 1},
+                            "fingerprint": {"type": "string", "pattern": FINGERPRINT}}}]},
+                  "description": "Sites this site computes with (an email, '*', or {email, fingerprint}: "
+                                 "the fingerprint its site key must have, as 'syqure-wf keys' shows it)."},
     },
 }
 
@@ -56,6 +65,7 @@ class Policy:
     share_results: str = "submitter"
     engine: dict = field(default_factory=dict)
     isolation: str = "auto"
+    peers: list = field(default_factory=list)
     source: Path | None = None
 
     def accepts(self, email: str) -> bool:
@@ -79,7 +89,15 @@ def load(path: str | os.PathLike) -> Policy:
                   max_seconds=float(raw.get("max_seconds", 24 * 3600)),
                   max_parties=int(raw.get("max_parties", 64)),
                   share_results=raw.get("share_results", "submitter"), engine=engine,
-                  isolation=raw.get("isolation", "auto"), source=source)
+                  isolation=raw.get("isolation", "auto"), peers=list(raw.get("peers") or []), source=source)
+
+
+def pinned_fingerprints(peers: list, co_parties: list[str]) -> dict[str, str]:
+    """The fingerprints ``peers`` (the policy's entries) pins for a run's
+    co-parties: {email: fingerprint}. Their keys must be these, whatever this
+    site saw before (PROTOCOL.md, "Site keys")."""
+    return {e["email"]: e["fingerprint"] for e in peers
+            if isinstance(e, dict) and e.get("fingerprint") and e.get("email") in co_parties}
 
 
 @dataclass
