@@ -353,3 +353,32 @@ def test_keys_command_makes_shows_and_forgets(tmp_path):
     bad = subprocess.run([PY, "-m", "syqure_wf", "keys", "--syftbox-folder", str(tmp_path), "--email", "../x"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "not allowed" in one_line_error(bad.stderr)
+
+
+def test_parties_that_seal_differently_stop_at_once_naming_the_other(procs, tmp_path):
+    """One site turned encryption off by hand, the other did not: both say
+    so within seconds instead of failing authentication or leaking."""
+    from conftest import PROGRAMS, free_base, output
+
+    base = free_base(span=300)
+    cfg = {"layout": "syftbox", "run_id": "mixed", "syftbox": {"folder": str(tmp_path / "SyftBox")},
+           "parties": [{"pid": p, "email": EMAILS[p], "party_base_port": base + 100 * p} for p in range(2)],
+           "engine": {"name": "command", "convention": "sequre",
+                      "command": f"{{python}} {PROGRAMS / 'sequre_wire.py'} {{pid}} {{parties}} {{party_base_port}} 5 300000"},
+           "framing": "sequre", "workdir": str(tmp_path / "run"), "ports": {"base": base, "stride": 100}}
+    configs = []
+    for p, enc in enumerate(({}, {"encryption": "off"})):
+        path = tmp_path / f"party{p}.yaml"
+        path.write_text(yaml.safe_dump({**cfg, **enc}))
+        configs.append(path)
+    parties = [procs.start([PY, "-m", "syqure_wf", "party", "--config", configs[p], "--pid", p]) for p in range(2)]
+    for p, proc in enumerate(parties):
+        assert procs.wait(proc, 60) == 1, output(proc)
+    out0, out1 = output(parties[0]), output(parties[1])
+    assert "warning: encryption off: every share of run mixed is readable by the SyftBox server" in out1, out1
+    for out in (out0, out1):  # each names the other (or the other's own verdict about it)
+        last = one_line_error(out.strip().splitlines()[-1])
+        assert "seals its messages with" in last and ("with off, this party with site-keys" in last
+                                                       or "with site-keys, this party with off" in last), last
+    outbox = tmp_path / "SyftBox/datasites" / EMAILS[0] / "app_data/syqure/runs/mixed/0_to_1"
+    assert not [f for f in outbox.iterdir() if f.name[:1].isdigit()]  # site-keys party 0 sent nothing unkeyed
