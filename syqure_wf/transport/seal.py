@@ -9,8 +9,10 @@ key comes from one of two sources; the sealing is the same:
 - a run secret shared out of band: HKDF-SHA256 of the secret (``secret_key``).
 
 The run id, the direction and the sequence number are the associated data,
-so a replayed, reordered, swapped, altered or foreign file is refused. A
-fresh random nonce per message means a restarted writer never reuses one.
+so a replayed, reordered, swapped, altered or foreign file is refused. The
+nonces of a writer start at a random 96-bit value and count up: never one
+twice under a key, a restarted writer included (its start is random again),
+and no system call per message.
 
 On disk a sealed message is an ordinary message file whose content is
 ``nonce (12 bytes) || ciphertext || tag (16 bytes)``; the receiving proxy
@@ -36,6 +38,7 @@ NONCE, TAG = 12, 16
 OVERHEAD = NONCE + TAG
 MIN_SECRET = 16
 KEY_BYTES = 32
+NONCE_MASK = (1 << 8 * NONCE) - 1
 SECRET_SALT = b"syqure-wf seal v2"
 
 
@@ -71,82 +74,76 @@ def secret_key(secret: bytes, run_id: str, src: int, dst: int) -> bytes:
 
 class Seal:
     """The key and bound data of one direction of one run. Pure: bytes in, bytes out.
-    ``seal_into``/``open_into`` reuse the caller's buffers (no copy per message)."""
+    ``seal_into``/``open_into`` use the caller's buffers (no copy per message)."""
 
     def __init__(self, key: bytes, run_id: str, src: int, dst: int):
         self._aead = AESGCM(key)
         self._prefix = f"{run_id}|{src}->{dst}|".encode()
+        self._nonce = int.from_bytes(os.urandom(NONCE), "big")
 
-    def _bound(self, seq: int) -> bytes:
-        return self._prefix + b"%d" % seq
+    def _next_nonce(self) -> bytes:
+        self._nonce = nonce = (self._nonce + 1) & NONCE_MASK
+        return nonce.to_bytes(NONCE, "big")
 
     def seal(self, seq: int, plaintext) -> bytes:
-        nonce = os.urandom(NONCE)
-        return nonce + self._aead.encrypt(nonce, plaintext, self._bound(seq))
+        nonce = self._next_nonce()
+        return nonce + self._aead.encrypt(nonce, plaintext, self._prefix + b"%d" % seq)
 
-    def seal_into(self, seq: int, plaintext, out: memoryview) -> bytes:
-        """Ciphertext and tag into ``out`` (exactly ``len(plaintext) + TAG``); returns the nonce."""
-        nonce = os.urandom(NONCE)
-        self._aead.encrypt_into(nonce, plaintext, self._bound(seq), out)
-        return nonce
+    def seal_into(self, seq: int, plaintext, out: memoryview) -> None:
+        """Nonce, ciphertext and tag into ``out`` (exactly ``len(plaintext) + OVERHEAD``)."""
+        self._nonce = n = (self._nonce + 1) & NONCE_MASK
+        out[:NONCE] = nonce = n.to_bytes(NONCE, "big")
+        self._aead.encrypt_into(nonce, plaintext, self._prefix + b"%d" % seq, out[NONCE:])
 
     def open(self, seq: int, sealed) -> bytes:
         sealed = memoryview(sealed)
         if len(sealed) < OVERHEAD:
             raise InvalidTag
-        return self._aead.decrypt(sealed[:NONCE], sealed[NONCE:], self._bound(seq))
+        return self._aead.decrypt(sealed[:NONCE], sealed[NONCE:], self._prefix + b"%d" % seq)
 
-    def open_into(self, seq: int, sealed: memoryview, out: memoryview) -> None:
+    def open_into(self, seq: int, sealed: memoryview, out) -> None:
         """``sealed`` (nonce, ciphertext, tag) opened into ``out`` (exactly ``len(sealed) - OVERHEAD``)."""
         if len(sealed) < OVERHEAD:
             raise InvalidTag
-        self._aead.decrypt_into(sealed[:NONCE], sealed[NONCE:], self._bound(seq), out)
+        self._aead.decrypt_into(sealed[:NONCE], sealed[NONCE:], self._prefix + b"%d" % seq, out)
 
 
-class Buffer:
-    """A bytearray that keeps its memory between messages: a 1 MiB message
-    costs no fresh pages (page faults) every time."""
-
-    def __init__(self):
-        self.data = bytearray()
-        self.size = 0
-
-    def reset(self) -> None:
-        self.size = 0
-
-    def append(self, chunk) -> None:
-        end = self.size + len(chunk)
-        if end > len(self.data):
-            self.data.extend(bytes(end - len(self.data)))
-        self.data[self.size:end] = chunk
-        self.size = end
-
-    def view(self, size: int | None = None) -> memoryview:
-        """The first ``size`` bytes (default: what was appended), grown if needed."""
-        size = self.size if size is None else size
-        if size > len(self.data):
-            self.data.extend(bytes(size - len(self.data)))
-        return memoryview(self.data)[:size]
+def grown(buf: bytearray, size: int) -> bytearray:
+    """``buf`` with room for ``size`` bytes: buffers keep their memory between
+    messages, so a 1 MiB message costs no fresh pages every time."""
+    if size > len(buf):
+        buf.extend(bytes(size - len(buf)))
+    return buf
 
 
 class SealedWriter:
-    """Collects a message, then writes it sealed through the layout's writer."""
+    """Collects a message, then writes its sealed file content in one go
+    through the layout's writer: ``[8-byte length][nonce][ciphertext][tag]``.
+    One per direction, reused: a proxy writes one message at a time to a peer."""
 
-    def __init__(self, inner_writer, seal: Seal, seq: int, plain: Buffer, out: Buffer):
-        self.inner, self.seal, self.seq = inner_writer, seal, seq
-        self.plain, self.out = plain, out
-        plain.reset()
+    __slots__ = ("inner", "seal", "seq", "plain", "out", "size")
+
+    def __init__(self, seal: Seal):
+        self.seal, self.plain, self.out = seal, bytearray(), bytearray()
+        self.inner, self.seq, self.size = None, 0, 0
+
+    def start(self, inner_writer, seq: int) -> "SealedWriter":
+        self.inner, self.seq, self.size = inner_writer, seq, 0
+        return self
 
     def write(self, data) -> None:
-        self.plain.append(data)
+        end = self.size + len(data)
+        if end > len(self.plain):
+            grown(self.plain, end)
+        self.plain[self.size:end] = data
+        self.size = end
 
     def commit(self, placed=None) -> None:
-        plain = self.plain.view()
-        sealed = self.out.view(len(plain) + TAG)
-        nonce = self.seal.seal_into(self.seq, plain, sealed)
-        self.inner.write(HEADER.pack(NONCE + len(sealed)))
-        self.inner.write(nonce)
-        self.inner.write(sealed)  # the inner writer copies or writes it before returning
+        size = HEADER.size + self.size + OVERHEAD
+        out = memoryview(grown(self.out, size))[:size]
+        HEADER.pack_into(out, 0, size - HEADER.size)
+        self.seal.seal_into(self.seq, memoryview(self.plain)[:self.size], out[HEADER.size:])
+        self.inner.write(out)  # the inner writer copies or writes it before returning
         self.inner.commit(placed)
 
     def abort(self) -> None:
@@ -167,58 +164,65 @@ class SealedFolder:
         self.inner, self.run_id = inner, run_id
         self.max_message = inner.max_message
         inner.max_message += HEADER.size + OVERHEAD  # what the sealed files may hold
-        self._out: dict[int, Seal] = {}
+        self._writers: dict[int, SealedWriter] = {}
         self._in: dict[int, Seal] = {}
-        # per peer: what is being sealed (plaintext, sealed) and what is being read
-        self._buffers = {p: (Buffer(), Buffer(), Buffer()) for p in inner.peers()}
+        self._read = {p: bytearray() for p in inner.peers()}  # a large sealed message, read from its file
+        self._decisions: dict[int, mailbox.Decision] = {}
         for peer, (out_key, in_key) in (keys or {}).items():
             self.set_keys(peer, out_key, in_key)
 
     def __getattr__(self, name):
-        return getattr(self.inner, name)
+        value = getattr(self.inner, name)
+        if callable(value):  # the inner layout's methods, looked up once (the hot path calls them)
+            setattr(self, name, value)
+        return value
 
     def set_keys(self, peer: int, out_key: bytes, in_key: bytes) -> None:
         pid = self.inner.pid
-        self._out[peer] = Seal(out_key, self.run_id, pid, peer)
+        self._writers[peer] = SealedWriter(Seal(out_key, self.run_id, pid, peer))
         self._in[peer] = Seal(in_key, self.run_id, peer, pid)
 
     def keyed(self, peer: int) -> bool:
-        return peer in self._out
+        return peer in self._writers
 
     def open_message(self, peer: int, seq: int) -> SealedWriter:
-        if peer not in self._out:  # the proxy never reads its party's bytes before: a bug
+        writer = self._writers.get(peer)
+        if writer is None:  # the proxy never reads its party's bytes before: a bug
             raise CorruptMessage(f"no verified key for party {peer} yet: nothing may be written to it")
-        plain, out, _ = self._buffers[peer]
-        return SealedWriter(self.inner.open_message(peer, seq), self._out[peer], seq, plain, out)
+        return writer.start(self.inner.open_message(peer, seq), seq)
 
     def look(self, peer: int, seq: int, peek: bool = False):
-        if peer not in self._in:
+        opener = self._in.get(peer)
+        if opener is None:
             decision, _ = self.inner.look(peer, seq, peek=True)
             if decision.verdict is mailbox.Verdict.DELIVER and not peek:
                 return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"waiting for party {peer}'s verified key"), None
             return decision, None
         decision, content = self.inner.look(peer, seq, peek)
-        if decision.verdict is not mailbox.Verdict.DELIVER or peek:
+        if peek or decision.verdict is not mailbox.Verdict.DELIVER:
             return decision, None
-        sealed_buf = self._buffers[peer][2]
-        size = HEADER.size + decision.length
+        end = HEADER.size + decision.length
         if isinstance(content, (bytes, bytearray)):
-            sealed = memoryview(content)[HEADER.size:size]
+            sealed = memoryview(content)[HEADER.size:end]
         else:
             with content:  # a large message came as an open file
-                sealed = sealed_buf.view(size)
-                got = content.readinto(sealed)
-                sealed = sealed[HEADER.size:got]
+                view = memoryview(grown(self._read[peer], end))[:end]
+                sealed = view[HEADER.size:content.readinto(view)]
         # a new buffer per message: the party's socket may keep a view of it until sent
         plain = bytearray(max(0, len(sealed) - OVERHEAD))
         try:
-            self._in[peer].open_into(seq, sealed, memoryview(plain))
+            opener.open_into(seq, sealed, plain)
         except InvalidTag:
             raise CorruptMessage(
                 f"channel {min(peer, self.inner.pid)}-{max(peer, self.inner.pid)}: message {seq} from "
                 f"party {peer} failed authentication: replayed, reordered, swapped, altered, or sealed "
                 "with another run's key") from None
-        length = HEADER.unpack_from(plain)[0] if len(plain) >= HEADER.size else -1
-        if length != len(plain) - HEADER.size or length > self.max_message:
+        length = len(plain) - HEADER.size
+        if length < 0 or HEADER.unpack_from(plain)[0] != length or length > self.max_message:
             raise CorruptMessage(f"message {seq} from party {peer}: bad length inside the seal")
-        return mailbox.Decision(mailbox.Verdict.DELIVER, length=length), plain
+        decision = self._decisions.get(length)
+        if decision is None:  # one per length: most messages have one of a few lengths
+            if len(self._decisions) > 1024:
+                self._decisions.clear()
+            decision = self._decisions[length] = mailbox.Decision(mailbox.Verdict.DELIVER, length=length)
+        return decision, plain
