@@ -310,7 +310,7 @@ def load_or_create(folder: str | os.PathLike, email: str) -> SiteKey:
     folder = Path(folder).expanduser()
     own_dir = private_dir(folder, email)
     make_private_dir(own_dir)
-    with FileLock(str(own_dir / ".site-key.lock"), timeout=60):
+    with FileLock(str(own_dir / ".site-key.lock"), timeout=60, mode=0o600):
         mine = published(folder, email)
         own = read_private(own_dir / OWN_KEY, email)
         if mine is not None:
@@ -386,7 +386,7 @@ class KnownSites:
         from filelock import FileLock
 
         make_private_dir(self.dir)
-        with FileLock(str(self.dir / ".known_sites.lock"), timeout=60):
+        with FileLock(str(self.dir / ".known_sites.lock"), timeout=60, mode=0o600):
             pins = self.read()
             change(pins)
             text = "".join(f"{e} {f}\n" for e, f in sorted(pins.items()))
