@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..run.config import check_schema, read_yaml
+from ..transport.sitekey import FINGERPRINT
 from .lifecycle import ACCEPTED, PENDING, REJECTED
 from .manifest import Manifest
-
-FINGERPRINT = "^SHA256:[A-Za-z0-9+/]{43}$"  # a site key's (transport/sitekey.py)
 
 SCHEMA = {
     "type": "object",

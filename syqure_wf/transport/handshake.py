@@ -32,14 +32,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .sitekey import RAW, PublicKey, Refused, SiteKey, b64u, unb64u
+from .sitekey import FINGERPRINT, RAW, PublicKey, Refused, SiteKey, b64u, unb64u
 
 FORMAT = "syqure-wf handshake 1"
 MAX_CONTRIBUTION = 16 << 10
 KEY_BYTES = 32
 _FIELDS = {"format", "run", "pid", "email", "parties", "incarnation", "identity", "ephemeral", "signature"}
 _TOKEN = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._@+-]{0,255}$")  # run ids, emails, incarnations: one line, no spaces
-_FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
+_FINGERPRINT = re.compile(FINGERPRINT)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ MAX_METHODS = 16
 OWN_KEY = "site.jwks.json"
 SYFT_KEY = "pvt.jwks.json"  # syft-crypto's name
 KNOWN = "known_sites"
+FINGERPRINT = r"^SHA256:[A-Za-z0-9+/]{43}$"  # what ``fingerprint`` gives (the run schema repeats it)
 RAW = (Encoding.Raw, PublicFormat.Raw)
 
 
@@ -374,7 +376,7 @@ class KnownSites:
             if not line or line.startswith("#"):
                 continue
             parts = line.split()
-            if len(parts) != 2 or not parts[1].startswith("SHA256:"):
+            if len(parts) != 2 or not re.match(FINGERPRINT, parts[1]):
                 raise Refused(f"{self.path} line {number}: expected 'email SHA256:...'")
             pins[parts[0]] = parts[1]
         return pins
