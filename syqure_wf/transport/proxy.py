@@ -33,6 +33,7 @@ from .watch import REMOVALS, Waiter, make_watcher
 log = logging.getLogger(__name__)
 
 WRITE_BUFFER = 4 << 20  # bytes queued to the party before the downstream waits
+SEND_PIECE = 1 << 20  # a message held in memory goes to the party in pieces of this size
 # Sequre sends a frame's length and its payload as two writes: with Nagle on,
 # the payload waits for the length's ACK, which a receiver delays ~40 ms.
 # The proxy receives from its party and ACKs at once (Linux resets the flag
@@ -391,8 +392,13 @@ class Channel:
                 return
             skip = 0 if framing == "sequre" else mailbox.HEADER.size
             if isinstance(content, bytearray):
-                if link.writable:
-                    link.send(memoryview(content)[skip:])
+                view = memoryview(content)
+                # in pieces: a transport's buffer that holds a whole large message is
+                # moved in memory at every send (Python 3.11), tens of MB per send
+                for start in range(skip, max(len(view), skip + 1), SEND_PIECE):
+                    if not link.writable:
+                        break
+                    link.send(view[start:start + SEND_PIECE])
                     await link.drain()
             else:
                 with content:
