@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import socket
 import time
@@ -531,7 +532,9 @@ class Proxy:
         self._beat = Waiter()
         self._consumption_watched = False
         self.started = time.monotonic()
-        self.started_wall = time.time() - 1.0  # a file's time, to the second
+        # a file's time, to the second: since this process started (a peer on the fork's own
+        # transport logs once as it starts, and may wait for us while we wait for its key)
+        self.started_wall = min(time.time(), process_started()) - 1.0
         # Bounds on what comes from peers run on a clock that stands still while
         # this site's own sync is down: nothing from a peer can arrive then.
         self.sync = SyncWatch(self.started)
@@ -764,6 +767,17 @@ class Proxy:
                        or self.folder.unconsumed(ch.peer, ch.outbox.next_seq)]
             raise PeerFailed(f"party {s.pid} exited but channel(s) {', '.join(waiting)} "
                              f"did not drain within {bound:g} s")
+
+
+def process_started() -> float:
+    """When this process started, on the wall clock (Linux; elsewhere: now)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(float(line.split()[1]) for line in f if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
 
 
 def make_folder(s: ProxySettings):
