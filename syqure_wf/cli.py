@@ -174,6 +174,7 @@ def party_cmd(config_path: str, pid: int, input_path: str | None, output_path: s
     setup_logging(verbose, f"party[{pid}]")
     cfg = _load(config_path)
     cfg.party(pid)
+    _warn_unsealed(cfg)
     if not isolation.inside() and isolation.isolate(cfg, 1) == "netns":
         isolation.reexec_inside([sys.executable, "-m", "syqure_wf", *sys.argv[1:]])
     if binary_path:
@@ -237,7 +238,14 @@ def run_cmd(config_path, engine, parties, workdir, run_id, framing, transport, i
     if not config_path and "engine" not in overrides and "module" not in overrides:
         raise ConfigError("give --config FILE, --module DIR, or a PROGRAM to run (see syqure-wf run --help)")
     cfg = _load(config_path, overrides)
+    _warn_unsealed(cfg)
     sys.exit(run_local(cfg, progress=not quiet, as_json=as_json))
+
+
+def _warn_unsealed(cfg) -> None:
+    if cfg.layout == "syftbox" and cfg.sealing_off and cfg.transport == "files":
+        click.echo(f"{_prog()}: warning: encryption off: every share of run {cfg.run_id} is readable by the "
+                   "SyftBox server", err=True)
 
 
 def _module_inputs(given) -> dict:
@@ -437,6 +445,40 @@ def _board(folder: str, email: str):
     from .sites.board import Board
 
     return Board(folder, email)
+
+
+@main.command("keys")
+@site_options
+@click.option("--peer", "peers", multiple=True, metavar="EMAIL",
+              help="Also show the key this peer site publishes and whether it is the one pinned here; repeat.")
+@click.option("--forget", metavar="EMAIL", default=None,
+              help="Forget the key pinned for a peer site that made a new one (check it with them first).")
+@one_line_errors
+def keys_cmd(folder: str, email: str, peers: tuple[str, ...], forget: str | None) -> None:
+    """This site's key (made and published on first use) and its fingerprint,
+    and the peer sites' keys pinned here."""
+    from .transport.sitekey import KnownSites, did_path, load_or_create, published
+
+    board = _board(folder, email)
+    known = KnownSites(board.folder, email)
+    if forget:
+        click.echo(f"{forget}: {'forgotten' if known.forget(forget) else 'was not pinned'} ({known.path})")
+        return
+    key = load_or_create(board.folder, email)
+    click.echo(f"{email} {key.fingerprint}\n  private key {key.path} (owner-only, never synced)\n"
+               f"  published   {did_path(board.folder, email)}")
+    pins = known.read()
+    click.echo(f"known sites ({known.path}):" + "".join(f"\n  {e} {f}" for e, f in sorted(pins.items()))
+               + ("" if pins else " none yet"))
+    for peer in peers:
+        theirs = published(board.folder, peer)
+        if theirs is None:
+            click.echo(f"{peer}: no key published yet ({did_path(board.folder, peer)})")
+            continue
+        pinned = pins.get(peer)
+        verdict = ("pinned" if pinned == theirs.fingerprint else f"CHANGED: pinned {pinned}" if pinned
+                   else "not pinned yet")
+        click.echo(f"{peer} {theirs.fingerprint} ({verdict})")
 
 
 @main.command("digest")
