@@ -257,6 +257,11 @@ def test_a_run_waits_for_the_operator_and_starts_after_approve(sites):
         assert line in text, (line, text)
     assert [ln.split()[:4] for ln in text.splitlines() if ln.startswith("  ") and "@" in ln] == [
         ["0", EMAILS[0], "submitter", "yes"], ["1", EMAILS[1], "this", "site"], ["2", EMAILS[2], "-", "yes"]]
+    from syqure_wf.transport.sitekey import published  # every co-party's key, as its site publishes it
+    for pid in range(3):  # (each agent published its site's key when it started)
+        fingerprint = published(sites.folder(1), EMAILS[pid]).fingerprint
+        assert any(EMAILS[pid] in ln and f"  {fingerprint} (" in ln for ln in text.splitlines()), (pid, text)
+    assert f"{published(sites.folder(1), EMAILS[1]).fingerprint} (this site's)" in text
     approved = sh("approve", run_id, *sites.site(1))
     assert approved.returncode == 0, approved.stderr
     assert sites.wait(run_id).returncode == 0

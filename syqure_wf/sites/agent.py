@@ -34,6 +34,7 @@ from ..engines.program import digest, program_files
 from ..errors import ConfigError, SyqureError
 from ..run.party import die_with_parent
 from ..transport.folder import make_private_dir, write_private
+from ..transport.sitekey import load_or_create
 from ..transport.status import read_status
 from ..transport.syftbox import run_folder
 from . import lifecycle as lc
@@ -106,6 +107,8 @@ class Agent:
         except Timeout:
             raise SyqureError(f"another agent already runs for {self.me} on {self.board.folder}") from None
         write_private(self.board.private / "agent.json", dump({"policy": str(self.policy_path), "pid": os.getpid()}))
+        # the site's key, published before any run: peers and operators (show) see it
+        key = load_or_create(self.board.folder, self.me)
         self.events = events = Events(self.wake)
         events.watch(self.board.datasites)
         events.watch(self.board.requests)
@@ -121,7 +124,8 @@ class Agent:
             signal.signal(sig, on_signal)
         try:
             self.recover()
-            self.say(f"agent {self.me}: watching {self.board.datasites} (policy {self.policy_path})")
+            self.say(f"agent {self.me}: watching {self.board.datasites} (policy {self.policy_path}; "
+                     f"site key {key.fingerprint})")
             while not stop.is_set():
                 self.wake.clear()
                 try:
