@@ -66,7 +66,8 @@ class Sites:
                 (root / "shared" / "datasites" / email).mkdir(parents=True)
             self.folders = {email: root / "shared" for email in EMAILS}
         else:
-            self.folders = SyftBoxNet(self.procs, root / "syftbox", EMAILS, INTERVAL).folders
+            self.net = SyftBoxNet(self.procs, root / "syftbox", EMAILS, INTERVAL)
+            self.folders = self.net.folders
         self.programs = root / "programs"
         self.programs.mkdir(exist_ok=True)
         for name in ("allele_counts.py",):
