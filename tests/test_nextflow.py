@@ -122,15 +122,7 @@ def test_stub_run_writes_nothing_outside_the_work_folders(nextflow, tmp_path):
 
 
 def fail_config(root: Path) -> Path:
-    (root / "fail.py").write_text(
-        "from mpyc.runtime import mpc\n"
-        "async def main():\n"
-        "    await mpc.start()\n"
-        "    if mpc.pid == 1:\n"
-        "        raise SystemExit('party 1 gives up: broken input')\n"
-        "    await mpc.output(mpc.input(mpc.SecInt(32)(1))[0])\n"
-        "    await mpc.shutdown()\n"
-        "mpc.run(main())\n")
+    (root / "fail.py").write_bytes((PROGRAMS / "party1_fails.py").read_bytes())
     return run_config(root, "fail.yaml", engine={"name": "mpyc", "program": str(root / "fail.py")}, inputs={})
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import PY, REPO, free_base, message_files, processes_mentioning, wait_until
+from conftest import PROGRAMS, PY, REPO, free_base, message_files, processes_mentioning, wait_until
 
 SNAKEMAKE = [PY, "-m", "snakemake"]
 TREE = ["workflow", "config", "profiles", "examples", "local-3party", "nextflow"]
@@ -68,15 +68,7 @@ def test_too_few_cores_is_refused_up_front(tmp_path):
 
 def test_a_failing_party_fails_snakemake_quickly(tmp_path):
     root = copy_repo(tmp_path / "clone")
-    (root / "fail.py").write_text(
-        "from mpyc.runtime import mpc\n"
-        "async def main():\n"
-        "    await mpc.start()\n"
-        "    if mpc.pid == 1:\n"
-        "        raise SystemExit('party 1 gives up: broken input')\n"
-        "    await mpc.output(mpc.input(mpc.SecInt(32)(1))[0])\n"
-        "    await mpc.shutdown()\n"
-        "mpc.run(main())\n")
+    (root / "fail.py").write_bytes((PROGRAMS / "party1_fails.py").read_bytes())
     (root / "fail.yaml").write_text(yaml.safe_dump({"run": "fails", "mpc": {
         "engine": {"name": "mpyc", "program": "fail.py"}, "parties": 3,
         "ports": {"base": free_base(span=300), "stride": 100}}}))
