@@ -12,12 +12,9 @@ import time
 import click
 
 from . import __version__
-from .errors import ConfigError, Stopped, SyqureError
+from .errors import ConfigError, one_line
 from .transport.framing import DEFAULT_CHUNK, DEFAULT_MAX_MESSAGE, FRAMINGS
 from .transport.ports import CONVENTIONS
-
-SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
-
 
 def fail(message: str, code: int) -> None:
     click.echo(f"{_prog()}: error: {message}", err=True)
@@ -36,15 +33,11 @@ def one_line_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except Stopped as exc:
-            fail(str(exc), SIGNAL_EXIT.get(exc.signal, 1))
-        except SyqureError as exc:
-            fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
-        except OSError as exc:
-            where = f" ({exc.filename})" if exc.filename else ""
-            fail(f"{exc.strerror or exc}{where}", 1)
+        except (Exception, KeyboardInterrupt) as exc:
+            said = one_line(exc)
+            if said is None:
+                raise
+            fail(*said)
     return wrapper
 
 
