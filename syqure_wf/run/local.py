@@ -20,7 +20,7 @@ from ..transport import mailbox
 from .config import RunConfig, check_inputs, party_ports
 from ..errors import ConfigError, Stopped, SyqureError
 from ..transport.folder import make_private_dir, write_private
-from .party import die_with_parent
+from .children import die_with_parent, stop_groups
 from ..transport.status import DONE, FAILED, read_status
 from ..transport.sync_health import describe
 
@@ -206,21 +206,7 @@ class LocalRun:
             time.sleep(TICK)
 
     def _kill_all(self) -> None:
-        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            alive = [p for p in self.procs.values() if p.poll() is None]
-            if not alive:
-                return
-            for proc in alive:
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + wait
-            for proc in alive:
-                try:
-                    proc.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
+        stop_groups(list(self.procs.values()))
 
     def summary(self) -> dict:
         cfg = self.cfg

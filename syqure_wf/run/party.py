@@ -5,7 +5,6 @@ code, or 1 when the run failed around it."""
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import subprocess
@@ -15,7 +14,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..transport.aio import SignalStop, bounded, cancel_all
+from ..transport.aio import SignalStop, cancel_all
+from .children import die_with_parent, stop_group
 from .config import RunConfig, check_inputs
 from .confine import confine
 from ..engines import get_engine
@@ -34,17 +34,6 @@ class PartyResult:
     exit_code: int
     reason: str = ""
     log: Path | None = None
-
-
-def die_with_parent(sig: signal.Signals = signal.SIGKILL):
-    """A preexec_fn: the child gets ``sig`` when its parent dies, even by
-    SIGKILL, so nothing a runner started outlives it (Linux; elsewhere a no-op)."""
-    def preexec() -> None:
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    return preexec
 
 
 def log_tail(path: Path, lines: int = 5) -> list[str]:
@@ -182,19 +171,8 @@ class PartyRunner:
             await asyncio.sleep(0.1)
 
     async def _stop_engine(self) -> None:
-        proc = self.process
-        if proc is None or proc.returncode is not None:
-            return
-        for sig, grace in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                await bounded(asyncio.shield(proc.wait()), grace)
-                return
-            except asyncio.TimeoutError:
-                continue
+        if self.process is not None:
+            await stop_group(self.process, KILL_GRACE)
 
     def discard(self) -> None:
         """A failed run is over: what this party wrote that nobody will read,

@@ -32,7 +32,7 @@ import yaml
 from ..engines import get_engine
 from ..engines.program import digest, program_files
 from ..errors import ConfigError, SyqureError
-from ..run.party import die_with_parent
+from ..run.children import die_with_parent, stop_groups
 from ..transport.folder import make_private_dir, write_private
 from ..transport.status import read_status
 from ..transport.syftbox import run_folder
@@ -518,18 +518,8 @@ class Agent:
     def _stop(self, run: Run) -> None:
         """The party (or build) and every process it started: gone."""
         proc, run.proc = run.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        for sig, grace in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                proc.wait(grace)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        if proc is not None:
+            stop_groups([proc], STOP_GRACE)
 
     # -- what this site says
     def _party_status(self, run: Run) -> dict:
