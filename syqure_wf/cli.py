@@ -331,7 +331,7 @@ def validate_cmd(config_path: str, pid: tuple[int, ...]) -> None:
     for p in pids:
         cfg.party(p)
     check_inputs(cfg, pids)
-    from .run.config import isolation_for
+    from .run.isolation import isolation_for
 
     if cfg.transport == "files" and isolation_for(cfg, cfg.n) == "none" and not pid:
         check_ports_free(cfg)
@@ -443,7 +443,7 @@ def digest_cmd(config_path: str, parties: int | None) -> None:
     policies list, 'approve' approves and 'runs' and 'show' name."""
     from pathlib import Path
 
-    from .run.config import check_schema, read_yaml
+    from .run.schema import check_schema, read_yaml
     from .sites.digest import run_digest
     from .sites.manifest import submitted
 

@@ -10,22 +10,17 @@ import os
 import secrets
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
-import yaml
 
 from ..transport import mailbox
 from ..errors import ConfigError
 from ..transport.framing import DEFAULT_MAX_MESSAGE
 from ..transport.ports import max_offset, ports_used
+from .isolation import check_port_overlap
+from .schema import check_schema, read_yaml
 
-ENGINES = ("mpyc", "sequre", "command")
 SYFTBOX_TIMEOUTS = {"peer": 300.0, "stall": 300.0, "drain": 300.0}  # seconds (PROTOCOL.md, Liveness)
-
-
-def schema() -> dict:
-    return yaml.safe_load(resources.files("syqure_wf").joinpath("schemas/run.schema.yaml").read_text())
 
 
 def new_run_id() -> str:
@@ -187,39 +182,11 @@ class RunConfig:
     def resolve(self, path: str) -> Path:
         return _abs(path, self.base_dir)
 
-
-def _key(error) -> str:
-    return ".".join(str(x) for x in error.absolute_path) or "(top level)"
-
-
-def check_schema(raw, where: str, spec: dict | None = None) -> None:
-    """``raw`` against the run schema (or ``spec``): ConfigError naming file and key."""
-    import jsonschema
-
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
-    spec = spec or schema()
-    validator = jsonschema.validators.validator_for(spec)(spec)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
-    if error is not None:
-        message = error.message
-        if error.validator == "additionalProperties":
-            message = message.replace("Additional properties are not allowed", "unknown setting")
-        raise ConfigError(f"{where}: {_key(error)}: {message}")
-
-
-def read_yaml(path: Path) -> dict:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the configuration {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    return data if data is not None else {}
+    def ports(self, pid: int) -> set[int]:
+        """Every TCP port party ``pid``'s proxy and program use."""
+        p = self.party(pid)
+        used = ports_used(pid, self.n, p.base_port, p.party_base_port, self.convention)
+        return used["proxy"] | used["party"]
 
 
 def load(path: str | os.PathLike | None = None, overrides: dict | None = None,
@@ -361,44 +328,6 @@ def _module_env(mod, raw: dict, pid: int, workdir: Path, base_dir: Path, where: 
 
 def _abs(path: str, base_dir: Path) -> Path:
     return Path(os.path.normpath(os.path.join(base_dir, os.path.expanduser(path))))
-
-
-def party_ports(cfg: RunConfig, pid: int) -> set[int]:
-    p = cfg.party(pid)
-    used = ports_used(pid, cfg.n, p.base_port, p.party_base_port, cfg.convention)
-    return used["proxy"] | used["party"]
-
-
-def isolation_for(cfg: RunConfig, parties_here: int) -> str:
-    """none or netns for ``parties_here`` parties of the run on this host:
-    ``auto`` gives each a network namespace where the engine needs it
-    (Sequre's compiled-in ports); one party per machine needs none."""
-    if cfg.isolation != "auto":
-        return cfg.isolation
-    from ..engines import get_engine
-
-    return "netns" if parties_here > 1 and get_engine(cfg.engine["name"]).needs_isolation(cfg) else "none"
-
-
-def check_port_overlap(cfg: RunConfig) -> None:
-    """Parties on one host must not share a port (their proxies' or their own),
-    unless each has a network namespace of its own."""
-    from ..engines import get_engine
-
-    if isolation_for(cfg, cfg.n) == "netns":
-        return
-    if cfg.transport == "tcp" and get_engine(cfg.engine["name"]).shared_port_base(cfg.engine):
-        return  # no proxies: the build's own plan (lower listens, higher dials) never clashes
-    owner: dict[tuple[str, int], int] = {}
-    for p in cfg.parties:
-        for port in party_ports(cfg, p.pid):
-            other = owner.setdefault((p.host, port), p.pid)
-            if other != p.pid:
-                fix = ("this build's ports are compiled in: use isolation: netns (or auto), or one "
-                       "party per machine" if get_engine(cfg.engine["name"]).shared_port_base(cfg.engine)
-                       else "give them other base ports")
-                raise ConfigError(f"{cfg.where}: ports: parties {other} and {p.pid} on host {p.host} "
-                                  f"would both use port {port}; {fix}")
 
 
 def check_inputs(cfg: RunConfig, pids) -> None:

@@ -97,8 +97,6 @@ def view(engine_reads, inputs, outputs, ports) -> View:
 
 def party_view(cfg, pid: int, engine, launch) -> View:
     """The view of party ``pid``'s program in run ``cfg``."""
-    from .config import party_ports
-
     p = cfg.party(pid)
     inputs = [p.input] if p.input else []
     outputs = [p.output.parent]
@@ -109,7 +107,7 @@ def party_view(cfg, pid: int, engine, launch) -> View:
             outputs.append(Path(value))
     # without proxies (transport tcp) it reaches every party's ports
     pids = [pid] if cfg.transport == "files" else [q.pid for q in cfg.parties]
-    ports = set().union(*(party_ports(cfg, q) for q in pids))
+    ports = set().union(*(cfg.ports(q) for q in pids))
     return view(engine.reads(cfg, launch), inputs, [*outputs, *engine.scratch], ports)
 
 

@@ -176,7 +176,7 @@ def _last_line(text: str, code: int) -> str:
 
 # -- isolation
 def namespace_check(cfg, parties_here: int) -> Check:
-    from .config import isolation_for
+    from .isolation import isolation_for
     from .isolation import netns_problem
 
     wanted = isolation_for(cfg, parties_here) if cfg else "none"

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from ..transport import mailbox
-from .config import RunConfig, check_inputs, party_ports
+from .config import RunConfig, check_inputs
 from ..errors import ConfigError, Stopped, SyqureError
 from ..transport.folder import make_private_dir, write_private
 from .children import die_with_parent, stop_groups
@@ -29,7 +29,7 @@ TICK = 0.25
 
 def check_ports_free(cfg: RunConfig) -> None:
     for p in cfg.parties:
-        for port in sorted(party_ports(cfg, p.pid)):
+        for port in sorted(cfg.ports(p.pid)):
             with socket.socket() as s:
                 # as the proxies and MPyC bind: connections of a finished run may linger in TIME_WAIT
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

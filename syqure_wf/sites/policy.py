@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..run.config import check_schema, read_yaml
+from ..run.schema import check_schema, read_yaml
 from .lifecycle import ACCEPTED, PENDING, READY, REJECTED
 from .manifest import Manifest, ManifestError, check_email
 

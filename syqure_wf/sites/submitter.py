@@ -24,7 +24,7 @@ def submit(config_path: str, to: list[str], board: Board, expires_in: float = DE
            say=print) -> str:
     """Check the run here (its program compiled, for Sequre), then publish
     its manifest in this site's datasite. Returns the run id."""
-    from ..run.config import check_schema, read_yaml
+    from ..run.schema import check_schema, read_yaml
 
     source = Path(config_path).resolve()
     raw = read_yaml(source)
