@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from ..transport import mailbox
 from ..errors import ConfigError
 from ..transport.framing import DEFAULT_MAX_MESSAGE
