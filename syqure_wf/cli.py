@@ -167,14 +167,16 @@ def party_cmd(config_path: str, pid: int, input_path: str | None, output_path: s
     setup_logging(verbose, f"party[{pid}]")
     cfg = _load(config_path)
     cfg.party(pid)
-    if not isolation.inside() and isolation.isolate(cfg, 1) == "netns":
-        isolation.reexec_inside([sys.executable, "-m", "syqure_wf", *sys.argv[1:]])
+    if not isolation.inside():
+        cfg = isolation.isolate(cfg, 1)
+        if cfg.isolation == "netns":
+            isolation.reexec_inside([sys.executable, "-m", "syqure_wf", *sys.argv[1:]])
     if binary_path:
-        cfg.engine["binary"] = str(Path(binary_path).absolute())
+        cfg = cfg.with_engine(binary=str(Path(binary_path).absolute()))
     if input_path:
-        cfg.party(pid).input = Path(input_path).absolute()
+        cfg = cfg.with_party(pid, input=Path(input_path).absolute())
     if output_path:
-        cfg.party(pid).output = Path(output_path).absolute()
+        cfg = cfg.with_party(pid, output=Path(output_path).absolute())
     result = asyncio.run(run_party(cfg, pid))
     click.echo(f"party {pid}: done; output {cfg.party(pid).output}", err=True)
     sys.exit(result.exit_code)

@@ -55,9 +55,10 @@ class Engine:
     def needs_build(self, spec: dict) -> bool:
         return False
 
-    def settle(self, spec: dict) -> None:
-        """Fill in what the engine learns from this machine, so that the
-        resolved configuration holds it for every party (in place)."""
+    def settled(self, spec: dict) -> dict:
+        """``spec`` with what the engine learns from this machine, so that
+        the resolved configuration holds it for every party."""
+        return spec
 
     def launch(self, cfg, pid: int) -> Launch:
         raise NotImplementedError

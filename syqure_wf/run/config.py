@@ -1,5 +1,8 @@
 """The run configuration: a YAML file checked against a schema, then
-resolved into what each party needs (ports, folders, engine, timeouts).
+resolved into what each party needs (ports, folders, engine, timeouts),
+frozen: a step that settles something more (the isolation, a built
+binary, a party's input given on the command line) makes a new one with
+``replace``, so that no call order changes what another step sees.
 
 Every problem becomes a ConfigError whose message names the file and key,
 before any process starts.
@@ -9,8 +12,10 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 from ..transport import mailbox
 from ..errors import ConfigError
@@ -26,7 +31,7 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Timeouts:
     connect: float = 300.0
     start: float = 600.0
@@ -37,7 +42,12 @@ class Timeouts:
     sync: float = 1800.0  # layout syftbox: this site's sync may be down this long
 
 
-@dataclass
+def frozen(mapping: Mapping | None) -> Mapping:
+    """A read-only view of a copy of ``mapping``."""
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
 class PartySpec:
     pid: int
     name: str
@@ -48,29 +58,46 @@ class PartySpec:
     input: Path | None
     output: Path
     folder: Path | None = None  # this party's SyftBox folder (layout syftbox)
-    env: dict = field(default_factory=dict)  # this party's program only
+    env: Mapping = field(default_factory=dict)  # this party's program only
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "env", frozen(self.env))
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     source: Path | None
     base_dir: Path
     run_id: str
-    parties: list[PartySpec]
+    parties: tuple[PartySpec, ...]
     workdir: Path
     data_dir: Path
     layout: str
     framing: str
     convention: str
-    engine: dict
+    engine: Mapping
     host: str = "127.0.0.1"
     transport: str = "files"
     isolation: str = "auto"  # none | netns | auto (netns where the engine needs it: isolation_for)
     poll_ms: float | None = None
     max_message: int = DEFAULT_MAX_MESSAGE
     timeouts: Timeouts = field(default_factory=Timeouts)
-    syftbox: dict = field(default_factory=dict)
-    raw: dict = field(default_factory=dict)
+    syftbox: Mapping = field(default_factory=dict)
+    raw: Mapping = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("engine", "syftbox", "raw"):
+            object.__setattr__(self, name, frozen(getattr(self, name)))
+        object.__setattr__(self, "parties", tuple(self.parties))
+
+    def with_engine(self, **settings) -> "RunConfig":
+        """This configuration with these engine settings (``binary``...)."""
+        return replace(self, engine={**self.engine, **settings})
+
+    def with_party(self, pid: int, **fields) -> "RunConfig":
+        """This configuration with party ``pid``'s ``fields`` (``input``, ``output``...)."""
+        self.party(pid)
+        return replace(self, parties=[replace(p, **fields) if p.pid == pid else p for p in self.parties])
 
     @property
     def n(self) -> int:
@@ -169,7 +196,7 @@ class RunConfig:
                                               ("email", p.email), ("base_port", p.base_port),
                                               ("party_base_port", p.party_base_port),
                                               ("folder", str(p.folder) if p.folder else None),
-                                              ("env", p.env or None)) if v is not None}
+                                              ("env", dict(p.env) or None)) if v is not None}
                           for p in self.parties]
         out["inputs"] = {str(p.pid): str(p.input) for p in self.parties if p.input}
         out["outputs"] = str(self.workdir / "outputs" / "party-{pid}.json") if not self.raw.get("outputs") \
@@ -233,7 +260,7 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
     if sorted(pids) != list(range(n)):
         raise ConfigError(f"{where}: parties: pids must be 0..{n - 1}, got {sorted(pids)}")
 
-    engine.settle(engine_raw)
+    engine_raw = engine.settled(engine_raw)
     framing = raw.get("framing") or engine.default_framing(engine_raw)
     problem = engine.framing_problem(engine_raw, framing)
     if problem:

@@ -41,16 +41,18 @@ def check_netns(why: str) -> None:
                           "machine (syqure-wf party --pid N on each)")
 
 
-def isolate(cfg, parties_here: int) -> str:
-    """Settle ``cfg.isolation`` for ``parties_here`` parties of the run on this
-    host, and make sure a namespace can be made where one is needed."""
+def isolate(cfg, parties_here: int):
+    """``cfg`` with its isolation settled for ``parties_here`` parties of the
+    run on this host, once sure a namespace can be made where one is needed."""
+    from dataclasses import replace
+
     from ..engines import get_engine
 
-    cfg.isolation = isolation_for(cfg, parties_here)
+    cfg = replace(cfg, isolation=isolation_for(cfg, parties_here))
     if cfg.isolation == "netns":
         check_netns(f"{cfg.engine['name']} parties on one host use the same ports"
                     if get_engine(cfg.engine["name"]).needs_isolation(cfg) else "the run asks for it")
-    return cfg.isolation
+    return cfg
 
 
 def inside() -> bool:

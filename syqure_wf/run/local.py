@@ -68,19 +68,21 @@ def party_command(cfg: RunConfig, config_path: Path, pid: int) -> list[str]:
     return [sys.executable, "-m", "syqure_wf", "party", "--config", str(config_path), "--pid", str(pid)]
 
 
-def isolate_and_build(cfg: RunConfig, parties_here: int, say=None) -> None:
+def isolate_and_build(cfg: RunConfig, parties_here: int, say=None) -> RunConfig:
     """What every party run on this host needs before it starts: a namespace
-    each where the engine needs it, and its program built once."""
+    each where the engine needs it, and its program built once (``cfg`` with both)."""
     from ..engines import get_engine
     from .isolation import isolate
 
-    isolate(cfg, parties_here)
+    cfg = isolate(cfg, parties_here)
     if get_engine(cfg.engine["name"]).needs_build(cfg.engine):
         from ..engines.build import build_run
 
         done = build_run(cfg, say=say)
+        cfg = cfg.with_engine(binary=str(done.binary))
         if say and done.compiled:
             say(f"compiled {done.binary.name} in {done.seconds:.0f} s")
+    return cfg
 
 
 class Display:
@@ -158,8 +160,7 @@ class LocalRun:
         self.stop_signal: str | None = None
 
     def run(self) -> dict:
-        cfg = self.cfg
-        isolate_and_build(cfg, cfg.n, say=self.say)
+        self.cfg = cfg = isolate_and_build(self.cfg, self.cfg.n, say=self.say)
         if cfg.transport == "files" and cfg.isolation == "none":
             check_ports_free(cfg)
         config_path = prepare(cfg)

@@ -62,6 +62,7 @@ class PartyRunner:
             from ..engines.build import build_run
 
             done = build_run(cfg, say=lambda line: print(f"party {pid}: {line}", file=sys.stderr, flush=True))
+            self.cfg = cfg = cfg.with_engine(binary=str(done.binary))
             self.times["build_s"] = round(done.seconds, 1)
         launch = self.engine.launch(cfg, pid)
         make_private_dir(cfg.logs_dir)
