@@ -59,9 +59,14 @@ class PartySpec:
     output: Path
     folder: Path | None = None  # this party's SyftBox folder (layout syftbox)
     env: Mapping = field(default_factory=dict)  # this party's program only
+    reads: tuple[Path, ...] = ()  # files its program reads besides its input (a module's named inputs)
+    results: Path | None = None  # the folder its program writes its named outputs in (made before it starts)
+    named_outputs: Mapping = field(default_factory=dict)  # name -> path; its result file lists them
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", frozen(self.env))
+        object.__setattr__(self, "named_outputs", frozen(self.named_outputs))
+        object.__setattr__(self, "reads", tuple(self.reads))
 
 
 @dataclass(frozen=True)
@@ -196,7 +201,11 @@ class RunConfig:
                                               ("email", p.email), ("base_port", p.base_port),
                                               ("party_base_port", p.party_base_port),
                                               ("folder", str(p.folder) if p.folder else None),
-                                              ("env", dict(p.env) or None)) if v is not None}
+                                              ("env", dict(p.env) or None),
+                                              ("reads", [str(f) for f in p.reads] or None),
+                                              ("results", str(p.results) if p.results else None),
+                                              ("named_outputs", {k: str(v) for k, v in p.named_outputs.items()}
+                                               or None)) if v is not None}
                           for p in self.parties]
         out["inputs"] = {str(p.pid): str(p.input) for p in self.parties if p.input}
         out["outputs"] = str(self.workdir / "outputs" / "party-{pid}.json") if not self.raw.get("outputs") \
@@ -289,13 +298,17 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
                            proxy_base if engine.same_port_base else proxy_base + stride // 2)
         given = inputs.get(str(pid))
         out = outputs.format(pid=pid, run_id=run_id, workdir=workdir)
+        of_module = _module_party(mod, raw, pid, workdir, base_dir, where) if mod else {}
         parties.append(PartySpec(
             pid=pid, name=e.get("name", f"party{pid}"), host=e.get("host", "localhost"),
             email=e.get("email"), base_port=proxy_base, party_base_port=party_base,
             input=_abs(given, base_dir) if given else None, output=_abs(out, base_dir),
             folder=_abs(e["folder"], base_dir) if e.get("folder") else None,
-            env={**(_module_env(mod, raw, pid, workdir, base_dir, where) if mod else {}),
-                 **{k: str(v) for k, v in (e.get("env") or {}).items()}}))
+            env={**of_module.get("env", {}), **{k: str(v) for k, v in (e.get("env") or {}).items()}},
+            reads=(*of_module.get("reads", ()), *(_abs(f, base_dir) for f in e.get("reads") or ())),
+            results=_abs(e["results"], base_dir) if e.get("results") else of_module.get("results"),
+            named_outputs={**of_module.get("named_outputs", {}),
+                           **{k: _abs(v, base_dir) for k, v in (e.get("named_outputs") or {}).items()}}))
         highest = max(proxy_base, party_base) + max_offset(n)
         if highest > 65535:
             raise ConfigError(f"{where}: ports: party {pid} would need port {highest}, above 65535")
@@ -342,14 +355,14 @@ def _module(raw: dict, where: str, base_dir: Path):
     return module.load(_abs(raw["module"]["path"], base_dir))
 
 
-def _module_env(mod, raw: dict, pid: int, workdir: Path, base_dir: Path, where: str) -> dict:
+def _module_party(mod, raw: dict, pid: int, workdir: Path, base_dir: Path, where: str) -> dict:
     from . import module
 
     given = {str(k): v for k, v in ((raw["module"].get("inputs") or {}).get(pid)
                                     or (raw["module"].get("inputs") or {}).get(str(pid)) or {}).items()}
     values = {name: str(_abs(str(v), base_dir)) if mod.inputs.get(name) == "File" else str(v)
               for name, v in given.items()}
-    return module.party_env(mod, values, workdir / "outputs" / f"party-{pid}", where)
+    return module.party_fields(mod, values, workdir / "outputs" / f"party-{pid}", where)
 
 
 def _abs(path: str, base_dir: Path) -> Path:

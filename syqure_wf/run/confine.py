@@ -98,13 +98,8 @@ def view(engine_reads, inputs, outputs, ports) -> View:
 def party_view(cfg, pid: int, engine, launch) -> View:
     """The view of party ``pid``'s program in run ``cfg``."""
     p = cfg.party(pid)
-    inputs = [p.input] if p.input else []
-    outputs = [p.output.parent]
-    for key, value in p.env.items():  # a Biovault module's named inputs and results folder
-        if key.startswith("SEQURE_INPUT_") and os.path.isfile(value):
-            inputs.append(Path(value))
-        elif key == "BV_RESULTS_DIR":
-            outputs.append(Path(value))
+    inputs = ([p.input] if p.input else []) + [f for f in p.reads if f.is_file()]
+    outputs = [p.output.parent] + ([p.results] if p.results else [])
     # without proxies (transport tcp) it reaches every party's ports
     pids = [pid] if cfg.transport == "files" else [q.pid for q in cfg.parties]
     ports = set().union(*(cfg.ports(q) for q in pids))

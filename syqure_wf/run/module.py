@@ -70,9 +70,19 @@ def env_key(name: str) -> str:
     return re.sub(r"[^A-Z0-9]", "_", name.upper())
 
 
-def party_env(module: Module, given: dict, results: Path, where: str) -> dict[str, str]:
-    """The environment one party's program gets: ``given`` maps input names
+def party_fields(module: Module, given: dict, results: Path, where: str) -> dict:
+    """One party of a module run, as the run configuration holds any party:
+    its program's environment (Biovault's variables), the files it reads by
+    name, its results folder and named outputs. ``given`` maps input names
     to values (paths for File inputs, absolute already)."""
+    env = party_env(module, given, results, where)
+    return {"env": env, "reads": tuple(Path(v) for k, v in given.items() if module.inputs.get(k) == "File"),
+            "results": results,
+            "named_outputs": {env_key(name).lower(): results / path for name, path in module.outputs.items()}}
+
+
+def party_env(module: Module, given: dict, results: Path, where: str) -> dict[str, str]:
+    """The environment one party's program gets."""
     env = {"BV_RESULTS_DIR": str(results)}
     for name, value in given.items():
         kind = module.inputs.get(name)

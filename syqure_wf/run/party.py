@@ -67,8 +67,8 @@ class PartyRunner:
         launch = self.engine.launch(cfg, pid)
         make_private_dir(cfg.logs_dir)
         make_private_dir(cfg.party(pid).output.parent)
-        if cfg.party(pid).env.get("BV_RESULTS_DIR"):  # a module's outputs go there, as Biovault makes it
-            make_private_dir(Path(cfg.party(pid).env["BV_RESULTS_DIR"]))
+        if cfg.party(pid).results:  # its named outputs go there
+            make_private_dir(cfg.party(pid).results)
         self.status = StatusRecord(cfg.status_dir_of(pid), pid, cfg.n, cfg.run_id)
         if cfg.transport == "files":
             self.proxy = Proxy(cfg.proxy_settings(pid), status=self.status)
@@ -130,7 +130,7 @@ class PartyRunner:
                 raise SyqureError(f"party {pid}: the {cfg.engine['name']} program {what} (log: {self.log})")
             engine_ok.set_result(None)
             await carry  # everything delivered and consumed
-            self._module_result()
+            self._list_named_outputs()
         except BaseException:
             await self._stop_engine()
             raise
@@ -141,16 +141,16 @@ class PartyRunner:
                            channels=self.proxy.stats() if self.proxy else {})
         return PartyResult(pid, 0, log=self.log)
 
-    def _module_result(self) -> None:
-        """A Biovault module writes its own named outputs: the party's result
-        file (what workflows and ``run`` collect) lists them."""
+    def _list_named_outputs(self) -> None:
+        """A program that writes named outputs (a module's) and no result
+        file: the party's result file (what workflows and ``run`` collect) lists them."""
         p = self.cfg.party(self.pid)
-        outputs = {k[len("SEQURE_OUTPUT_"):].lower(): v for k, v in p.env.items() if k.startswith("SEQURE_OUTPUT_")}
-        if outputs and not p.output.exists():
+        if p.named_outputs and not p.output.exists():
             import json
 
-            p.output.write_text(json.dumps({"party": self.pid, "outputs": outputs,
-                                            "written": {k: Path(v).is_file() for k, v in outputs.items()}}))
+            p.output.write_text(json.dumps({"party": self.pid,
+                                            "outputs": {k: str(v) for k, v in p.named_outputs.items()},
+                                            "written": {k: v.is_file() for k, v in p.named_outputs.items()}}))
 
     async def _failed_peer(self, wait: float = 2.0) -> str | None:
         """A peer's failure that may have caused ours: a peer that dies closes
