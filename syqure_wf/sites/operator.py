@@ -63,6 +63,21 @@ def request(board: Board, run_id: str, action: str, reason: str = "", say=print,
     return record["state"]
 
 
+def take_requests(board: Board) -> list[dict]:
+    """The requests waiting for the agent, each taken once (read, and gone)."""
+    found = []
+    for path in sorted(board.requests.glob("*.json")):
+        try:
+            request = json.loads(path.read_text())
+            if isinstance(request, dict):
+                found.append(request)
+        except (OSError, ValueError):
+            pass
+        finally:
+            path.unlink(missing_ok=True)
+    return found
+
+
 def runs(board: Board) -> list[dict]:
     found = []
     for path in sorted((board.private / "runs").glob("*/*/record.json")):

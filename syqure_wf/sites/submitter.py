@@ -55,7 +55,7 @@ def _check_here(m, board: Board) -> None:
 
     from ..engines import get_engine
     from ..run import config as run_config
-    from .agent import party_config, write_program
+    from .partyconfig import party_config, write_program
     from .policy import Policy
 
     with tempfile.TemporaryDirectory(prefix="syqure-submit-") as tmp:
