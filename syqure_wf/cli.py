@@ -361,7 +361,8 @@ def validate_cmd(config_path: str, pid: tuple[int, ...]) -> None:
 def doctor_cmd(config_path: str | None, pid: int | None, profile: str | None) -> None:
     """Check that this machine can run a configuration: one line per check,
     with what to do when it fails; exit 0 only when it can run here."""
-    from .run.doctor import FAIL, run_checks
+    from .run.doctor import run_checks
+    from .run.doctor.check import FAIL
 
     checks = run_checks(config_path, pid, profile)
     for check in checks:
