@@ -21,7 +21,9 @@ from ..transport import mailbox
 from ..errors import ConfigError
 from ..transport.framing import DEFAULT_MAX_MESSAGE
 from ..transport.ports import max_offset, ports_used
+from . import module
 from .isolation import check_port_overlap
+from .schema import absolute as _abs
 from .schema import check_schema, read_yaml
 
 SYFTBOX_TIMEOUTS = {"peer": 300.0, "stall": 300.0, "drain": 300.0}  # seconds (PROTOCOL.md, Liveness)
@@ -241,12 +243,10 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
     where = str(source) if source else "configuration"
     from ..engines import get_engine
 
-    mod = _module(raw, where, base_dir)
+    mod = module.of_config(raw, base_dir)
     engine_raw = dict(raw.get("engine") or {"name": "mpyc"})
-    if mod is not None:  # the module's program on Sequre; other engine settings (build flags...) kept
-        given = {k: v for k, v in engine_raw.items() if k not in ("name", "program", "args", "command")}
-        engine_raw = {**given, "name": "sequre", "program": str(mod.entrypoint),
-                      "args": ["--skip-mhe-setup"] if mod.skip_mhe_setup else []}
+    if mod is not None:
+        engine_raw = module.engine_of(mod, engine_raw)
     engine = get_engine(engine_raw["name"])
     run_id = raw.get("run_id") or new_run_id()
     try:
@@ -298,7 +298,7 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
                            proxy_base if engine.same_port_base else proxy_base + stride // 2)
         given = inputs.get(str(pid))
         out = outputs.format(pid=pid, run_id=run_id, workdir=workdir)
-        of_module = _module_party(mod, raw, pid, workdir, base_dir, where) if mod else {}
+        of_module = module.party_of_config(mod, raw, pid, workdir, base_dir, where) if mod else {}
         parties.append(PartySpec(
             pid=pid, name=e.get("name", f"party{pid}"), host=e.get("host", "localhost"),
             email=e.get("email"), base_port=proxy_base, party_base_port=party_base,
@@ -345,28 +345,6 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
     if problem:
         raise ConfigError(f"{where}: {problem}")
     return cfg
-
-
-def _module(raw: dict, where: str, base_dir: Path):
-    if not raw.get("module"):
-        return None
-    from . import module
-
-    return module.load(_abs(raw["module"]["path"], base_dir))
-
-
-def _module_party(mod, raw: dict, pid: int, workdir: Path, base_dir: Path, where: str) -> dict:
-    from . import module
-
-    given = {str(k): v for k, v in ((raw["module"].get("inputs") or {}).get(pid)
-                                    or (raw["module"].get("inputs") or {}).get(str(pid)) or {}).items()}
-    values = {name: str(_abs(str(v), base_dir)) if mod.inputs.get(name) == "File" else str(v)
-              for name, v in given.items()}
-    return module.party_fields(mod, values, workdir / "outputs" / f"party-{pid}", where)
-
-
-def _abs(path: str, base_dir: Path) -> Path:
-    return Path(os.path.normpath(os.path.join(base_dir, os.path.expanduser(path))))
 
 
 def check_inputs(cfg: RunConfig, pids) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError
+from .schema import absolute
 
 
 @dataclass
@@ -63,6 +64,27 @@ def load(folder: Path, entrypoint: Path | None = None) -> Module:
             raise ConfigError(f"{spec_path}: output {name}: path {path!r} must stay in the results folder")
     return Module(folder, entry, bool(syqure.get("skip_mhe_setup")), str(syqure.get("transport") or "file"),
                   inputs, outputs)
+
+
+def of_config(raw: dict, base_dir: Path) -> Module | None:
+    """The module a run configuration names (``module.path``), if any."""
+    return load(absolute(raw["module"]["path"], base_dir)) if raw.get("module") else None
+
+
+def engine_of(module: Module, engine: dict) -> dict:
+    """The module's program on Sequre; the other engine settings (build flags...) kept."""
+    given = {k: v for k, v in engine.items() if k not in ("name", "program", "args", "command")}
+    return {**given, "name": "sequre", "program": str(module.entrypoint),
+            "args": ["--skip-mhe-setup"] if module.skip_mhe_setup else []}
+
+
+def party_of_config(module: Module, raw: dict, pid: int, workdir: Path, base_dir: Path, where: str) -> dict:
+    """``party_fields`` of party ``pid``, with the inputs ``module.inputs`` of the run configuration gives it."""
+    given = {str(k): v for k, v in ((raw["module"].get("inputs") or {}).get(pid)
+                                    or (raw["module"].get("inputs") or {}).get(str(pid)) or {}).items()}
+    values = {name: str(absolute(str(v), base_dir)) if module.inputs.get(name) == "File" else str(v)
+              for name, v in given.items()}
+    return party_fields(module, values, workdir / "outputs" / f"party-{pid}", where)
 
 
 def env_key(name: str) -> str:

@@ -1,7 +1,9 @@
-"""The run configuration's schema (``syqure_wf/schemas/run.schema.yaml``)
-and the YAML reader: every problem a ConfigError naming the file and key."""
+"""The run configuration's file: its schema (``syqure_wf/schemas/run.schema.yaml``),
+its reader (every problem a ConfigError naming the file and key), and where
+its relative paths lead."""
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -46,3 +48,8 @@ def read_yaml(path: Path) -> dict:
         at = f" (line {mark.line + 1})" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
     return data if data is not None else {}
+
+
+def absolute(path: str, base_dir: Path) -> Path:
+    """A path of the configuration: ``~`` expanded, a relative one taken from its folder (``base_dir``)."""
+    return Path(os.path.normpath(os.path.join(base_dir, os.path.expanduser(path))))
