@@ -21,7 +21,7 @@ import os
 import shlex
 from pathlib import Path
 
-from . import Engine, Launch, common_env, fill, placeholders, program_problem, which
+from .engine import Engine, Launch, common_env, fill, placeholders, program_problem, which
 
 COMPILED_IN_PORT = 9000  # Sequre's COMMUNICATION_PORT, both flavours
 CERT_FILES = ("ca.pem", "cp{pid}.pem", "cp{pid}-key.pem")

@@ -244,7 +244,7 @@ def probe() -> str | None:
     import sys
     import tempfile
 
-    from ..engines import python_install
+    from ..engines.engine import python_install
 
     code = ("import sys\ntry:\n    open(sys.argv[1]).read()\nexcept PermissionError:\n    pass\n"
             "else:\n    sys.exit('it read a file outside its view')\nopen(sys.argv[2], 'w').write('ok')\n")
