@@ -28,7 +28,8 @@ from .board import Board, channel_id, dump
 from .manifest import MAX_BYTES, ManifestError
 from .partyconfig import party_config, write_program
 from .policy import Policy
-from .run import Key, Run
+from .intake import Key
+from .run import Run
 
 
 class Effects:

@@ -5,9 +5,10 @@ observation, passes the time, and performs the actions (``effects.py``);
 an action with an outcome (a build started, the program found changed...)
 comes back as the next observation.
 
-Every change of state goes through ``_enter``, which holds it against
-``lifecycle.NEXT``: a transition the lifecycle does not draw is a bug, and
-raises ``lifecycle.IllegalTransition``. An ended run hears nothing more.
+Every change of state goes through ``_enter`` or ``_end``, which hold it
+against ``lifecycle.NEXT``: a transition the lifecycle does not draw is a
+bug, and raises ``lifecycle.IllegalTransition``. An ended run hears
+nothing more.
 """
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from dataclasses import dataclass, field
 from . import actions as do
 from . import lifecycle as lc
 from . import observations as seen
+from .intake import Key
 from .manifest import Manifest
 from .peertext import outgoing
 from .policy import Decision, decide, expiry, redecide
 
 HEARTBEAT = 10.0  # seconds between a site's state records while a run is live
-Key = tuple[str, str]  # (submitter, run id)
 
 
 @dataclass
@@ -35,15 +36,15 @@ class Run:
     exited: float = 0.0  # when the party failed (a cancel may still explain it)
     exit_code: int = 0
     party: dict = field(default_factory=dict)  # its party's status record, as last seen
-    _out: list = field(default_factory=list, repr=False)
-    _now: float = 0.0
+    _out: list = field(default_factory=list, init=False, repr=False)  # the actions of the event in hand
+    _now: float = field(default=0.0, init=False, repr=False)
 
     @classmethod
-    def new(cls, key: Key, site: str, incarnation: str, manifest_sha: str, readers: list[str], **record) -> "Run":
+    def new(cls, key: Key, site: str, incarnation: str, manifest_sha: str, readers: list[str]) -> "Run":
         """A run this site has not answered yet (its state ``lc.NEW``)."""
         return cls({"run_id": key[1], "site": site, "pid": None, "submitter": key[0], "program": None,
                     "manifest": manifest_sha, "readers": readers, "state": lc.NEW, "code": "", "reason": "",
-                    "approved_by": "", "agent": incarnation, "heartbeat": 0, "expires": 0, **record},
+                    "approved_by": "", "agent": incarnation, "heartbeat": 0, "expires": 0},
                    incarnation=incarnation)
 
     @property
