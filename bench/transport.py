@@ -5,7 +5,9 @@
 Two parties speak Sequre framing: party 0 (a subprocess) echoes frames or
 sinks them; party 1 (this process) times round trips and throughput. Each
 path is measured in the same run, so the ratios compare like with like on a
-noisy machine. Prints a Markdown table.
+noisy machine: direct TCP, the proxies, the proxies polling, and the
+proxies sealing every message (a run secret: the same sealing as the sites'
+keys, bench/seal.py). Prints a Markdown table.
 
 The proxies get a run id, as `syqure-wf run` gives them: they run in seed
 mode (`--start-timeout 0`, no status records needed from peers), and in seed
@@ -116,7 +118,8 @@ class Path2:
     version's syqure_wf package) go to the proxies."""
 
     def __init__(self, kind: str, workdir: Path, mode: str, count: int, poll_ms=None, framing="sequre",
-                 seen_from: tuple[Path, Path] | None = None, env: dict | None = None, code: Path | None = None):
+                 seen_from: tuple[Path, Path] | None = None, env: dict | None = None, code: Path | None = None,
+                 sealed: bool = False):
         self.procs: list[subprocess.Popen] = []
         self.data = None
         b0, b1 = free_base(), free_base()
@@ -129,6 +132,10 @@ class Path2:
         dirs = [view / self.data.relative_to(workdir) for view in seen_from] if seen_from else [self.data] * 2
         extra = ["--framing", framing, "--start-timeout", "0", "--run-id", f"bench-{uuid.uuid4().hex[:12]}"]
         extra += ["--poll-ms", str(poll_ms)] if poll_ms else []
+        if sealed:
+            secret = self.data.with_suffix(".secret")
+            secret.write_text(os.urandom(32).hex())
+            extra += ["--secret-file", str(secret)]
         env = {**os.environ, **(env or {})}
         if code:  # PYTHONPATH comes before an editable install's finder; the folder run from, before it
             env["PYTHONPATH"] = str(code)
@@ -157,10 +164,11 @@ class Path2:
                 p.kill()
         if self.data:
             shutil.rmtree(self.data, ignore_errors=True)
+            self.data.with_suffix(".secret").unlink(missing_ok=True)
 
 
 def round_trip(kind, workdir, rounds, poll_ms=None, warm_up=20, **where) -> float:
-    """Median of ``rounds`` 8-byte round trips, in ms (``where``: Path2's seen_from, env, code)."""
+    """Median of ``rounds`` 8-byte round trips, in ms (``where``: Path2's seen_from, env, code, sealed)."""
     path = Path2(kind, workdir, "echo", 0, poll_ms, **where)
     try:
         s = connect(path.client_port)
@@ -178,9 +186,9 @@ def round_trip(kind, workdir, rounds, poll_ms=None, warm_up=20, **where) -> floa
         path.close()
 
 
-def throughput(kind, workdir, size, count) -> tuple[float, float]:
+def throughput(kind, workdir, size, count, sealed=False) -> tuple[float, float]:
     """MB/s for ``count`` frames of ``size`` bytes one way, and files per frame."""
-    path = Path2(kind, workdir, "sink", count)
+    path = Path2(kind, workdir, "sink", count, sealed=sealed)
     try:
         s = connect(path.client_port)
         payload = os.urandom(size)
@@ -254,20 +262,23 @@ def main() -> None:
     direct = round_trip("direct", workdir, rounds)
     events = round_trip("proxy", workdir, rounds)
     polled = round_trip("proxy", workdir, min(rounds, 100), poll_ms=10)
-    rows.append(("8 B round trip, median (ms)", f"{direct:.3f}", f"{events:.3f}", f"{polled:.2f}",
-                 f"{events / direct:.0f}x TCP; {polled / events:.0f}x faster than 10 ms poll"))
+    sealed = round_trip("proxy", workdir, rounds, sealed=True)
+    rows.append(("8 B round trip, median (ms)", f"{direct:.3f}", f"{events:.3f}", f"{polled:.2f}", f"{sealed:.3f}",
+                 f"{events / direct:.0f}x TCP; {polled / events:.0f}x faster than 10 ms poll; "
+                 f"sealed {sealed / events:.2f}x"))
     for size, count in (small, big):
         d, _ = throughput("direct", workdir, size, count)
         p, files = throughput("proxy", workdir, size, count)
-        rows.append((f"{size >> 20} MiB frames x {count}, MB/s", f"{d:.0f}", f"{p:.0f}", "",
-                     f"{p / d:.2f} of TCP; {files:.2f} files per frame"))
+        ps, _ = throughput("proxy", workdir, size, count, sealed=True)
+        rows.append((f"{size >> 20} MiB frames x {count}, MB/s", f"{d:.0f}", f"{p:.0f}", "", f"{ps:.0f}",
+                     f"{p / d:.2f} of TCP; {files:.2f} files per frame; sealed {ps / p:.2f}x"))
     writes, files = stream_coalescing(workdir)
-    rows.append(("stream framing: 2000 socket writes of 100 B", "", f"{files} files", "",
+    rows.append(("stream framing: 2000 socket writes of 100 B", "", f"{files} files", "", "",
                  f"{files / writes:.3f} files per write"))
 
     print(f"Machine: {machine()}; message folder on {fs_of(workdir)} ({workdir})\n")
-    print("| measure | direct TCP | proxies (file events) | proxies (--poll-ms 10) | ratio |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| measure | direct TCP | proxies (file events) | proxies (--poll-ms 10) | proxies, sealed | ratio |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")
 

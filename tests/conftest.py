@@ -69,22 +69,26 @@ def port_free(port: int) -> bool:
             return False
 
 
-_HANDED_OUT: set[int] = set()
+_HANDED_OUT: list[int] = []  # blocks of 100 ports, oldest first
 
 
 def free_base(span: int = 20, rng=random.Random()) -> int:
     """A port base whose next ``span`` ports are free, below the ephemeral
     range (32768 and up on Linux) where outgoing connections take theirs.
-    Never the same block twice in a session: two bases of one test may not meet."""
-    for _ in range(400):
-        base = rng.randrange(10000, 32000 - span, 100)
-        block = set(range(base // 100, (base + span) // 100 + 1))
-        if block & _HANDED_OUT:
-            continue
-        if all(port_free(base + i) for i in range(span)):
-            _HANDED_OUT.update(block)
-            return base
-    raise RuntimeError("no free port block")
+    Not a block handed out lately: two bases of one test may not meet. A long
+    session hands out more blocks than there are, so the oldest are given
+    again (their tests are over)."""
+    for _ in range(2):
+        taken = set(_HANDED_OUT)
+        bases = [b for b in range(10000, 32000 - span, 100)
+                 if not taken & set(range(b // 100, (b + span) // 100 + 1))]
+        rng.shuffle(bases)
+        for base in bases[:400]:
+            if all(port_free(base + i) for i in range(span)):
+                _HANDED_OUT.extend(range(base // 100, (base + span) // 100 + 1))
+                return base
+        del _HANDED_OUT[:len(_HANDED_OUT) // 2]
+    raise RuntimeError(f"no {span} free ports in a row below 32000")
 
 
 class Procs:

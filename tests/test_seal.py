@@ -1,5 +1,6 @@
-"""Encryption at rest (issue 6): sealed message files, refused when replayed,
-reordered, swapped, altered or sealed for another run."""
+"""Encryption at rest with a run secret (issue 6; the shared layout): sealed
+message files, refused when replayed, reordered, swapped, altered or sealed
+for another run. The sites' keys (layout syftbox): test_handshake.py."""
 from __future__ import annotations
 
 import os
@@ -12,29 +13,33 @@ from cryptography.exceptions import InvalidTag
 
 from conftest import PY, free_base, one_line_error, output, wait_until
 
-from syqure_wf.transport.seal import Seal
+from syqure_wf.transport.seal import Seal, secret_key
 
 
 def test_seal_binds_run_direction_and_sequence():
     secret = os.urandom(32)
-    seal = Seal(secret, "run-a", 0, 1)
-    sealed = seal.seal(5, b"share bytes")
+
+    def seal(run, src, dst, key_secret=secret):
+        return Seal(secret_key(key_secret, run, src, dst), run, src, dst)
+
+    sealed = seal("run-a", 0, 1).seal(5, b"share bytes")
     assert b"share bytes" not in sealed
-    assert Seal(secret, "run-a", 0, 1).open(5, sealed) == b"share bytes"
-    for other in (Seal(secret, "run-a", 0, 1).open, ):
-        with pytest.raises(InvalidTag):
-            other(6, sealed)  # reordered or replayed under another seq
+    assert seal("run-a", 0, 1).open(5, sealed) == b"share bytes"
     with pytest.raises(InvalidTag):
-        Seal(secret, "run-a", 1, 0).open(5, sealed)  # the other direction
+        seal("run-a", 0, 1).open(6, sealed)  # reordered or replayed under another seq
     with pytest.raises(InvalidTag):
-        Seal(secret, "run-b", 0, 1).open(5, sealed)  # another run
+        seal("run-a", 1, 0).open(5, sealed)  # the other direction
     with pytest.raises(InvalidTag):
-        Seal(os.urandom(32), "run-a", 0, 1).open(5, sealed)  # another secret
+        seal("run-b", 0, 1).open(5, sealed)  # another run
+    with pytest.raises(InvalidTag):
+        seal("run-a", 0, 1, os.urandom(32)).open(5, sealed)  # another secret
+    with pytest.raises(InvalidTag):  # the right key, presented as another run's message
+        Seal(secret_key(secret, "run-a", 0, 1), "run-b", 0, 1).open(5, sealed)
     altered = bytearray(sealed)
     altered[20] ^= 1
     with pytest.raises(InvalidTag):
-        seal.open(5, altered)
-    assert seal.seal(5, b"x") != seal.seal(5, b"x")  # a fresh nonce each time
+        seal("run-a", 0, 1).open(5, altered)
+    assert seal("run-a", 0, 1).seal(5, b"x") != seal("run-a", 0, 1).seal(5, b"x")  # a fresh nonce each time
 
 
 def frame(payload: bytes) -> bytes:

@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -65,7 +66,8 @@ class Sites:
                 (root / "shared" / "datasites" / email).mkdir(parents=True)
             self.folders = {email: root / "shared" for email in EMAILS}
         else:
-            self.folders = SyftBoxNet(self.procs, root / "syftbox", EMAILS, INTERVAL).folders
+            self.net = SyftBoxNet(self.procs, root / "syftbox", EMAILS, INTERVAL)
+            self.folders = self.net.folders
         self.programs = root / "programs"
         self.programs.mkdir(exist_ok=True)
         for name in ("allele_counts.py",):
@@ -256,6 +258,11 @@ def test_a_run_waits_for_the_operator_and_starts_after_approve(sites):
         assert line in text, (line, text)
     assert [ln.split()[:4] for ln in text.splitlines() if ln.startswith("  ") and "@" in ln] == [
         ["0", EMAILS[0], "submitter", "yes"], ["1", EMAILS[1], "this", "site"], ["2", EMAILS[2], "-", "yes"]]
+    from syqure_wf.transport.sitekey import published  # every co-party's key, as its site publishes it
+    for pid in range(3):  # (each agent published its site's key when it started)
+        fingerprint = published(sites.folder(1), EMAILS[pid]).fingerprint
+        assert any(EMAILS[pid] in ln and f"  {fingerprint} (" in ln for ln in text.splitlines()), (pid, text)
+    assert f"{published(sites.folder(1), EMAILS[1]).fingerprint} (this site's)" in text
     approved = sh("approve", run_id, *sites.site(1))
     assert approved.returncode == 0, approved.stderr
     assert sites.wait(run_id).returncode == 0
@@ -818,3 +825,144 @@ def test_a_submitted_party_reads_only_its_own_and_the_run_completes(sites, tmp_p
         assert status["confinement"] == f"Landlock ABI {landlock_abi()[0]}; clean environment", status
         assert sites.state(run_id, pid)["approved_by"] == "policy"
     assert not any(Path(w).exists() for w in writes)
+
+
+# -- sealed by the sites' keys (issue 23): what the sync server holds, and what it may try
+
+class ServerStorage(threading.Thread):
+    """The SyftBox server's own copy of a run's message files, read while the
+    run goes (writers remove what was consumed); ``tamper`` turns it into the
+    server's operator, who rewrites each new message of one direction and its
+    marker, and its own records so that every client takes the new bytes."""
+
+    def __init__(self, sites: Sites, run_id: str, tamper: str | None = None) -> None:
+        super().__init__(daemon=True)
+        self.root = sites.net.root / "server"
+        self.run_id, self.tamper = channel_id(EMAILS[0], run_id), tamper  # the channels' folder
+        self.files: dict[str, bytes] = {}
+        self.tampered: list[str] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for path in (self.root / "snapshot").glob(f"*/app_data/syqure/runs/{self.run_id}/*_to_*/[0-9]*"):
+                try:
+                    data = path.read_bytes()
+                except OSError:
+                    continue
+                rel = str(path.relative_to(self.root / "snapshot"))
+                if path.suffix != ".ready" and path.suffix != ".end" and data:
+                    self.files.setdefault(rel, data)
+                if self.tamper and path.parent.name == self.tamper and path.suffix == ".ready" \
+                        and rel not in self.tampered:
+                    self._rewrite(path, rel)
+            time.sleep(0.005)
+
+    def _rewrite(self, marker: Path, rel: str) -> None:
+        import hashlib
+        import sqlite3
+        from datetime import datetime, timedelta, timezone
+
+        message = marker.with_suffix(".msg")
+        try:
+            record, data = json.loads(marker.read_bytes()), bytearray(message.read_bytes())
+        except (OSError, ValueError):
+            return  # not all there yet
+        if record.get("parts") != 1 or len(data) != 8 + record["length"]:
+            return
+        data[-1] ^= 0x01  # one bit of the tag: a share the server changed
+        record["sha256"] = hashlib.sha256(data).hexdigest()  # and the digest a sync checks, to match
+        new = {message: bytes(data), marker: json.dumps(record, separators=(",", ":")).encode()}
+        later = (datetime.now(timezone.utc) + timedelta(seconds=2)).isoformat()
+        with sqlite3.connect(self.root / "file.db", timeout=10) as db:
+            for path, content in new.items():
+                path.write_bytes(content)
+                db.execute("UPDATE file_metadata SET hash = ?, file_size = ?, last_modified = ? WHERE path = ?",
+                           (hashlib.sha256(content).hexdigest(), len(content), later,
+                            str(path.relative_to(self.root / "snapshot"))))
+        self.tampered.append(rel)
+
+    def __enter__(self) -> "ServerStorage":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.join(10)
+
+
+def looks_sealed(bodies: list[bytes]) -> tuple[float, int]:
+    """How much zlib shrinks the message files (their 8-byte length header
+    aside), and how many hold 6 zero bytes in a row (a plaintext length
+    header, MPyC's integers): 1.0 and 0 for ciphertext; the example's
+    plaintext shares shrink to 0.82."""
+    import zlib
+
+    joined = b"".join(b[8:] for b in bodies)
+    return len(zlib.compress(joined, 9)) / max(1, len(joined)), sum(b"\0" * 6 in b[8:] for b in bodies)
+
+
+def test_the_server_holds_only_ciphertext_of_a_submitted_run(sites, tmp_path):
+    with ServerStorage(sites, "sealed-run") as server:
+        run_id = sites.submit(sites.config("sealed-run"))
+        waited = sites.wait(run_id, results=tmp_path)
+        assert waited.returncode == 0, waited.stderr
+    for pid in range(3):
+        assert json.loads((tmp_path / run_id / f"party-{pid}.json").read_text())["allele_count"] == expected_counts()
+    assert len(server.files) >= 10, sorted(server.files)
+    ratio, zero_runs = looks_sealed(list(server.files.values()))
+    assert ratio > 0.99 and zero_runs == 0, (ratio, zero_runs)
+    # every site sealed with its site key and verified each peer's
+    for pid in range(3):
+        status = json.loads((sites.folder(pid) / "datasites" / EMAILS[pid] / "app_data/syqure/runs"
+                             / channel_id(EMAILS[0], run_id) / "status" / f"party-{pid}.json").read_text())
+        assert status["sealing"] == "site-keys" and len(status["peer_keys"]) == 2, status
+    assert looks_sealed([b"\0" * 8 + json.dumps(expected_counts()).encode()])[0] < 0.9  # the check can fail
+
+
+def test_a_message_altered_on_the_server_fails_the_run_naming_the_channel(sites):
+    with ServerStorage(sites, "altered-run", tamper="1_to_0") as server:
+        run_id = sites.submit(sites.config("altered-run"))
+        waited = sites.wait(run_id, timeout=120)
+    assert server.tampered, "the server never saw a message of 1_to_0"
+    assert waited.returncode != 0
+    line = waited.stderr.strip().splitlines()[-1]
+    assert "channel 0-1" in line and "from party 1 failed authentication" in line, line
+
+
+def test_a_site_whose_published_key_changed_is_refused_naming_it(sites):
+    """Site 2's key, pinned at sites 0 and 1, changes (a new key, or a server
+    that swaps its DID document): a run with it fails before any share goes
+    to it, naming the site and both keys."""
+    from syqure_wf.transport import sitekey
+
+    site2 = sites.folder(2)
+    old = sitekey.load_or_create(site2, EMAILS[2])
+    for pid in (0, 1):
+        sitekey.KnownSites(sites.folder(pid), EMAILS[pid]).pin(EMAILS[2], old.fingerprint)
+    did = sitekey.did_path(site2, EMAILS[2])
+    saved = {p: p.read_bytes() for p in (old.path, did)}
+    try:
+        for p in saved:
+            p.unlink()
+        made = sh("keys", *sites.site(2))
+        assert made.returncode == 0, made.stderr
+        new = made.stdout.split()[1]
+        assert new != old.fingerprint
+        for pid in (0, 1):
+            wait_until(lambda: (sitekey.published(sites.folder(pid), EMAILS[2]) or old).fingerprint == new, 30,
+                       f"site {pid} to see site 2's new key", step=0.1)
+        with ServerStorage(sites, "changed-key") as server:
+            run_id = sites.submit(sites.config("changed-key"))
+            waited = sites.wait(run_id, timeout=120)
+        assert waited.returncode != 0
+        line = waited.stderr.strip().splitlines()[-1]
+        assert f"site {EMAILS[2]}'s key changed: it was {old.fingerprint}" in line and new in line, line
+        assert not [f for f in server.files if "_to_2/" in f], sorted(server.files)  # nothing sent to site 2
+    finally:
+        for p, data in saved.items():
+            p.write_bytes(data)
+            os.chmod(p, 0o600)
+        for pid in (0, 1):
+            wait_until(lambda: (sitekey.published(sites.folder(pid), EMAILS[2]) or old).fingerprint
+                       == old.fingerprint, 30, f"site {pid} to see site 2's key back", step=0.1)

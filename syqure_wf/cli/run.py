@@ -10,7 +10,7 @@ import click
 
 from ..errors import ConfigError
 from ..transport.framing import FRAMINGS
-from .common import load_config, main, one_line_errors, setup_logging
+from .common import _prog, load_config, main, one_line_errors, setup_logging
 
 
 @main.command("party")
@@ -34,6 +34,7 @@ def party_cmd(config_path: str, pid: int, input_path: str | None, output_path: s
     setup_logging(verbose, f"party[{pid}]")
     cfg = load_config(config_path)
     cfg.party(pid)
+    _warn_unsealed(cfg)
     if not isolation.inside():
         cfg = isolation.isolate(cfg, 1)
         if cfg.isolation == "netns":
@@ -99,7 +100,14 @@ def run_cmd(config_path, engine, parties, workdir, run_id, framing, transport, i
     if not config_path and "engine" not in overrides and "module" not in overrides:
         raise ConfigError("give --config FILE, --module DIR, or a PROGRAM to run (see syqure-wf run --help)")
     cfg = load_config(config_path, overrides)
+    _warn_unsealed(cfg)
     sys.exit(run_local(cfg, progress=not quiet, as_json=as_json))
+
+
+def _warn_unsealed(cfg) -> None:
+    if cfg.layout == "syftbox" and cfg.sealing_off and cfg.transport == "files":
+        click.echo(f"{_prog()}: warning: encryption off: every share of run {cfg.run_id} is readable by the "
+                   "SyftBox server", err=True)
 
 
 def _module_inputs(given) -> dict:

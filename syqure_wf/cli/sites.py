@@ -1,6 +1,6 @@
 """Across organisations (``syqure_wf/sites``): ``digest``, ``submit``,
 ``status``, ``wait`` and ``cancel`` at the submitting site; ``agent``,
-``show``, ``approve``, ``reject`` and ``runs`` at every site."""
+``show``, ``approve``, ``reject``, ``runs`` and ``keys`` at every site."""
 from __future__ import annotations
 
 import json
@@ -28,6 +28,40 @@ def _board(folder: str, email: str):
     from ..sites.board import Board
 
     return Board(folder, email)
+
+
+@main.command("keys")
+@site_options
+@click.option("--peer", "peers", multiple=True, metavar="EMAIL",
+              help="Also show the key this peer site publishes and whether it is the one pinned here; repeat.")
+@click.option("--forget", metavar="EMAIL", default=None,
+              help="Forget the key pinned for a peer site that made a new one (check it with them first).")
+@one_line_errors
+def keys_cmd(folder: str, email: str, peers: tuple[str, ...], forget: str | None) -> None:
+    """This site's key (made and published on first use) and its fingerprint,
+    and the peer sites' keys pinned here."""
+    from ..transport.sitekey import KnownSites, did_path, load_or_create, published
+
+    board = _board(folder, email)
+    known = KnownSites(board.folder, email)
+    if forget:
+        click.echo(f"{forget}: {'forgotten' if known.forget(forget) else 'was not pinned'} ({known.path})")
+        return
+    key = load_or_create(board.folder, email)
+    click.echo(f"{email} {key.fingerprint}\n  private key {key.path} (owner-only, never synced)\n"
+               f"  published   {did_path(board.folder, email)}")
+    pins = known.read()
+    click.echo(f"known sites ({known.path}):" + "".join(f"\n  {e} {f}" for e, f in sorted(pins.items()))
+               + ("" if pins else " none yet"))
+    for peer in peers:
+        theirs = published(board.folder, peer)
+        if theirs is None:
+            click.echo(f"{peer}: no key published yet ({did_path(board.folder, peer)})")
+            continue
+        pinned = pins.get(peer)
+        verdict = ("pinned" if pinned == theirs.fingerprint else f"CHANGED: pinned {pinned}" if pinned
+                   else "not pinned yet")
+        click.echo(f"{peer} {theirs.fingerprint} ({verdict})")
 
 
 @main.command("digest")

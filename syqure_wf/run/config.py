@@ -162,14 +162,25 @@ class RunConfig:
                       "run_dir": self.syftbox.get("run_dir")}
                      if self.layout == "syftbox" else None),
             sync_probe=self.isolation != "netns",  # inside its own namespace the client is out of reach
-            secret=self.secret())
+            secret=self.secret(), seal="off" if self.sealing_off else "auto",
+            pinned=dict(self.encryption.get("pinned") or {}))
+
+    @property
+    def encryption(self) -> dict:
+        enc = self.raw.get("encryption")
+        return enc if isinstance(enc, dict) else {}
+
+    @property
+    def sealing_off(self) -> bool:
+        """``encryption: off``: nothing sealed, not even by the sites' keys."""
+        return self.raw.get("encryption") in (False, "off")
 
     def secret(self) -> bytes | None:
         """The run secret that seals every message, if the run has one."""
-        enc = self.raw.get("encryption") or {}
-        if enc.get("secret_file"):
-            from ..transport.seal import read_secret
+        from ..transport.seal import read_secret
 
+        enc = self.encryption
+        if enc.get("secret_file"):
             return read_secret(self.resolve(enc["secret_file"]))
         if enc.get("secret_env"):
             from ..transport.seal import secret_from
@@ -185,11 +196,11 @@ class RunConfig:
         what the local runner hands to each party, so that all agree."""
         # a module is carried by the engine and each party's environment from here on
         out = {k: v for k, v in self.raw.items() if k not in ("parties", "inputs", "outputs", "encryption", "module")}
-        enc = dict(self.raw.get("encryption") or {})
+        enc = dict(self.encryption)
         if enc.get("secret_file"):
             enc["secret_file"] = str(self.resolve(enc["secret_file"]))  # the path, never the secret
-        if enc:
-            out["encryption"] = enc
+        if enc or self.sealing_off:
+            out["encryption"] = "off" if self.sealing_off else enc
         out.update(run_id=self.run_id, workdir=str(self.workdir), data_dir=str(self.data_dir),
                    layout=self.layout, framing=self.framing, host=self.host, transport=self.transport,
                    isolation=self.isolation, max_message=self.max_message,
@@ -327,6 +338,8 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
             if not (e.get("folder") or box.get("folder")):
                 raise ConfigError(f"{where}: syftbox.folder: layout syftbox needs this machine's SyftBox folder")
     timeouts = Timeouts(**given_timeouts)
+    if layout != "syftbox" and isinstance(raw.get("encryption"), dict) and raw["encryption"].get("pinned"):
+        raise ConfigError(f"{where}: encryption.pinned: sites' keys seal the syftbox layout only")
     cfg = RunConfig(
         source=source, base_dir=base_dir, run_id=run_id, parties=parties, workdir=workdir,
         data_dir=data_dir, layout=layout, framing=framing,

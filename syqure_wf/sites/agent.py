@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..errors import SyqureError
 from ..transport.folder import make_private_dir, write_private
+from ..transport.sitekey import load_or_create
 from . import lifecycle as lc
 from . import observations as seen
 from .audit import Audit
@@ -77,6 +78,8 @@ class Agent:
         except Timeout:
             raise SyqureError(f"another agent already runs for {self.me} on {self.board.folder}") from None
         write_private(self.board.private / "agent.json", dump({"policy": str(self.policy_path), "pid": os.getpid()}))
+        # the site's key, published before any run: peers and operators (show) see it
+        key = load_or_create(self.board.folder, self.me)
         self.events = events = Events(self.wake)
         events.watch(self.board.datasites)
         events.watch(self.board.requests)
@@ -92,7 +95,8 @@ class Agent:
             signal.signal(sig, on_signal)
         try:
             self.recover()
-            self.say(f"agent {self.me}: watching {self.board.datasites} (policy {self.policy_path})")
+            self.say(f"agent {self.me}: watching {self.board.datasites} (policy {self.policy_path}; "
+                     f"site key {key.fingerprint})")
             while not stop.is_set():
                 self.wake.clear()
                 try:

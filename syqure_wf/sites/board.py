@@ -26,6 +26,7 @@ from typing import Callable
 from ..errors import SyqureError
 from ..transport import mailbox
 from ..transport.folder import make_private_dir, read_small, write_private
+from ..transport.sitekey import private_dir
 from ..transport.syftbox import APP, permissions
 from . import lifecycle as lc
 from .manifest import MAX_BYTES, ManifestError, check_email
@@ -50,7 +51,7 @@ class Board:
         self.datasites = self.folder / "datasites"
         if not self.datasites.is_dir():
             raise SyqureError(f"{self.folder} is not a SyftBox folder (it has no datasites/)")
-        self.private = self.folder / "syqure-wf" / me
+        self.private = private_dir(self.folder, me)
         self.on_refused = on_refused or (lambda path, code, reason: None)
         self.refused: dict[Path, tuple] = {}  # peer files refused: their version then
 

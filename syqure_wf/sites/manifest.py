@@ -158,7 +158,10 @@ def submitted(raw: dict, where: str, base_dir: Path) -> tuple[dict, str, dict[st
     framing and tls made explicit), its program's entry and files."""
     from ..engines import get_engine
 
-    for key in ("encryption", "module", "outputs", "inputs_dir"):
+    if "encryption" in raw:
+        raise ConfigError(f"{where}: encryption: a submitted run is always sealed by the sites' keys: it cannot "
+                          "be turned off and needs no secret (each site may pin its peers' keys in its policy)")
+    for key in ("module", "outputs", "inputs_dir"):
         if key in raw:
             raise ConfigError(f"{where}: {key}: cannot be submitted (each site's agent runs the program "
                               "with its own files)")

@@ -40,6 +40,9 @@ def party_config(m: Manifest, pid: int, folder: Path, program: Path, local_input
            **{k: m.config[k] for k in ("framing", "max_message") if k in m.config}}
     if local_input is not None:
         raw["inputs"] = {str(pid): str(local_input)}
+    pinned = {e: policy.fingerprint(e) for i, e in enumerate(m.parties) if i != pid and policy.fingerprint(e)}
+    if pinned:  # sealed by the sites' keys as every syftbox run; the policy's pins decide whose
+        raw["encryption"] = {"pinned": pinned}
     if m.engine == "mpyc":  # ports of its own, free now, so that runs at once never meet
         from ..transport.ports import max_offset
 

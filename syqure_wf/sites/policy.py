@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..run.schema import check_schema, read_yaml
+from ..transport.sitekey import FINGERPRINT
 from .lifecycle import ACCEPTED, PENDING, READY, REJECTED
 from .manifest import Manifest, ManifestError, check_email
 
@@ -27,13 +28,6 @@ SCHEMA = {
     "properties": {
         "submitters": {"type": "array", "items": {"type": "string", "minLength": 1},
                        "description": "Emails whose runs this site considers; '*' for anyone."},
-        "peers": {"type": "array", "items": {"oneOf": [
-                      {"type": "string", "minLength": 1},
-                      {"type": "object", "additionalProperties": False, "required": ["email", "fingerprint"],
-                       "properties": {"email": {"type": "string", "minLength": 1},
-                                      "fingerprint": {"type": "string", "minLength": 1}}}]},
-                  "description": "The sites this site computes with: emails, '*' for any, or "
-                                 "{email, fingerprint} (default: the submitters)."},
         "programs": {"type": "array", "items": DIGEST,
                      "description": "Run digests (syqure-wf digest) that run without asking."},
         "unlisted_programs": {"enum": ["ask", "reject"],
@@ -67,6 +61,14 @@ SCHEMA = {
                    "description": "This site's own engine settings (where Codon is, its cache...)."},
         "isolation": {"enum": ["auto", "none", "netns"],
                       "description": "netns: this site's party in a network namespace of its own."},
+        "peers": {"type": "array", "items": {"oneOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "object", "additionalProperties": False, "required": ["email", "fingerprint"],
+             "properties": {"email": {"type": "string", "minLength": 1},
+                            "fingerprint": {"type": "string", "pattern": FINGERPRINT}}}]},
+                  "description": "The sites this site computes with (default: the submitters): an email, "
+                                 "'*' for any, or {email, fingerprint}: the fingerprint its site key must "
+                                 "have, as 'syqure-wf keys' shows it."},
     },
 }
 

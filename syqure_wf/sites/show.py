@@ -10,6 +10,7 @@ import json
 import time
 
 from ..errors import ConfigError
+from ..transport.sitekey import KnownSites, Refused, published
 from . import lifecycle as lc
 from . import policy as policies
 from .board import Board
@@ -18,7 +19,7 @@ from .operator import run_folder
 from .peertext import shown
 
 # the co-party table: one (heading, field) per column
-PARTY_COLUMNS = (("PID", "pid"), ("SITE", "email"), ("ROLE", "role"), ("PEER", "peer"))
+PARTY_COLUMNS = (("PID", "pid"), ("SITE", "email"), ("ROLE", "role"), ("PEER", "peer"), ("KEY", "key"))
 
 
 def show(board: Board, run_id: str, submitter: str | None = None, policy_path: str | None = None,
@@ -37,7 +38,7 @@ def show(board: Board, run_id: str, submitter: str | None = None, policy_path: s
     except ManifestError as exc:
         raise ConfigError(f"run {run_id} at {board.me}: its kept manifest cannot be read: {exc}") from None
     policy = _policy(board, policy_path)
-    return lines(m, record, policy, board.me, time.time(), source)
+    return lines(m, record, policy, board.me, time.time(), source, key_cells(board, m.parties, policy))
 
 
 def _policy(board: Board, given: str | None) -> policies.Policy | None:
@@ -50,8 +51,40 @@ def _policy(board: Board, given: str | None) -> policies.Policy | None:
     return policies.load(given)
 
 
+def key_cells(board: Board, parties: list[str], policy: policies.Policy | None) -> dict[str, str]:
+    """Each party's site key as published, and whether the run would use it
+    (the policy's pin, else the key this site saw first: transport/sitekey.py)."""
+    try:
+        known = KnownSites(board.folder, board.me).read()
+    except Refused as exc:
+        known, broken = {}, str(exc)
+    else:
+        broken = ""
+    cells = {}
+    for email in parties:
+        try:
+            key = published(board.folder, email)
+        except Refused as exc:
+            cells[email] = f"unusable: {shown(str(exc))}"
+            continue
+        if key is None:
+            cells[email] = "none published yet"
+            continue
+        pin, seen = (policy.fingerprint(email) if policy else None), known.get(email)
+        if email == board.me:
+            trust = "this site's"
+        elif pin:
+            trust = "pinned by the policy" if pin == key.fingerprint else f"REFUSED: the policy pins {pin}"
+        elif seen:
+            trust = "as first seen" if seen == key.fingerprint else f"REFUSED: changed, first seen {seen}"
+        else:
+            trust = "new: pinned when first used" + (f" (known sites unreadable: {broken})" if broken else "")
+        cells[email] = f"{key.fingerprint} ({trust})"
+    return cells
+
+
 def lines(m: Manifest, record: dict, policy: policies.Policy | None, me: str, now: float,
-          source: bool = False) -> list[str]:
+          source: bool = False, keys: dict[str, str] | None = None) -> list[str]:
     """The run as its operator reads it (pure: everything given)."""
     pid = m.pid_of(me)
     engine = m.config["engine"]
@@ -65,7 +98,7 @@ def lines(m: Manifest, record: dict, policy: policies.Policy | None, me: str, no
            + f", framing {m.config.get('framing')}, tls {'true' if engine.get('tls') else 'false'}",
            f"args     {' '.join(_arg(a) for a in engine.get('args') or []) or '(none)'}",
            f"parties  {len(m.parties)}"]
-    out += ["  " + row for row in _table(party_rows(m, policy, me))]
+    out += ["  " + row for row in _table(party_rows(m, policy, me, keys or {}))]
     name = m.inputs.get(pid)
     if name is None:
         out.append("input    none from this site")
@@ -86,7 +119,7 @@ def lines(m: Manifest, record: dict, policy: policies.Policy | None, me: str, no
     return out
 
 
-def party_rows(m: Manifest, policy: policies.Policy | None, me: str) -> list[dict]:
+def party_rows(m: Manifest, policy: policies.Policy | None, me: str, keys: dict[str, str] | None = None) -> list[dict]:
     """One row per party (PARTY_COLUMNS' fields): who it is to this run and to this site."""
     rows = []
     for pid, email in enumerate(m.parties):
@@ -97,9 +130,10 @@ def party_rows(m: Manifest, policy: policies.Policy | None, me: str) -> list[dic
             peer = "?"
         else:
             peer = "yes" if policy.computes_with(email) else "no: not among the peers"
-        rows.append({"pid": str(pid), "email": shown(email), "role": role or "-", "peer": peer})
+        rows.append({"pid": str(pid), "email": shown(email), "role": role or "-", "peer": peer,
+                     "key": (keys or {}).get(email, "?")})
     if m.submitter not in m.parties:
-        rows.append({"pid": "-", "email": shown(m.submitter), "role": "submitter (no party)", "peer": "-"})
+        rows.append({"pid": "-", "email": shown(m.submitter), "role": "submitter (no party)", "peer": "-", "key": "-"})
     return rows
 
 

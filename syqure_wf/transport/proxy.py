@@ -34,6 +34,7 @@ from .watch import LOOK, REMOVALS, Waiter, Wakeups, fs_type, make_watcher
 log = logging.getLogger(__name__)
 
 WRITE_BUFFER = 4 << 20  # bytes queued to the party before the downstream waits
+SEND_PIECE = 1 << 20  # a message held in memory goes to the party in pieces of this size
 # Sequre sends a frame's length and its payload as two writes: with Nagle on,
 # the payload waits for the length's ACK, which a receiver delays ~40 ms.
 # The proxy receives from its party and ACKs at once (Linux resets the flag
@@ -45,6 +46,7 @@ WRITER_POLL = 0.05  # while a first message waits for proof that its writer runs
 FAST_BEAT = 0.1  # heartbeat while a peer has yet to take our first message: it waits for a beat
 SYNC_PROBE = 1.0  # seconds between looks at this site's sync (its client and server)
 CLIENT_LOOK = 10.0  # seconds between searches for a sync client not found yet
+KEY_POLL = 0.05  # seconds between looks for the peers' keys, until every peer is keyed
 
 
 @dataclass
@@ -73,7 +75,18 @@ class ProxySettings:
     linger: float = 2.0  # a standalone proxy waits this long for a new connection
     layout: str = "shared"
     syftbox: dict | None = None  # layout syftbox: folder, emails (by pid), max_file, app
-    secret: bytes | None = None  # seal every message (seal.py) with this run secret
+    secret: bytes | None = None  # seal every message (seal.py) with this run secret (syftbox: mixed in)
+    seal: str = "auto"  # auto: syftbox by the sites' keys, shared by the secret if any; off: never
+    pinned: dict | None = None  # syftbox: email -> the fingerprint its site key must have
+
+    @property
+    def sealing(self) -> str:
+        """How this party seals: site-keys, secret or off (in its status record)."""
+        if self.seal == "off":
+            return "off"
+        if self.layout == "syftbox":
+            return "site-keys"
+        return "secret" if self.secret else "off"
 
     @property
     def eager(self) -> bool:
@@ -148,6 +161,13 @@ class Link(asyncio.Protocol):
         transport.set_write_buffer_limits(high=WRITE_BUFFER)
         self._sock = transport.get_extra_info("socket") if QUICKACK is not None else None
         self._quickack()
+        if not self.channel.keyed:  # no share leaves before the peer's key is verified
+            transport.pause_reading()
+            self.channel.when_keyed(self._keyed)
+
+    def _keyed(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def _quickack(self) -> None:
         if self._sock is not None:
@@ -262,6 +282,8 @@ class Channel:
         self.writer_known = (not proxy.settings.start_timeout or not proxy.folder.synced
                              and not proxy.folder.listing(proxy.folder.inbox(self.peer)))
         self.first_taken = False  # the peer took our first message
+        self.keyed = not proxy.keys or self.peer not in proxy.keys.pending  # its channel keys are known
+        self._on_keyed: list = []
         self.waiter = Waiter()
         self.empty_at: int | None = None  # the waiter's count when a look last found no message
         proxy.watcher.subscribe(proxy.folder.inbox(self.peer), self.waiter.notify, proxy.folder.arrivals)
@@ -286,6 +308,16 @@ class Channel:
     def close(self) -> None:
         if self._server:
             self._server.close()
+
+    def when_keyed(self, callback) -> None:
+        self._on_keyed.append(callback)
+
+    def keyed_now(self) -> None:
+        self.keyed = True
+        callbacks, self._on_keyed = self._on_keyed, []
+        for callback in callbacks:
+            callback()
+        self.waiter.notify()  # a message that waited for the key is looked at again
 
     async def serve(self) -> None:
         while True:
@@ -362,8 +394,13 @@ class Channel:
                 return
             skip = 0 if framing == "sequre" else mailbox.HEADER.size
             if isinstance(content, bytearray):
-                if link.writable:
-                    link.send(memoryview(content)[skip:])
+                view = memoryview(content)
+                # in pieces: a transport's buffer that holds a whole large message is
+                # moved in memory at every send (Python 3.11), tens of MB per send
+                for start in range(skip, max(len(view), skip + 1), SEND_PIECE):
+                    if not link.writable:
+                        break
+                    link.send(view[start:start + SEND_PIECE])
                     await link.drain()
             else:
                 with content:
@@ -495,6 +532,7 @@ class Proxy:
         self.plans = plan_channels(s.pid, s.parties, s.base_port, s.party_base_port, s.convention)
         make_framer(s.framing)  # refuse an unknown framing before anything starts
         self.folder = make_folder(s)
+        self.keys = None  # PeerKeys: the handshake with each peer (layout syftbox, sealed)
         self.status = status
         self.resumable = resumable
         self.running = False  # started: listening, channels made
@@ -510,7 +548,9 @@ class Proxy:
         self._beat = Waiter()
         self._consumption_watched = False
         self.started = time.monotonic()
-        self.started_wall = time.time() - 1.0  # a file's time, to the second
+        # a file's time, to the second: since this process started (a peer on the fork's own
+        # transport logs once as it starts, and may wait for us while we wait for its key)
+        self.started_wall = min(time.time(), process_started()) - 1.0
         # Bounds on what comes from peers run on a clock that stands still while
         # this site's own sync is down: nothing from a peer can arrive then.
         self.sync = SyncWatch(self.started)
@@ -548,6 +588,12 @@ class Proxy:
         if self.resumable and s.run_id:  # counters survive a restart only within a named run
             self.progress = Progress(self.folder.progress_path(), s.run_id, s.pid, s.parties)
         self.folder.prepare(resume=bool(self.progress and self.progress.resumed))
+        if s.sealing == "site-keys":
+            from .peerkeys import PeerKeys
+
+            self.keys = PeerKeys(self.folder.inner, self.folder, s.syftbox["folder"], self.incarnation,
+                                 s.pinned, s.secret)
+            self.keys.publish()
         if not s.start_timeout and not s.run_id:
             self.folder.refuse_early_inbox()
         self.folder.stamp_writer(self.incarnation)
@@ -564,7 +610,8 @@ class Proxy:
         await self.watcher.start()
         self.running = True
         self.status.update(state=RUNNING, incarnation=self.incarnation, channels=self.stats(), framing=s.framing,
-                           convention=s.convention, layout=self.folder.layout, wakeup=self.wakeups.note)
+                           convention=s.convention, layout=self.folder.layout, wakeup=self.wakeups.note,
+                           sealing=s.sealing, **({"site_key": self.keys.site.fingerprint} if self.keys else {}))
 
     async def run(self, party_exit: asyncio.Future | None = None) -> dict:
         """Carry traffic until done. With ``party_exit`` (the party runner), done
@@ -575,6 +622,8 @@ class Proxy:
         tasks.append(asyncio.ensure_future(self._monitor()))
         if self.folder.layout == "syftbox" and self.settings.sync_probe:
             tasks.append(asyncio.ensure_future(self._watch_sync()))
+        if self.keys:
+            tasks.append(asyncio.ensure_future(self._handshake()))
         finish = asyncio.ensure_future(self._finished(party_exit))
         try:
             done, _ = await asyncio.wait(tasks + [finish], return_when=asyncio.FIRST_COMPLETED)
@@ -605,15 +654,45 @@ class Proxy:
                              peer_gaps={str(p): round(w.longest_gap, 1) for p, w in self.peers.items()})
             now = self.clock()
             for pid, peer in self.peers.items():
-                peer.observe(read_status(self.folder.status_dir_of(pid), pid), now)
+                record = read_status(self.folder.status_dir_of(pid), pid)
+                peer.observe(record, now)
                 if peer.live:
                     self.folder.trust_reader(pid, peer.incarnation)
+                    self._check_sealing(pid, record)
                 elif peer.last_change is None:  # never seen: a site on another file protocol?
                     problem = self.folder.native_peer(pid, self.started_wall)
                     if problem:
                         raise SyqureError(problem)
                 peer.check(now, self.started, s.start_timeout, s.peer_timeout)
-            await self._beat.wait(min(s.heartbeat, FAST_BEAT) if self._first_unread() else s.heartbeat)
+            waits = self._first_unread() or bool(self.keys and self.keys.pending)  # a peer waits for a beat
+            await self._beat.wait(min(s.heartbeat, FAST_BEAT) if waits else s.heartbeat)
+
+    def _check_sealing(self, pid: int, record: dict | None) -> None:
+        """Every party of a run seals the same way, or none can read the others."""
+        theirs, mine = (record or {}).get("sealing"), self.settings.sealing
+        if theirs and record.get("incarnation") == self.peers[pid].incarnation and theirs != mine:
+            who = f"party {pid}" + (f" ({self.folder.emails[pid]})" if self.folder.layout == "syftbox" else "")
+            raise SyqureError(f"{who} seals its messages with {theirs}, this party with {mine}: every party "
+                              "of a run must (encryption: the same setting everywhere)")
+
+    async def _handshake(self) -> None:
+        """Each peer's channel keys, from its site's verified key (PeerKeys);
+        until then the channel holds its party's bytes and the peer's messages."""
+        s, keys = self.settings, self.keys
+        while keys.pending:
+            now = self.clock()
+            for pid in sorted(keys.pending):
+                watch = self.peers[pid]
+                # a contribution found at the first look counts once its writer is seen running
+                watch.observe(read_status(self.folder.status_dir_of(pid), pid), now)
+                if keys.poll(pid, watch, now, watch.patience(max(s.peer_timeout, 3 * s.heartbeat), s.start_timeout)):
+                    log.info("party %d: site key %s verified", pid, keys.fingerprints[pid])
+                    for ch in self.channels:
+                        if ch.peer == pid:
+                            ch.keyed_now()
+            await asyncio.sleep(KEY_POLL)
+        self.status.update(peer_keys={str(p): f for p, f in sorted(keys.fingerprints.items())})
+        await asyncio.get_running_loop().create_future()  # done: it ends with the run
 
     async def _watch_sync(self) -> None:
         """This site's sync: its SyftBox client must answer, and the server it
@@ -717,8 +796,20 @@ class Proxy:
                              f"did not drain within {bound:g} s")
 
 
+def process_started() -> float:
+    """When this process started, on the wall clock (Linux; elsewhere: now)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(float(line.split()[1]) for line in f if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
 def make_folder(s: ProxySettings):
-    """The message folder of the run's layout, sealed when there is a run secret."""
+    """The message folder of the run's layout, sealed: by the sites' keys in the
+    syftbox layout (the handshake gives them), by a run secret if there is one."""
     if s.layout == "syftbox":
         from .syftbox import DEFAULT_MAX_FILE, SyftboxFolder
 
@@ -728,10 +819,16 @@ def make_folder(s: ProxySettings):
                                box.get("run_dir"))
     else:
         folder = SharedFolder(s.data_dir, s.pid, s.parties, s.run_id, s.max_message)
-    if s.secret:
+    if s.sealing == "site-keys":
         from .seal import SealedFolder
 
-        folder = SealedFolder(folder, s.secret, s.run_id)
+        folder = SealedFolder(folder, s.run_id)
+    elif s.sealing == "secret":
+        from .seal import SealedFolder, secret_key
+
+        folder = SealedFolder(folder, s.run_id, {p: (secret_key(s.secret, s.run_id, s.pid, p),
+                                                     secret_key(s.secret, s.run_id, p, s.pid))
+                                                 for p in folder.peers()})
     return folder
 
 

@@ -9,6 +9,7 @@ consumed in its own datasite, and A removes what B consumed::
         {A}_to_{B}/{seq:08d}.msg, .part1, .part2, …, .ready, .end   (read: B only)
         consumed/{B}_to_{A}                                           (read: the run's parties)
         status/party-{A}.json                                         (read: the run's parties)
+        keys/party-{A}.json        A's handshake (peerkeys.py)        (read: the run's parties)
         .tmp/                                                         (never synced)
 
 A sync delivers markers before files, files partly written, and old files
@@ -124,7 +125,7 @@ class SyftboxFolder(Layout):
         run_readers = [self.emails[p] for p in range(self.parties)]
         make_private_dir(self.root)
         make_private_dir(self._tmp)
-        for sub, readers in (("status", run_readers), ("consumed", run_readers)):
+        for sub, readers in (("status", run_readers), ("consumed", run_readers), ("keys", run_readers)):
             make_private_dir(self.root / sub)
             self._grant(self.root / sub, readers)
         for peer in self.peers():

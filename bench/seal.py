@@ -1,0 +1,153 @@
+"""The cost of sealing: sealed against plain, in the same run.
+
+    python bench/seal.py [--dir DIR] [--repeat 5] [--syftbox-repeat 3] [--interval 1.0] [--no-syftbox]
+
+1. The AEAD alone (`cryptography`): AES-256-GCM, which syqure-wf seals
+   with, and ChaCha20-Poly1305, which it sealed with before: 1 MiB
+   (one-shot, and into a reused buffer as the proxy does) and 16 B.
+2. The transport (bench/transport.py's paths, shared layout, Sequre
+   framing): the 8 B round trip and 1 MiB frames, through the proxies plain
+   and sealed (a run secret: the same sealing as the sites' keys, only the
+   key's source differs), interleaved --repeat times; medians and ratios.
+3. The example (examples/allele-counts, 3 parties, `syqure-wf run`) through
+   a real SyftBox 0.4 server and three clients on loopback (the tests'
+   SyftBoxNet) at --interval: sealed by the sites' keys (the default) and
+   `encryption: off`, interleaved --syftbox-repeat times after one sealed
+   run that makes and publishes the sites' keys (shown apart); medians.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO / "tests"))  # the real SyftBox net the tests use: server, clients, venv
+
+import transport  # noqa: E402
+
+
+def aead_table() -> list[str]:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+
+    data, small, nonce, aad = bytearray(os.urandom(1 << 20)), os.urandom(16), os.urandom(12), b"run|1->0|12345"
+    rows = []
+    for name, cls in (("AES-256-GCM", AESGCM), ("ChaCha20-Poly1305", ChaCha20Poly1305)):
+        aead = cls(os.urandom(32))
+        out = bytearray(len(data) + 16)
+        sealed = aead.encrypt(nonce, data, aad)
+        plain = bytearray(len(data))
+
+        def rate(fn, n=200) -> float:
+            fn()
+            t = time.perf_counter()
+            for _ in range(n):
+                fn()
+            return n * len(data) / (time.perf_counter() - t) / 1e9
+
+        def each(fn, n=20000) -> float:
+            t = time.perf_counter()
+            for _ in range(n):
+                fn()
+            return (time.perf_counter() - t) / n * 1e6
+
+        rows.append(f"| {name} | {rate(lambda: aead.encrypt(nonce, data, aad)):.2f} "
+                    f"| {rate(lambda: aead.encrypt_into(nonce, data, aad, out)):.2f} "
+                    f"| {rate(lambda: aead.decrypt_into(nonce, sealed, aad, plain)):.2f} "
+                    f"| {each(lambda: aead.encrypt(nonce, small, aad)):.2f} |")
+    return ["| AEAD | seal 1 MiB (GB/s) | seal 1 MiB into a reused buffer (GB/s) | open 1 MiB into a buffer (GB/s) "
+            "| seal 16 B (us) |", "| --- | --- | --- | --- | --- |", *rows]
+
+
+def transport_table(workdir: Path, repeat: int, rounds: int) -> list[str]:
+    rt = {False: [], True: []}
+    mb = {False: [], True: []}
+    for _ in range(repeat):
+        for sealed in (False, True):
+            rt[sealed].append(transport.round_trip("proxy", workdir, rounds, sealed=sealed))
+            mb[sealed].append(transport.throughput("proxy", workdir, 1 << 20, 400, sealed=sealed)[0])
+    med = {k: statistics.median(v) for k, v in rt.items()}
+    thr = {k: statistics.median(v) for k, v in mb.items()}
+
+    def runs(values, fmt):
+        return ", ".join(fmt.format(v) for v in values)
+
+    return ["| measure | plain | sealed | sealed / plain | runs (plain; sealed) |", "| --- | --- | --- | --- | --- |",
+            f"| 8 B round trip through the proxies, median of medians (ms) | {med[False]:.3f} | {med[True]:.3f} "
+            f"| {med[True] / med[False]:.3f} | {runs(rt[False], '{:.3f}')}; {runs(rt[True], '{:.3f}')} |",
+            f"| 1 MiB frames x 400 through the proxies (MB/s) | {thr[False]:.0f} | {thr[True]:.0f} "
+            f"| {thr[True] / thr[False]:.3f} | {runs(mb[False], '{:.0f}')}; {runs(mb[True], '{:.0f}')} |"]
+
+
+def syftbox_table(root: Path, repeat: int, interval: float) -> list[str]:
+    from conftest import PY, Procs
+    from test_syftbox_real import EMAILS, SyftBoxNet, job_config
+
+    procs = Procs()
+    try:
+        net = SyftBoxNet(procs, root / "syftbox", EMAILS, interval)
+
+        def run(name: str, sealed: bool) -> tuple[float, int]:
+            folder = root / name
+            folder.mkdir()
+            path = job_config(folder, net, f"{name}-{int(time.time())}")
+            if not sealed:
+                cfg = yaml.safe_load(path.read_text())
+                cfg["encryption"] = "off"
+                path.write_text(yaml.safe_dump(cfg))
+            done = subprocess.run([PY, "-m", "syqure_wf", "run", "--config", str(path), "--json", "--quiet"],
+                                  capture_output=True, text=True, timeout=900)
+            if done.returncode != 0:
+                raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
+            summary = json.loads(done.stdout)
+            messages = sum(c["sent_messages"] for p in summary["parties"] for c in p["channels"].values())
+            return summary["seconds"], messages
+
+        first, _ = run("first", True)
+        times = {True: [], False: []}
+        messages = 0
+        for i in range(repeat):
+            for sealed in (False, True) if i % 2 == 0 else (True, False):
+                seconds, messages = run(f"{'sealed' if sealed else 'plain'}-{i}", sealed)
+                times[sealed].append(seconds)
+        plain, sealed = statistics.median(times[False]), statistics.median(times[True])
+        return [f"SyftBox sync interval {interval:g} s; {messages} messages per run; the first sealed run "
+                f"(each site's key made and published, then synced to the others): {first:.1f} s", "",
+                "| example over SyftBox | plain (`encryption: off`) | sealed (sites' keys) | sealed / plain "
+                "| runs (plain; sealed) |", "| --- | --- | --- | --- | --- |",
+                f"| wall time of `syqure-wf run` (s), median | {plain:.1f} | {sealed:.1f} | {sealed / plain:.3f} | "
+                f"{', '.join(f'{t:.1f}' for t in times[False])}; {', '.join(f'{t:.1f}' for t in times[True])} |"]
+    finally:
+        procs.cleanup()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", default=None, help="folder for the message files (default: a temp folder)")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=300)
+    ap.add_argument("--syftbox-repeat", type=int, default=3)
+    ap.add_argument("--interval", type=float, default=1.0, help="SyftBox sync interval (1 s: the stock one)")
+    ap.add_argument("--no-syftbox", action="store_true")
+    args = ap.parse_args()
+    workdir = Path(args.dir or tempfile.mkdtemp(prefix="syqure-seal-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"Machine: {transport.machine()}; message folder on {transport.fs_of(workdir)} ({workdir})\n")
+    print("\n".join(aead_table()) + "\n")
+    print("\n".join(transport_table(workdir, args.repeat, args.rounds)) + "\n")
+    if not args.no_syftbox:
+        print("\n".join(syftbox_table(Path(tempfile.mkdtemp(prefix="syqure-seal-sbx-")), args.syftbox_repeat,
+                                      args.interval)))
+
+
+if __name__ == "__main__":
+    main()
