@@ -44,6 +44,13 @@ class Timeouts:
     sync: float = 1800.0  # layout syftbox: this site's sync may be down this long
 
 
+def status_dir(root: Path) -> Path:
+    """The status folder of a party's run folder (syftbox) or of the shared
+    data folder (every party's record in one): outside transport/, the one
+    place that names it (transport's layouts name it alike: folder.py, syftbox.py)."""
+    return Path(root) / "status"
+
+
 def frozen(mapping: Mapping | None) -> Mapping:
     """A read-only view of a copy of ``mapping``."""
     return MappingProxyType(dict(mapping or {}))
@@ -124,10 +131,6 @@ class RunConfig:
     def logs_dir(self) -> Path:
         return self.workdir / "logs"
 
-    @property
-    def status_dir(self) -> Path:
-        return self.data_dir / "status"
-
     def syftbox_folder(self, pid: int) -> Path:
         p = self.party(pid)
         if p.folder:
@@ -143,9 +146,9 @@ class RunConfig:
                           self.syftbox.get("app", APP), self.syftbox.get("run_dir"))
 
     def status_dir_of(self, pid: int, viewer: int | None = None) -> Path:
-        if self.layout == "syftbox":
-            return self.run_folder(pid, viewer) / "status"
-        return self.status_dir
+        """Where party ``pid`` keeps its status record, as seen from ``viewer``'s
+        machine: its run folder's (syftbox), or the one shared data folder's."""
+        return status_dir(self.run_folder(pid, viewer) if self.layout == "syftbox" else self.data_dir)
 
     def proxy_settings(self, pid: int):
         from ..transport.proxy import ProxySettings

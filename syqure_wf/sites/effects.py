@@ -19,12 +19,12 @@ from ..engines.program import digest, program_files
 from ..errors import SyqureError
 from ..run.children import die_with_parent, stop_groups
 from ..transport.folder import make_private_dir, write_private
+from ..run import config as run_config
 from ..transport.status import read_status
-from ..transport.syftbox import run_folder
 from . import actions as do
 from . import observations as seen
 from .audit import Audit
-from .board import Board, channel_id, dump
+from .board import Board, dump
 from .manifest import MAX_BYTES, ManifestError
 from .partyconfig import party_config, write_program
 from .policy import Policy
@@ -39,6 +39,7 @@ class Effects:
         self.me = board.me
         self.release = release
         self.procs: dict[Key, subprocess.Popen] = {}  # each run's build, then its party
+        self.configs: dict[Key, run_config.RunConfig] = {}  # each run's party's configuration, as checked
 
     def perform(self, run: Run, action):
         """Perform ``action`` of ``run``; its outcome, if it has one."""
@@ -68,6 +69,7 @@ class Effects:
 
     def _release(self, run: Run, a: do.Release) -> None:
         self.procs.pop(run.key, None)
+        self.configs.pop(run.key, None)
         self.release(run.key, a.sites)
 
     # -- accepted: own copy, this site's configuration, a compile (once)
@@ -82,8 +84,6 @@ class Effects:
         return seen.Prepared(get_engine(run.manifest.engine).needs_build(config["engine"]))
 
     def _party_config(self, run: Run) -> dict:
-        from ..run import config as run_config
-
         m, folder, policy = run.manifest, self._dir(run), self.policy()
         program = write_program(m, folder / "program")
         pid = m.pid_of(run.me)
@@ -94,7 +94,7 @@ class Effects:
                                 else f"input '{name}' not mapped here", "input")
         raw = party_config(m, pid, self.board.folder, program, local_input, folder / "work", policy)
         write_private(folder / "run.yaml", yaml.safe_dump(raw).encode())
-        run_config.load(folder / "run.yaml")  # this site's checks, before it says ready
+        self.configs[run.key] = run_config.load(folder / "run.yaml")  # this site's checks, before it says ready
         return raw
 
     def _start_build(self, run: Run, a: do.StartBuild):
@@ -117,10 +117,15 @@ class Effects:
         return seen.PartyStarted()
 
     def party_status(self, run: Run) -> dict:
-        """The status record this site's party writes in its run folder."""
-        m = run.manifest
-        return read_status(run_folder(self.board.folder, self.me, channel_id(*m.key)) / "status",
-                           m.pid_of(self.me)) or {}
+        """The status record this site's party writes, where its configuration puts it."""
+        cfg = self.configs.get(run.key)
+        if cfg is None:  # prepared by an agent before this one
+            try:
+                cfg = self.configs[run.key] = run_config.load(self._dir(run) / "run.yaml")
+            except SyqureError:
+                return {}
+        pid = run.manifest.pid_of(self.me)
+        return read_status(cfg.status_dir_of(pid), pid) or {}
 
     def _share(self, run: Run, a: do.Share):
         """This site's result, to whom its policy allows."""
