@@ -15,7 +15,6 @@ refused once and the loop goes on.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -31,7 +30,7 @@ from ..transport.sitekey import load_or_create
 from . import lifecycle as lc
 from . import observations as seen
 from .audit import Audit
-from .board import Board, dump, subfolders
+from .board import Board, dump, json_of, read_record, subfolders
 from .effects import Effects
 from .events import Events
 from .intake import Intake, Key
@@ -195,7 +194,9 @@ class Agent:
         """What this site had answered before it stopped: kept, never answered again."""
         for path in sorted((self.board.private / "runs").glob("*/*/record.json")):
             try:
-                record = json.loads(path.read_text())
+                record = read_record(path)
+                if record is None:
+                    continue
                 run = Run(record, incarnation=self.incarnation)
                 if run.state not in lc.ENDED:
                     data = self.board.read(path.parent / "manifest.json", MAX_BYTES)
@@ -299,9 +300,9 @@ def _sha(data: bytes) -> str:
 
 def _parties(data: bytes) -> list[str]:
     """The emails a manifest no site can run still names (the sites to tell why)."""
+    m = json_of(data)[0]
+    emails = m.get("parties") if isinstance(m, dict) else None
     try:
-        m = json.loads(data)
-        emails = m.get("parties") if isinstance(m, dict) else None
         return [check_email(e) for e in emails][:64] if isinstance(emails, list) else []
-    except Exception:  # nested too deep, or anything else: nobody to tell
+    except Exception:  # no email: nobody to tell
         return []

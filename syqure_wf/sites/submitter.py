@@ -4,7 +4,6 @@ collect the results, ``cancel`` ends the run everywhere. Nothing here
 executes anything a peer wrote: states and results are read as data."""
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from ..errors import ConfigError, SyqureError
 from ..transport.folder import make_private_dir, write_private
 from . import lifecycle as lc
-from .board import Board, dump
+from .board import ARRIVING, Board, dump, json_of
 from .events import Events
 from .manifest import MAX_BYTES, ManifestError, encode, from_config, parse, same_submission
 
@@ -35,11 +34,8 @@ def submit(config_path: str, to: list[str], board: Board, expires_in: float = DE
     path = board.manifest_path(board.me, m.run_id)
     existing = board.read(path, MAX_BYTES)
     if existing is not None:
-        try:
-            before = json.loads(existing)
-        except ValueError:
-            before = None
-        if before is not None and same_submission(before, manifest):
+        before = json_of(existing)[0]
+        if isinstance(before, dict) and same_submission(before, manifest):
             say(f"run {m.run_id} was already submitted: the same run")
             return m.run_id
         raise SyqureError(f"run {m.run_id} exists with another manifest: give the new run its own run_id")
@@ -155,13 +151,12 @@ def collect(board: Board, m, now_records: dict, results: Path, say=print) -> Pat
         while True:
             data = board.read(path, MAX_BYTES)
             if data is not None:
-                try:
-                    json.loads(data)
+                problem = json_of(data)[1]
+                if not problem:
                     break
-                except ValueError:
-                    pass  # still arriving
-                except Exception:  # nested too deep...: never a result
-                    raise SyqureError(f"run {m.run_id}: {site}'s result {path} is no JSON this site reads") from None
+                if problem != ARRIVING:  # nested too deep...: never a result
+                    raise SyqureError(f"run {m.run_id}: {site}'s result {path} is no JSON this site reads "
+                                      f"({problem})")
             if time.time() > deadline:
                 raise SyqureError(f"run {m.run_id}: {site} says its result is shared, but {path} did not "
                                   f"arrive within {RESULT_WAIT:g} s (is this site among its readers?)")
