@@ -310,3 +310,45 @@ def test_every_change_of_state_is_one_the_lifecycle_draws():
     ready = Site(LISTS)
     with pytest.raises(lc.IllegalTransition, match="ready to done"):
         ready.feed(seen.Shared("shared"))
+
+
+def state_writes(source: str) -> list[str]:
+    """Where ``source`` sets a ``state`` field (``x["state"] = ...``,
+    ``x.update(state=...)``, ``x.state = ...``): 'function:line' each."""
+    import ast
+
+    found = []
+
+    def visit(node, where):
+        for child in ast.iter_child_nodes(node):
+            inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else where
+            targets = child.targets if isinstance(child, ast.Assign) else \
+                [child.target] if isinstance(child, (ast.AugAssign, ast.AnnAssign)) else []
+            for t in targets:
+                if (isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Constant) and t.slice.value == "state") \
+                        or (isinstance(t, ast.Attribute) and t.attr == "state"):
+                    found.append(f"{where}:{child.lineno}")
+            if isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute) \
+                    and child.func.attr in ("update", "setdefault") and any(k.arg == "state" for k in child.keywords):
+                found.append(f"{where}:{child.lineno}")
+            visit(child, inner)
+    visit(ast.parse(source), "<module>")
+    return found
+
+
+def test_no_change_of_a_runs_state_bypasses_the_lifecycle():
+    """Only run.py's _enter and _end (each held to lifecycle.NEXT) set a
+    run's state: nothing else in sites/ writes one."""
+    from conftest import REPO
+
+    wrong = []
+    for path in sorted((REPO / "syqure_wf" / "sites").glob("*.py")):
+        for where in state_writes(path.read_text()):
+            if not (path.name == "run.py" and where.split(":")[0] in ("_enter", "_end")):
+                wrong.append(f"{path.name} {where}")
+    assert wrong == []
+    # the check sees each form of a write
+    assert state_writes("def f(r):\n    r['state'] = 'done'\n") == ["f:2"]
+    assert state_writes("def g(r):\n    r.record.update(code='', state='done')\n") == ["g:2"]
+    assert state_writes("class A:\n    def h(self):\n        self.state = 1\n") == ["h:3"]
+    assert state_writes("def f(r):\n    r['code'] = 'x'\n    r.update(code='')\n") == []
