@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from syqure_wf.engines import python_install  # noqa: E402
+from syqure_wf.engines.engine import python_install  # noqa: E402
 from syqure_wf.engines.mpyc import GUARD  # noqa: E402
 from syqure_wf.run.confine import Landlock, clean_env, landlock_abi, view  # noqa: E402
 

@@ -26,12 +26,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError, Stopped, SyqureError
+from .errors import ConfigError, one_line
 from .run import module
 
 PROG = "syqure-wf-biovault"
 USAGE = f"usage: {PROG} [--skip-mhe-setup] ENTRYPOINT -- PID"
-SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
 @dataclass
@@ -171,18 +170,12 @@ def main(argv: list[str] | None = None) -> None:
         step = step_from(argv, dict(os.environ))
         step.workdir.mkdir(parents=True, exist_ok=True)
         code = run_files(step) if step.transport == "file" else run_tcp(step)
-    except Stopped as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        sys.exit(SIGNAL_EXIT.get(exc.signal, 1))
-    except SyqureError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print(f"{PROG}: error: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except OSError as exc:
-        print(f"{PROG}: error: {exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}", file=sys.stderr)
-        sys.exit(1)
+    except (Exception, KeyboardInterrupt) as exc:
+        said = one_line(exc)
+        if said is None:
+            raise
+        print(f"{PROG}: error: {said[0]}", file=sys.stderr)
+        sys.exit(said[1])
     sys.exit(code)
 
 

@@ -31,3 +31,20 @@ class Stopped(SyqureError):
     def __init__(self, message: str, signal: str = "") -> None:
         super().__init__(message)
         self.signal = signal
+
+
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # as a shell reports a process killed by that signal
+
+
+def one_line(exc: BaseException) -> tuple[str, int] | None:
+    """What a command says of a failure the user can cause, and its exit
+    code; None for anything else (a bug: its traceback stays)."""
+    if isinstance(exc, Stopped):
+        return str(exc), SIGNAL_EXIT.get(exc.signal, 1)
+    if isinstance(exc, SyqureError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", 130
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}", 1
+    return None

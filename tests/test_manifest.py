@@ -435,6 +435,23 @@ def test_a_peer_file_that_cannot_be_read_is_refused_once(tmp_path):
     assert told[-1] == ("cancel.json", "bad_file", "nested too deep") and len(told) == 3
 
 
+def test_one_json_reader_for_records_requests_and_peer_files(tmp_path):
+    from syqure_wf.sites.board import ARRIVING, RECORD_MAX, json_of, read_record
+
+    assert json_of(b'{"a": 1}') == ({"a": 1}, "") and json_of(b"[1]") == ([1], "")
+    assert json_of(b'{"a": ') == (None, ARRIVING) and json_of(b"\xff\xfe") == (None, ARRIVING)
+    assert json_of(nested(200_000)) == (None, "nested too deep")
+    good = tmp_path / "record.json"
+    good.write_text('{"state": "ready"}')
+    assert read_record(good) == {"state": "ready"}
+    for name, data in (("list.json", b"[1, 2]"), ("half.json", b'{"st'), ("deep.json", nested(200_000)),
+                       ("big.json", b'{"a": "' + b"x" * RECORD_MAX + b'"}')):
+        (tmp_path / name).write_bytes(data)
+        assert read_record(tmp_path / name) is None, name
+    (tmp_path / "link.json").symlink_to(good)  # never through a link
+    assert read_record(tmp_path / "link.json") is None and read_record(tmp_path / "absent.json") is None
+
+
 def test_the_intake_reads_only_accepted_submitters_and_that_much(tmp_path, monkeypatch):
     from syqure_wf.sites import intake
     from syqure_wf.sites.board import Board

@@ -216,3 +216,29 @@ def test_no_network_namespaces_is_one_line_saying_what_to_do(procs, tmp_path):
     line = one_line_error(output(proc))
     assert "network namespace" in line and "unshare" in line and "one party per machine" in line, line
     assert not (tmp_path / "run" / "logs").exists()
+
+
+def test_the_run_configuration_is_frozen_and_changed_only_by_replace(tmp_path):
+    """No step changes what another step sees: a new configuration, never
+    the old one changed (issue 27)."""
+    import dataclasses
+
+    from syqure_wf.run import config as config_mod
+    from syqure_wf.run.isolation import isolate
+
+    cfg = config_mod.resolve({"engine": {"name": "command", "command": "true"}, "isolation": "none"}, None, tmp_path)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.isolation = "netns"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.party(1).input = tmp_path / "x"
+    for mapping in (cfg.engine, cfg.raw, cfg.syftbox, cfg.party(1).env):
+        with pytest.raises(TypeError):
+            mapping["binary"] = "x"
+    with pytest.raises((AttributeError, TypeError)):
+        cfg.parties.append(cfg.party(0))
+    built = cfg.with_engine(binary="/b").with_party(1, input=tmp_path / "in.json")
+    assert built.engine["binary"] == "/b" and built.party(1).input == tmp_path / "in.json"
+    assert "binary" not in cfg.engine and cfg.party(1).input is None and built.party(0) is cfg.party(0)
+    settled = isolate(cfg, 3)
+    assert settled is not cfg and settled.isolation == "none" and cfg.isolation == "none"
+    assert yaml.safe_load(yaml.safe_dump(built.resolved()))["engine"]["binary"] == "/b"

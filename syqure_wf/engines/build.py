@@ -182,10 +182,8 @@ def build(spec: dict, program: Path, env: dict | None = None, *, timeout: float 
 
 def build_run(cfg, say=None) -> Build:
     """Build (or take from the cache) the program of run configuration ``cfg``;
-    its parties then run that binary (``engine.binary``)."""
-    done = build(cfg.engine, cfg.resolve(cfg.engine["program"]), cfg.engine.get("env"), say=say)
-    cfg.engine["binary"] = str(done.binary)
-    return done
+    its parties then run that binary (``cfg.with_engine(binary=...)``)."""
+    return build(cfg.engine, cfg.resolve(cfg.engine["program"]), cfg.engine.get("env"), say=say)
 
 
 def _ready(binary: Path) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shlex
 
-from . import Engine, Launch, common_env, fill, placeholders, which
+from .engine import Engine, Launch, common_env, fill, placeholders, which
 
 
 class Command(Engine):

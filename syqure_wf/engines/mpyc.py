@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from ..transport.ports import mpyc_party_args
-from . import Engine, Launch, common_env, fill, placeholders, program_problem, python_install, unpickle
+from . import unpickle
+from .engine import Engine, Launch, common_env, fill, placeholders, program_problem, python_install
 from .program import imports
 
 GUARD = Path(unpickle.__file__).resolve()

@@ -21,7 +21,7 @@ import os
 import shlex
 from pathlib import Path
 
-from . import Engine, Launch, common_env, fill, placeholders, program_problem, which
+from .engine import Engine, Launch, common_env, fill, placeholders, program_problem, which
 
 COMPILED_IN_PORT = 9000  # Sequre's COMMUNICATION_PORT, both flavours
 CERT_FILES = ("ca.pem", "cp{pid}.pem", "cp{pid}-key.pem")
@@ -155,10 +155,11 @@ class Sequre(Engine):
     def needs_build(self, spec: dict) -> bool:
         return not spec.get("command") and not spec.get("binary")
 
-    def settle(self, spec: dict) -> None:
+    def settled(self, spec: dict) -> dict:
         # a party given the built binary then needs no Codon to know its wire
-        if not spec.get("command") and self.flavour(spec) != "unknown":
-            spec.setdefault("flavour", self.flavour(spec))
+        if not spec.get("command") and "flavour" not in spec and self.flavour(spec) != "unknown":
+            return {**spec, "flavour": self.flavour(spec)}
+        return spec
 
 
 def gmp_library() -> str | None:

@@ -1,5 +1,8 @@
 """The run configuration: a YAML file checked against a schema, then
-resolved into what each party needs (ports, folders, engine, timeouts).
+resolved into what each party needs (ports, folders, engine, timeouts),
+frozen: a step that settles something more (the isolation, a built
+binary, a party's input given on the command line) makes a new one with
+``replace``, so that no call order changes what another step sees.
 
 Every problem becomes a ConfigError whose message names the file and key,
 before any process starts.
@@ -9,30 +12,28 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import yaml
+from types import MappingProxyType
+from typing import Mapping
 
 from ..transport import mailbox
 from ..errors import ConfigError
 from ..transport.framing import DEFAULT_MAX_MESSAGE
 from ..transport.ports import max_offset, ports_used
+from . import module
+from .isolation import check_port_overlap
+from .schema import absolute as _abs
+from .schema import check_schema, read_yaml
 
-ENGINES = ("mpyc", "sequre", "command")
 SYFTBOX_TIMEOUTS = {"peer": 300.0, "stall": 300.0, "drain": 300.0}  # seconds (PROTOCOL.md, Liveness)
-
-
-def schema() -> dict:
-    return yaml.safe_load(resources.files("syqure_wf").joinpath("schemas/run.schema.yaml").read_text())
 
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Timeouts:
     connect: float = 300.0
     start: float = 600.0
@@ -43,7 +44,19 @@ class Timeouts:
     sync: float = 1800.0  # layout syftbox: this site's sync may be down this long
 
 
-@dataclass
+def status_dir(root: Path) -> Path:
+    """The status folder of a party's run folder (syftbox) or of the shared
+    data folder (every party's record in one): outside transport/, the one
+    place that names it (transport's layouts name it alike: folder.py, syftbox.py)."""
+    return Path(root) / "status"
+
+
+def frozen(mapping: Mapping | None) -> Mapping:
+    """A read-only view of a copy of ``mapping``."""
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
 class PartySpec:
     pid: int
     name: str
@@ -54,29 +67,51 @@ class PartySpec:
     input: Path | None
     output: Path
     folder: Path | None = None  # this party's SyftBox folder (layout syftbox)
-    env: dict = field(default_factory=dict)  # this party's program only
+    env: Mapping = field(default_factory=dict)  # this party's program only
+    reads: tuple[Path, ...] = ()  # files its program reads besides its input (a module's named inputs)
+    results: Path | None = None  # the folder its program writes its named outputs in (made before it starts)
+    named_outputs: Mapping = field(default_factory=dict)  # name -> path; its result file lists them
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "env", frozen(self.env))
+        object.__setattr__(self, "named_outputs", frozen(self.named_outputs))
+        object.__setattr__(self, "reads", tuple(self.reads))
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     source: Path | None
     base_dir: Path
     run_id: str
-    parties: list[PartySpec]
+    parties: tuple[PartySpec, ...]
     workdir: Path
     data_dir: Path
     layout: str
     framing: str
     convention: str
-    engine: dict
+    engine: Mapping
     host: str = "127.0.0.1"
     transport: str = "files"
     isolation: str = "auto"  # none | netns | auto (netns where the engine needs it: isolation_for)
     poll_ms: float | None = None
     max_message: int = DEFAULT_MAX_MESSAGE
     timeouts: Timeouts = field(default_factory=Timeouts)
-    syftbox: dict = field(default_factory=dict)
-    raw: dict = field(default_factory=dict)
+    syftbox: Mapping = field(default_factory=dict)
+    raw: Mapping = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("engine", "syftbox", "raw"):
+            object.__setattr__(self, name, frozen(getattr(self, name)))
+        object.__setattr__(self, "parties", tuple(self.parties))
+
+    def with_engine(self, **settings) -> "RunConfig":
+        """This configuration with these engine settings (``binary``...)."""
+        return replace(self, engine={**self.engine, **settings})
+
+    def with_party(self, pid: int, **fields) -> "RunConfig":
+        """This configuration with party ``pid``'s ``fields`` (``input``, ``output``...)."""
+        self.party(pid)
+        return replace(self, parties=[replace(p, **fields) if p.pid == pid else p for p in self.parties])
 
     @property
     def n(self) -> int:
@@ -96,10 +131,6 @@ class RunConfig:
     def logs_dir(self) -> Path:
         return self.workdir / "logs"
 
-    @property
-    def status_dir(self) -> Path:
-        return self.data_dir / "status"
-
     def syftbox_folder(self, pid: int) -> Path:
         p = self.party(pid)
         if p.folder:
@@ -115,9 +146,9 @@ class RunConfig:
                           self.syftbox.get("app", APP), self.syftbox.get("run_dir"))
 
     def status_dir_of(self, pid: int, viewer: int | None = None) -> Path:
-        if self.layout == "syftbox":
-            return self.run_folder(pid, viewer) / "status"
-        return self.status_dir
+        """Where party ``pid`` keeps its status record, as seen from ``viewer``'s
+        machine: its run folder's (syftbox), or the one shared data folder's."""
+        return status_dir(self.run_folder(pid, viewer) if self.layout == "syftbox" else self.data_dir)
 
     def proxy_settings(self, pid: int):
         from ..transport.proxy import ProxySettings
@@ -186,7 +217,11 @@ class RunConfig:
                                               ("email", p.email), ("base_port", p.base_port),
                                               ("party_base_port", p.party_base_port),
                                               ("folder", str(p.folder) if p.folder else None),
-                                              ("env", p.env or None)) if v is not None}
+                                              ("env", dict(p.env) or None),
+                                              ("reads", [str(f) for f in p.reads] or None),
+                                              ("results", str(p.results) if p.results else None),
+                                              ("named_outputs", {k: str(v) for k, v in p.named_outputs.items()}
+                                               or None)) if v is not None}
                           for p in self.parties]
         out["inputs"] = {str(p.pid): str(p.input) for p in self.parties if p.input}
         out["outputs"] = str(self.workdir / "outputs" / "party-{pid}.json") if not self.raw.get("outputs") \
@@ -198,39 +233,11 @@ class RunConfig:
     def resolve(self, path: str) -> Path:
         return _abs(path, self.base_dir)
 
-
-def _key(error) -> str:
-    return ".".join(str(x) for x in error.absolute_path) or "(top level)"
-
-
-def check_schema(raw, where: str, spec: dict | None = None) -> None:
-    """``raw`` against the run schema (or ``spec``): ConfigError naming file and key."""
-    import jsonschema
-
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping of settings, got {type(raw).__name__}")
-    spec = spec or schema()
-    validator = jsonschema.validators.validator_for(spec)(spec)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
-    if error is not None:
-        message = error.message
-        if error.validator == "additionalProperties":
-            message = message.replace("Additional properties are not allowed", "unknown setting")
-        raise ConfigError(f"{where}: {_key(error)}: {message}")
-
-
-def read_yaml(path: Path) -> dict:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the configuration {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    return data if data is not None else {}
+    def ports(self, pid: int) -> set[int]:
+        """Every TCP port party ``pid``'s proxy and program use."""
+        p = self.party(pid)
+        used = ports_used(pid, self.n, p.base_port, p.party_base_port, self.convention)
+        return used["proxy"] | used["party"]
 
 
 def load(path: str | os.PathLike | None = None, overrides: dict | None = None,
@@ -250,12 +257,10 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
     where = str(source) if source else "configuration"
     from ..engines import get_engine
 
-    mod = _module(raw, where, base_dir)
+    mod = module.of_config(raw, base_dir)
     engine_raw = dict(raw.get("engine") or {"name": "mpyc"})
-    if mod is not None:  # the module's program on Sequre; other engine settings (build flags...) kept
-        given = {k: v for k, v in engine_raw.items() if k not in ("name", "program", "args", "command")}
-        engine_raw = {**given, "name": "sequre", "program": str(mod.entrypoint),
-                      "args": ["--skip-mhe-setup"] if mod.skip_mhe_setup else []}
+    if mod is not None:
+        engine_raw = module.engine_of(mod, engine_raw)
     engine = get_engine(engine_raw["name"])
     run_id = raw.get("run_id") or new_run_id()
     try:
@@ -278,7 +283,7 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
     if sorted(pids) != list(range(n)):
         raise ConfigError(f"{where}: parties: pids must be 0..{n - 1}, got {sorted(pids)}")
 
-    engine.settle(engine_raw)
+    engine_raw = engine.settled(engine_raw)
     framing = raw.get("framing") or engine.default_framing(engine_raw)
     problem = engine.framing_problem(engine_raw, framing)
     if problem:
@@ -307,13 +312,17 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
                            proxy_base if engine.same_port_base else proxy_base + stride // 2)
         given = inputs.get(str(pid))
         out = outputs.format(pid=pid, run_id=run_id, workdir=workdir)
+        of_module = module.party_of_config(mod, raw, pid, workdir, base_dir, where) if mod else {}
         parties.append(PartySpec(
             pid=pid, name=e.get("name", f"party{pid}"), host=e.get("host", "localhost"),
             email=e.get("email"), base_port=proxy_base, party_base_port=party_base,
             input=_abs(given, base_dir) if given else None, output=_abs(out, base_dir),
             folder=_abs(e["folder"], base_dir) if e.get("folder") else None,
-            env={**(_module_env(mod, raw, pid, workdir, base_dir, where) if mod else {}),
-                 **{k: str(v) for k, v in (e.get("env") or {}).items()}}))
+            env={**of_module.get("env", {}), **{k: str(v) for k, v in (e.get("env") or {}).items()}},
+            reads=(*of_module.get("reads", ()), *(_abs(f, base_dir) for f in e.get("reads") or ())),
+            results=_abs(e["results"], base_dir) if e.get("results") else of_module.get("results"),
+            named_outputs={**of_module.get("named_outputs", {}),
+                           **{k: _abs(v, base_dir) for k, v in (e.get("named_outputs") or {}).items()}}))
         highest = max(proxy_base, party_base) + max_offset(n)
         if highest > 65535:
             raise ConfigError(f"{where}: ports: party {pid} would need port {highest}, above 65535")
@@ -352,66 +361,6 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
     if problem:
         raise ConfigError(f"{where}: {problem}")
     return cfg
-
-
-def _module(raw: dict, where: str, base_dir: Path):
-    if not raw.get("module"):
-        return None
-    from . import module
-
-    return module.load(_abs(raw["module"]["path"], base_dir))
-
-
-def _module_env(mod, raw: dict, pid: int, workdir: Path, base_dir: Path, where: str) -> dict:
-    from . import module
-
-    given = {str(k): v for k, v in ((raw["module"].get("inputs") or {}).get(pid)
-                                    or (raw["module"].get("inputs") or {}).get(str(pid)) or {}).items()}
-    values = {name: str(_abs(str(v), base_dir)) if mod.inputs.get(name) == "File" else str(v)
-              for name, v in given.items()}
-    return module.party_env(mod, values, workdir / "outputs" / f"party-{pid}", where)
-
-
-def _abs(path: str, base_dir: Path) -> Path:
-    return Path(os.path.normpath(os.path.join(base_dir, os.path.expanduser(path))))
-
-
-def party_ports(cfg: RunConfig, pid: int) -> set[int]:
-    p = cfg.party(pid)
-    used = ports_used(pid, cfg.n, p.base_port, p.party_base_port, cfg.convention)
-    return used["proxy"] | used["party"]
-
-
-def isolation_for(cfg: RunConfig, parties_here: int) -> str:
-    """none or netns for ``parties_here`` parties of the run on this host:
-    ``auto`` gives each a network namespace where the engine needs it
-    (Sequre's compiled-in ports); one party per machine needs none."""
-    if cfg.isolation != "auto":
-        return cfg.isolation
-    from ..engines import get_engine
-
-    return "netns" if parties_here > 1 and get_engine(cfg.engine["name"]).needs_isolation(cfg) else "none"
-
-
-def check_port_overlap(cfg: RunConfig) -> None:
-    """Parties on one host must not share a port (their proxies' or their own),
-    unless each has a network namespace of its own."""
-    from ..engines import get_engine
-
-    if isolation_for(cfg, cfg.n) == "netns":
-        return
-    if cfg.transport == "tcp" and get_engine(cfg.engine["name"]).shared_port_base(cfg.engine):
-        return  # no proxies: the build's own plan (lower listens, higher dials) never clashes
-    owner: dict[tuple[str, int], int] = {}
-    for p in cfg.parties:
-        for port in party_ports(cfg, p.pid):
-            other = owner.setdefault((p.host, port), p.pid)
-            if other != p.pid:
-                fix = ("this build's ports are compiled in: use isolation: netns (or auto), or one "
-                       "party per machine" if get_engine(cfg.engine["name"]).shared_port_base(cfg.engine)
-                       else "give them other base ports")
-                raise ConfigError(f"{cfg.where}: ports: parties {other} and {p.pid} on host {p.host} "
-                                  f"would both use port {port}; {fix}")
 
 
 def check_inputs(cfg: RunConfig, pids) -> None:

@@ -97,19 +97,12 @@ def view(engine_reads, inputs, outputs, ports) -> View:
 
 def party_view(cfg, pid: int, engine, launch) -> View:
     """The view of party ``pid``'s program in run ``cfg``."""
-    from .config import party_ports
-
     p = cfg.party(pid)
-    inputs = [p.input] if p.input else []
-    outputs = [p.output.parent]
-    for key, value in p.env.items():  # a Biovault module's named inputs and results folder
-        if key.startswith("SEQURE_INPUT_") and os.path.isfile(value):
-            inputs.append(Path(value))
-        elif key == "BV_RESULTS_DIR":
-            outputs.append(Path(value))
+    inputs = ([p.input] if p.input else []) + [f for f in p.reads if f.is_file()]
+    outputs = [p.output.parent] + ([p.results] if p.results else [])
     # without proxies (transport tcp) it reaches every party's ports
     pids = [pid] if cfg.transport == "files" else [q.pid for q in cfg.parties]
-    ports = set().union(*(party_ports(cfg, q) for q in pids))
+    ports = set().union(*(cfg.ports(q) for q in pids))
     return view(engine.reads(cfg, launch), inputs, [*outputs, *engine.scratch], ports)
 
 
@@ -251,7 +244,7 @@ def probe() -> str | None:
     import sys
     import tempfile
 
-    from ..engines import python_install
+    from ..engines.engine import python_install
 
     code = ("import sys\ntry:\n    open(sys.argv[1]).read()\nexcept PermissionError:\n    pass\n"
             "else:\n    sys.exit('it read a file outside its view')\nopen(sys.argv[2], 'w').write('ok')\n")

@@ -41,17 +41,18 @@ def check_netns(why: str) -> None:
                           "machine (syqure-wf party --pid N on each)")
 
 
-def isolate(cfg, parties_here: int) -> str:
-    """Settle ``cfg.isolation`` for ``parties_here`` parties of the run on this
-    host, and make sure a namespace can be made where one is needed."""
-    from .config import isolation_for
+def isolate(cfg, parties_here: int):
+    """``cfg`` with its isolation settled for ``parties_here`` parties of the
+    run on this host, once sure a namespace can be made where one is needed."""
+    from dataclasses import replace
+
     from ..engines import get_engine
 
-    cfg.isolation = isolation_for(cfg, parties_here)
+    cfg = replace(cfg, isolation=isolation_for(cfg, parties_here))
     if cfg.isolation == "netns":
         check_netns(f"{cfg.engine['name']} parties on one host use the same ports"
                     if get_engine(cfg.engine["name"]).needs_isolation(cfg) else "the run asks for it")
-    return cfg.isolation
+    return cfg
 
 
 def inside() -> bool:
@@ -62,3 +63,35 @@ def reexec_inside(argv: list[str]) -> None:
     """Replace this process by ``argv`` run in a new network namespace with its loopback up."""
     os.environ[MARK] = "1"
     os.execvp("unshare", ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *argv])
+
+
+def isolation_for(cfg, parties_here: int) -> str:
+    """none or netns for ``parties_here`` parties of the run on this host:
+    ``auto`` gives each a network namespace where the engine needs it
+    (Sequre's compiled-in ports); one party per machine needs none."""
+    if cfg.isolation != "auto":
+        return cfg.isolation
+    from ..engines import get_engine
+
+    return "netns" if parties_here > 1 and get_engine(cfg.engine["name"]).needs_isolation(cfg) else "none"
+
+
+def check_port_overlap(cfg) -> None:
+    """Parties on one host must not share a port (their proxies' or their own),
+    unless each has a network namespace of its own."""
+    from ..engines import get_engine
+
+    if isolation_for(cfg, cfg.n) == "netns":
+        return
+    if cfg.transport == "tcp" and get_engine(cfg.engine["name"]).shared_port_base(cfg.engine):
+        return  # no proxies: the build's own plan (lower listens, higher dials) never clashes
+    owner: dict[tuple[str, int], int] = {}
+    for p in cfg.parties:
+        for port in cfg.ports(p.pid):
+            other = owner.setdefault((p.host, port), p.pid)
+            if other != p.pid:
+                fix = ("this build's ports are compiled in: use isolation: netns (or auto), or one "
+                       "party per machine" if get_engine(cfg.engine["name"]).shared_port_base(cfg.engine)
+                       else "give them other base ports")
+                raise ConfigError(f"{cfg.where}: ports: parties {other} and {p.pid} on host {p.host} "
+                                  f"would both use port {port}; {fix}")

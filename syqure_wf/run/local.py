@@ -17,10 +17,10 @@ from pathlib import Path
 import yaml
 
 from ..transport import mailbox
-from .config import RunConfig, check_inputs, party_ports
+from .config import RunConfig, check_inputs
 from ..errors import ConfigError, Stopped, SyqureError
 from ..transport.folder import make_private_dir, write_private
-from .party import die_with_parent
+from .children import die_with_parent, stop_groups
 from ..transport.status import DONE, FAILED, read_status
 from ..transport.sync_health import describe
 
@@ -29,7 +29,7 @@ TICK = 0.25
 
 def check_ports_free(cfg: RunConfig) -> None:
     for p in cfg.parties:
-        for port in sorted(party_ports(cfg, p.pid)):
+        for port in sorted(cfg.ports(p.pid)):
             with socket.socket() as s:
                 # as the proxies and MPyC bind: connections of a finished run may linger in TIME_WAIT
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -68,19 +68,21 @@ def party_command(cfg: RunConfig, config_path: Path, pid: int) -> list[str]:
     return [sys.executable, "-m", "syqure_wf", "party", "--config", str(config_path), "--pid", str(pid)]
 
 
-def isolate_and_build(cfg: RunConfig, parties_here: int, say=None) -> None:
+def isolate_and_build(cfg: RunConfig, parties_here: int, say=None) -> RunConfig:
     """What every party run on this host needs before it starts: a namespace
-    each where the engine needs it, and its program built once."""
+    each where the engine needs it, and its program built once (``cfg`` with both)."""
     from ..engines import get_engine
     from .isolation import isolate
 
-    isolate(cfg, parties_here)
+    cfg = isolate(cfg, parties_here)
     if get_engine(cfg.engine["name"]).needs_build(cfg.engine):
         from ..engines.build import build_run
 
         done = build_run(cfg, say=say)
+        cfg = cfg.with_engine(binary=str(done.binary))
         if say and done.compiled:
             say(f"compiled {done.binary.name} in {done.seconds:.0f} s")
+    return cfg
 
 
 class Display:
@@ -158,8 +160,7 @@ class LocalRun:
         self.stop_signal: str | None = None
 
     def run(self) -> dict:
-        cfg = self.cfg
-        isolate_and_build(cfg, cfg.n, say=self.say)
+        self.cfg = cfg = isolate_and_build(self.cfg, self.cfg.n, say=self.say)
         if cfg.transport == "files" and cfg.isolation == "none":
             check_ports_free(cfg)
         config_path = prepare(cfg)
@@ -206,21 +207,7 @@ class LocalRun:
             time.sleep(TICK)
 
     def _kill_all(self) -> None:
-        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            alive = [p for p in self.procs.values() if p.poll() is None]
-            if not alive:
-                return
-            for proc in alive:
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + wait
-            for proc in alive:
-                try:
-                    proc.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
+        stop_groups(list(self.procs.values()))
 
     def summary(self) -> dict:
         cfg = self.cfg

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError
+from .schema import absolute
 
 
 @dataclass
@@ -65,14 +66,45 @@ def load(folder: Path, entrypoint: Path | None = None) -> Module:
                   inputs, outputs)
 
 
+def of_config(raw: dict, base_dir: Path) -> Module | None:
+    """The module a run configuration names (``module.path``), if any."""
+    return load(absolute(raw["module"]["path"], base_dir)) if raw.get("module") else None
+
+
+def engine_of(module: Module, engine: dict) -> dict:
+    """The module's program on Sequre; the other engine settings (build flags...) kept."""
+    given = {k: v for k, v in engine.items() if k not in ("name", "program", "args", "command")}
+    return {**given, "name": "sequre", "program": str(module.entrypoint),
+            "args": ["--skip-mhe-setup"] if module.skip_mhe_setup else []}
+
+
+def party_of_config(module: Module, raw: dict, pid: int, workdir: Path, base_dir: Path, where: str) -> dict:
+    """``party_fields`` of party ``pid``, with the inputs ``module.inputs`` of the run configuration gives it."""
+    given = {str(k): v for k, v in ((raw["module"].get("inputs") or {}).get(pid)
+                                    or (raw["module"].get("inputs") or {}).get(str(pid)) or {}).items()}
+    values = {name: str(absolute(str(v), base_dir)) if module.inputs.get(name) == "File" else str(v)
+              for name, v in given.items()}
+    return party_fields(module, values, workdir / "outputs" / f"party-{pid}", where)
+
+
 def env_key(name: str) -> str:
     """Biovault's variable suffix of an input or output name."""
     return re.sub(r"[^A-Z0-9]", "_", name.upper())
 
 
-def party_env(module: Module, given: dict, results: Path, where: str) -> dict[str, str]:
-    """The environment one party's program gets: ``given`` maps input names
+def party_fields(module: Module, given: dict, results: Path, where: str) -> dict:
+    """One party of a module run, as the run configuration holds any party:
+    its program's environment (Biovault's variables), the files it reads by
+    name, its results folder and named outputs. ``given`` maps input names
     to values (paths for File inputs, absolute already)."""
+    env = party_env(module, given, results, where)
+    return {"env": env, "reads": tuple(Path(v) for k, v in given.items() if module.inputs.get(k) == "File"),
+            "results": results,
+            "named_outputs": {env_key(name).lower(): results / path for name, path in module.outputs.items()}}
+
+
+def party_env(module: Module, given: dict, results: Path, where: str) -> dict[str, str]:
+    """The environment one party's program gets."""
     env = {"BV_RESULTS_DIR": str(results)}
     for name, value in given.items():
         kind = module.inputs.get(name)

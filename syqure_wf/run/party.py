@@ -5,7 +5,6 @@ code, or 1 when the run failed around it."""
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import subprocess
@@ -15,7 +14,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..transport.aio import SignalStop, bounded, cancel_all
+from ..transport.aio import SignalStop, cancel_all
+from .children import die_with_parent, stop_group
 from .config import RunConfig, check_inputs
 from .confine import confine
 from ..engines import get_engine
@@ -34,17 +34,6 @@ class PartyResult:
     exit_code: int
     reason: str = ""
     log: Path | None = None
-
-
-def die_with_parent(sig: signal.Signals = signal.SIGKILL):
-    """A preexec_fn: the child gets ``sig`` when its parent dies, even by
-    SIGKILL, so nothing a runner started outlives it (Linux; elsewhere a no-op)."""
-    def preexec() -> None:
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    return preexec
 
 
 def log_tail(path: Path, lines: int = 5) -> list[str]:
@@ -73,12 +62,13 @@ class PartyRunner:
             from ..engines.build import build_run
 
             done = build_run(cfg, say=lambda line: print(f"party {pid}: {line}", file=sys.stderr, flush=True))
+            self.cfg = cfg = cfg.with_engine(binary=str(done.binary))
             self.times["build_s"] = round(done.seconds, 1)
         launch = self.engine.launch(cfg, pid)
         make_private_dir(cfg.logs_dir)
         make_private_dir(cfg.party(pid).output.parent)
-        if cfg.party(pid).env.get("BV_RESULTS_DIR"):  # a module's outputs go there, as Biovault makes it
-            make_private_dir(Path(cfg.party(pid).env["BV_RESULTS_DIR"]))
+        if cfg.party(pid).results:  # its named outputs go there
+            make_private_dir(cfg.party(pid).results)
         self.status = StatusRecord(cfg.status_dir_of(pid), pid, cfg.n, cfg.run_id)
         if cfg.transport == "files":
             self.proxy = Proxy(cfg.proxy_settings(pid), status=self.status)
@@ -140,7 +130,7 @@ class PartyRunner:
                 raise SyqureError(f"party {pid}: the {cfg.engine['name']} program {what} (log: {self.log})")
             engine_ok.set_result(None)
             await carry  # everything delivered and consumed
-            self._module_result()
+            self._list_named_outputs()
         except BaseException:
             await self._stop_engine()
             raise
@@ -151,16 +141,16 @@ class PartyRunner:
                            channels=self.proxy.stats() if self.proxy else {})
         return PartyResult(pid, 0, log=self.log)
 
-    def _module_result(self) -> None:
-        """A Biovault module writes its own named outputs: the party's result
-        file (what workflows and ``run`` collect) lists them."""
+    def _list_named_outputs(self) -> None:
+        """A program that writes named outputs (a module's) and no result
+        file: the party's result file (what workflows and ``run`` collect) lists them."""
         p = self.cfg.party(self.pid)
-        outputs = {k[len("SEQURE_OUTPUT_"):].lower(): v for k, v in p.env.items() if k.startswith("SEQURE_OUTPUT_")}
-        if outputs and not p.output.exists():
+        if p.named_outputs and not p.output.exists():
             import json
 
-            p.output.write_text(json.dumps({"party": self.pid, "outputs": outputs,
-                                            "written": {k: Path(v).is_file() for k, v in outputs.items()}}))
+            p.output.write_text(json.dumps({"party": self.pid,
+                                            "outputs": {k: str(v) for k, v in p.named_outputs.items()},
+                                            "written": {k: v.is_file() for k, v in p.named_outputs.items()}}))
 
     async def _failed_peer(self, wait: float = 2.0) -> str | None:
         """A peer's failure that may have caused ours: a peer that dies closes
@@ -182,19 +172,8 @@ class PartyRunner:
             await asyncio.sleep(0.1)
 
     async def _stop_engine(self) -> None:
-        proc = self.process
-        if proc is None or proc.returncode is not None:
-            return
-        for sig, grace in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                await bounded(asyncio.shield(proc.wait()), grace)
-                return
-            except asyncio.TimeoutError:
-                continue
+        if self.process is not None:
+            await stop_group(self.process, KILL_GRACE)
 
     def discard(self) -> None:
         """A failed run is over: what this party wrote that nobody will read,

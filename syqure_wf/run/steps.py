@@ -37,7 +37,7 @@ def prepare(raw: dict | str | Path, out: str | Path, *, base_dir: Path | None = 
         cfg = config_mod.load(raw, overrides)
     from .isolation import isolate
 
-    isolate(cfg, parties_here)
+    cfg = isolate(cfg, parties_here)
     if clean_leftovers and cfg.data_dir.is_dir():
         clean(cfg.data_dir)  # this folder is ours alone: a new run replaces a failed one
     check_fresh(cfg)

@@ -1,7 +1,9 @@
 """Where a submitted run's files are, in the SyftBox folder and beside it,
 and how a site reads a peer's (never through a link, bounded, and a file
 that cannot be read refused once until it changes) and writes its own
-(atomically, owner-only, readable by the run's sites only). A run is its
+(atomically, owner-only, readable by the run's sites only). ``json_of``
+and ``read_record`` are the one JSON reader outside transport/ (peer
+files, and this site's own records and requests). A run is its
 submitter's run id: every file of it is under ``{submitter}/{run_id}``::
 
     datasites/{site}/app_data/syqure/
@@ -96,11 +98,7 @@ class Board:
 
     def read(self, path: Path, limit: int = RECORD_MAX) -> bytes | None:
         """A peer's file: None if absent, a link or too large to be ours."""
-        try:
-            data = read_small(path, limit + 1)
-        except (SyqureError, OSError):
-            return None
-        return None if data is None or len(data) > limit else data
+        return read_bytes(path, limit)
 
     def read_manifest(self, submitter: str, run_id: str) -> bytes | None:
         return self.read(self.manifest_path(submitter, run_id), MAX_BYTES)
@@ -117,16 +115,11 @@ class Board:
             if stamp(path) == version and version[1] > RECORD_MAX:
                 self.refuse(path, version, "bad_file", f"larger than {RECORD_MAX} bytes")
             return None
-        try:
-            value = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
-            return None  # still arriving
-        except RecursionError:
-            value = "nested too deep"
-        except Exception as exc:  # out of memory, or what no check foresaw: this file, not the reader
-            value = f"unreadable ({type(exc).__name__})"
+        value, problem = json_of(data)
+        if problem == ARRIVING:
+            return None
         if not isinstance(value, dict):
-            self.refuse(path, version, "bad_file", value if isinstance(value, str) else "not a JSON mapping")
+            self.refuse(path, version, "bad_file", problem or "not a JSON mapping")
             return None
         return value
 
@@ -164,6 +157,41 @@ class Board:
             if self.read(target) != text:
                 write_private(target, text)
         write_private(path, data)
+
+
+ARRIVING = "not JSON (yet)"  # json_of's word for bytes a sync or a writer has not finished
+
+
+def json_of(data: bytes) -> tuple[object, str]:
+    """Bytes read from a file, as JSON: (value, ""); (None, ARRIVING) for
+    bytes that are no JSON (a file still being synced or written); (None,
+    why) for JSON no reader takes (nested too deep...)."""
+    try:
+        return json.loads(data), ""
+    except (ValueError, UnicodeDecodeError):
+        return None, ARRIVING
+    except RecursionError:
+        return None, "nested too deep"
+    except Exception as exc:  # out of memory, or what no check foresaw: this file, not the reader
+        return None, f"unreadable ({type(exc).__name__})"
+
+
+def read_bytes(path: Path, limit: int = RECORD_MAX) -> bytes | None:
+    """A file's bytes: None if absent, a link or larger than ``limit``."""
+    try:
+        data = read_small(path, limit + 1)
+    except (SyqureError, OSError):
+        return None
+    return None if data is None or len(data) > limit else data
+
+
+def read_record(path: Path, limit: int = RECORD_MAX) -> dict | None:
+    """A JSON mapping in a file (a record, a request): None if absent, a
+    link, too large, no JSON or no mapping. No memory of refusals: for a
+    peer's file that is read again and again, ``Board.read_json``."""
+    data = read_bytes(path, limit)
+    value = json_of(data)[0] if data is not None else None
+    return value if isinstance(value, dict) else None
 
 
 def channel_id(submitter: str, run_id: str) -> str:

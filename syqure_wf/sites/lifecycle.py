@@ -1,13 +1,15 @@
 """A submitted run's life at each site, and what follows from every site's
 published state: pure functions of records, no files.
 
-    pending_approval -> accepted -> ready -> running -> done
-            |              |          |         +-----> failed | cancelled
-            +--------------+----------+--> rejected | cancelled | expired
+    (new) -> pending_approval -> accepted -> ready -> running -> done
+      |             |                |          |         |
+      +-> rejected  +----------------+----------+---------+--> rejected | failed | cancelled
+                    +----------------+----------+------------> expired
 
-A site's party starts only once every site is ``ready`` (or past it): MPC
-cannot run partially. One site that rejects, fails, is cancelled or expires
-ends the run everywhere.
+``NEXT`` draws the same, and ``check_transition`` holds every change of a
+site's state to it (``run.py`` changes them). A site's party starts only
+once every site is ``ready`` (or past it): MPC cannot run partially. One
+site that rejects, fails, is cancelled or expires ends the run everywhere.
 """
 from __future__ import annotations
 
@@ -31,6 +33,24 @@ FAIL_GRACE = 5.0  # seconds a failed party waits for a cancel that would explain
 
 
 STATES = (PENDING, ACCEPTED, READY, RUNNING, *ENDED)
+NEW = ""  # a run this site has not answered yet
+STOPPED = (REJECTED, FAILED, CANCELLED)  # how a live run ends before it is done
+NEXT = {  # the states a run may go to from each; an ended run goes nowhere
+    NEW: (PENDING, ACCEPTED, REJECTED),
+    PENDING: (ACCEPTED, *STOPPED, EXPIRED),
+    ACCEPTED: (READY, *STOPPED, EXPIRED),
+    READY: (RUNNING, *STOPPED, EXPIRED),
+    RUNNING: (DONE, *STOPPED),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A change of state the lifecycle does not draw: a bug, never a peer's doing."""
+
+
+def check_transition(old: str, new: str) -> None:
+    if new not in NEXT.get(old, ()):
+        raise IllegalTransition(f"a run cannot go from {old or 'new'} to {new}")
 _TEXT = ("code", "reason", "approved_by", "agent", "result", "program", "manifest")
 TEXT_MAX = 1000  # characters of one field of a peer's record
 

@@ -5,7 +5,6 @@ A run is its submitter's run id: ``--submitter`` tells two apart."""
 from __future__ import annotations
 
 import getpass
-import json
 import secrets
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..transport.folder import make_private_dir, write_private
 from . import lifecycle as lc
-from .board import Board, dump
+from .board import Board, dump, read_record
 
 ANSWER_WAIT = 15.0  # seconds for a running agent to act on a request
 
@@ -33,10 +32,10 @@ def run_folder(board: Board, run_id: str, submitter: str | None = None) -> Path:
 
 
 def record_of(board: Board, run_id: str, submitter: str | None = None) -> dict:
-    try:
-        return json.loads((run_folder(board, run_id, submitter) / "record.json").read_text())
-    except (OSError, ValueError):
-        raise ConfigError(f"the record of run {run_id} at {board.me} cannot be read") from None
+    record = read_record(run_folder(board, run_id, submitter) / "record.json")
+    if record is None:
+        raise ConfigError(f"the record of run {run_id} at {board.me} cannot be read")
+    return record
 
 
 def request(board: Board, run_id: str, action: str, reason: str = "", say=print,
@@ -63,13 +62,23 @@ def request(board: Board, run_id: str, action: str, reason: str = "", say=print,
     return record["state"]
 
 
+def take_requests(board: Board) -> list[dict]:
+    """The requests waiting for the agent, each taken once (read, and gone)."""
+    found = []
+    for path in sorted(board.requests.glob("*.json")):
+        request = read_record(path)
+        path.unlink(missing_ok=True)
+        if request is not None:
+            found.append(request)
+    return found
+
+
 def runs(board: Board) -> list[dict]:
     found = []
     for path in sorted((board.private / "runs").glob("*/*/record.json")):
-        try:
-            found.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
+        record = read_record(path)
+        if record is not None:
+            found.append(record)
     return found
 
 

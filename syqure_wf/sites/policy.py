@@ -5,7 +5,8 @@ schema, re-read by the agent when it changes.
 
 ``decide`` and ``redecide`` are pure: a manifest, a policy, this site's
 email and the time in, a decision out (state, reason code, one line, how
-it was decided).
+it was decided). ``PolicyFile`` re-reads the file once a new version of it
+has settled.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..run.config import check_schema, read_yaml
+from ..run.schema import check_schema, read_yaml
 from ..transport.sitekey import FINGERPRINT
 from .lifecycle import ACCEPTED, PENDING, READY, REJECTED
 from .manifest import Manifest, ManifestError, check_email
@@ -131,6 +132,45 @@ def load(path: str | os.PathLike) -> Policy:
                   max_expiry=float(raw.get("max_expiry", WEEK)),
                   share_results=raw.get("share_results", "submitter"), engine=engine,
                   isolation=raw.get("isolation", "auto"), peers=peers, source=source)
+
+
+class PolicyFile:
+    """A policy file, re-read when it changes: a new version once it stayed
+    the same SETTLE seconds (a decision on half a file would reject runs)."""
+    SETTLE = 0.5
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.policy = load(path)
+        self._seen = _stamp(path)
+        self._new: tuple[tuple, float] | None = None  # a new version, since when
+
+    @property
+    def settling(self) -> bool:
+        return self._new is not None
+
+    def changed(self, now: float) -> Policy | None:
+        """The policy, re-read if its file changed and settled (else None);
+        ConfigError for a new version that is no policy (the last one stays)."""
+        stamp = _stamp(self.path)
+        if stamp == self._seen:
+            self._new = None
+            return None
+        if self._new is None or self._new[0] != stamp:
+            self._new = (stamp, now)
+        if now - self._new[1] < self.SETTLE:
+            return None
+        self._seen, self._new = stamp, None
+        self.policy = load(self.path)
+        return self.policy
+
+
+def _stamp(path: Path) -> tuple:
+    try:
+        st = os.stat(path)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+    except OSError:
+        return ()
 
 
 def _email(value: str, source: Path, key: str) -> str:

@@ -6,14 +6,13 @@ supply, who gets its result, the expiry, the digest and what the policy
 says of it. Every string from the manifest is shown escaped (peertext)."""
 from __future__ import annotations
 
-import json
 import time
 
 from ..errors import ConfigError
 from ..transport.sitekey import KnownSites, Refused, published
 from . import lifecycle as lc
 from . import policy as policies
-from .board import Board
+from .board import Board, read_record
 from .manifest import MAX_BYTES, Manifest, ManifestError, parse
 from .operator import run_folder
 from .peertext import shown
@@ -25,10 +24,9 @@ PARTY_COLUMNS = (("PID", "pid"), ("SITE", "email"), ("ROLE", "role"), ("PEER", "
 def show(board: Board, run_id: str, submitter: str | None = None, policy_path: str | None = None,
          source: bool = False) -> list[str]:
     folder = run_folder(board, run_id, submitter)
-    try:
-        record = json.loads((folder / "record.json").read_text())
-    except (OSError, ValueError):
-        raise ConfigError(f"the record of run {run_id} at {board.me} cannot be read") from None
+    record = read_record(folder / "record.json")
+    if record is None:
+        raise ConfigError(f"the record of run {run_id} at {board.me} cannot be read")
     data = board.read(folder / "manifest.json", MAX_BYTES)
     if data is None:
         why = f", {record.get('code')}: {shown(record.get('reason') or '')}" if record.get("code") else ""
@@ -44,9 +42,8 @@ def show(board: Board, run_id: str, submitter: str | None = None, policy_path: s
 def _policy(board: Board, given: str | None) -> policies.Policy | None:
     """The policy named, or the one this site's agent runs with."""
     if not given:
-        try:
-            given = json.loads((board.private / "agent.json").read_text())["policy"]
-        except (OSError, ValueError, KeyError, TypeError):
+        given = (read_record(board.private / "agent.json") or {}).get("policy")
+        if not isinstance(given, str):
             return None
     return policies.load(given)
 

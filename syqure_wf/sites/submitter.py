@@ -4,7 +4,6 @@ collect the results, ``cancel`` ends the run everywhere. Nothing here
 executes anything a peer wrote: states and results are read as data."""
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from ..errors import ConfigError, SyqureError
 from ..transport.folder import make_private_dir, write_private
 from . import lifecycle as lc
-from .board import Board, dump
+from .board import ARRIVING, Board, dump, json_of
 from .events import Events
 from .manifest import MAX_BYTES, ManifestError, encode, from_config, parse, same_submission
 
@@ -24,7 +23,7 @@ def submit(config_path: str, to: list[str], board: Board, expires_in: float = DE
            say=print) -> str:
     """Check the run here (its program compiled, for Sequre), then publish
     its manifest in this site's datasite. Returns the run id."""
-    from ..run.config import check_schema, read_yaml
+    from ..run.schema import check_schema, read_yaml
 
     source = Path(config_path).resolve()
     raw = read_yaml(source)
@@ -35,11 +34,8 @@ def submit(config_path: str, to: list[str], board: Board, expires_in: float = DE
     path = board.manifest_path(board.me, m.run_id)
     existing = board.read(path, MAX_BYTES)
     if existing is not None:
-        try:
-            before = json.loads(existing)
-        except ValueError:
-            before = None
-        if before is not None and same_submission(before, manifest):
+        before = json_of(existing)[0]
+        if isinstance(before, dict) and same_submission(before, manifest):
             say(f"run {m.run_id} was already submitted: the same run")
             return m.run_id
         raise SyqureError(f"run {m.run_id} exists with another manifest: give the new run its own run_id")
@@ -55,7 +51,7 @@ def _check_here(m, board: Board) -> None:
 
     from ..engines import get_engine
     from ..run import config as run_config
-    from .agent import party_config, write_program
+    from .partyconfig import party_config, write_program
     from .policy import Policy
 
     with tempfile.TemporaryDirectory(prefix="syqure-submit-") as tmp:
@@ -155,13 +151,12 @@ def collect(board: Board, m, now_records: dict, results: Path, say=print) -> Pat
         while True:
             data = board.read(path, MAX_BYTES)
             if data is not None:
-                try:
-                    json.loads(data)
+                problem = json_of(data)[1]
+                if not problem:
                     break
-                except ValueError:
-                    pass  # still arriving
-                except Exception:  # nested too deep...: never a result
-                    raise SyqureError(f"run {m.run_id}: {site}'s result {path} is no JSON this site reads") from None
+                if problem != ARRIVING:  # nested too deep...: never a result
+                    raise SyqureError(f"run {m.run_id}: {site}'s result {path} is no JSON this site reads "
+                                      f"({problem})")
             if time.time() > deadline:
                 raise SyqureError(f"run {m.run_id}: {site} says its result is shared, but {path} did not "
                                   f"arrive within {RESULT_WAIT:g} s (is this site among its readers?)")

@@ -1,0 +1,68 @@
+"""This site's party of a submitted run: its own copy of the approved
+program, and its run configuration (the submitter's settings, this site's
+folder, input, engine settings, bounds and free local ports). The agent
+writes both before it says ready; the submitter, to check a run here first."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..errors import SyqureError
+from ..transport.folder import make_private_dir, write_private
+from .board import channel_id
+from .manifest import Manifest
+
+
+def write_program(m: Manifest, folder: Path) -> Path:
+    """The manifest's program files, as they were approved, in a fresh private ``folder``."""
+    shutil.rmtree(folder, ignore_errors=True)
+    make_private_dir(folder)
+    for name, data in m.files.items():
+        make_private_dir((folder / name).parent)
+        write_private(folder / name, data)
+    return folder
+
+
+def party_config(m: Manifest, pid: int, folder: Path, program: Path, local_input: Path | None,
+                 workdir: Path, policy) -> dict:
+    """This site's run configuration for its party of ``m``: the submitter's
+    settings, this site's folder, input, engine settings and bounds."""
+    timeouts = dict(m.config.get("timeouts") or {})
+    timeouts["run"] = min(timeouts.get("run") or policy.max_seconds, policy.max_seconds)
+    engine = {**m.config["engine"], **policy.engine, "program": str(program / m.entry)}
+    raw = {"run_id": channel_id(*m.key), "layout": "syftbox", "syftbox": {"folder": str(folder)},
+           # other sites' parties run elsewhere: only this site's ports are this machine's
+           "parties": [{"pid": i, "email": e, "host": "localhost" if i == pid else f"site-{i}"}
+                       for i, e in enumerate(m.parties)],
+           "engine": engine, "workdir": str(workdir), "timeouts": timeouts, "isolation": policy.isolation,
+           # the program: a clean environment, and Landlock's view where the kernel has it (run/confine.py)
+           "confine": {"env": "clean", "files": "auto"},
+           **{k: m.config[k] for k in ("framing", "max_message") if k in m.config}}
+    if local_input is not None:
+        raw["inputs"] = {str(pid): str(local_input)}
+    pinned = {e: policy.fingerprint(e) for i, e in enumerate(m.parties) if i != pid and policy.fingerprint(e)}
+    if pinned:  # sealed by the sites' keys as every syftbox run; the policy's pins decide whose
+        raw["encryption"] = {"pinned": pinned}
+    if m.engine == "mpyc":  # ports of its own, free now, so that runs at once never meet
+        from ..transport.ports import max_offset
+
+        span = 2 * max_offset(len(m.parties)) + 2
+        base = free_base(2 * span)
+        raw["parties"][pid].update(base_port=base, party_base_port=base + span)
+    return raw
+
+
+def free_base(span: int) -> int:
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - span)
+        try:
+            for port in range(base, base + span):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise SyqureError("no free range of local ports for the party")
