@@ -267,7 +267,7 @@ def test_slurm_profile_one_party_per_node(nextflow, reference, tmp_path_factory)
     cluster = Cluster(tmp_path_factory.mktemp("slurm"))
     try:
         cluster.start()
-        root = clone(cluster.root / "shared")  # one host: the nodes share every folder
+        root = clone(cluster.shared / "pipeline")  # one host: the nodes share every folder
         (root / "placement.json").write_text(json.dumps({"placement": {str(p): n for p, n in enumerate(NODES)}}))
         (root / "poll.config").write_text("executor { pollInterval = '1 sec'; queueStatInterval = '2 sec' }\n")
         done = nextflow.run("run", MAIN, "-profile", "slurm", "-c", "poll.config", "-params-file", "placement.json",

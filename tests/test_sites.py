@@ -724,8 +724,8 @@ def test_real_sequre_through_agents_compiled_before_the_start(tmp_path_factory, 
             # ready only once compiled; the party then took the binary from the cache
             events = [e["event"] for e in s.audit(pid) if e["run_id"] == run_id]
             assert events == ["received", "decision", "compiled", "ready", "started", "done"], events
-            status = json.loads((s.folder(pid) / "datasites" / EMAILS[pid] / "app_data/syqure/runs" / run_id
-                                 / "status" / f"party-{pid}.json").read_text())
+            status = json.loads((s.folder(pid) / "datasites" / EMAILS[pid] / "app_data/syqure/runs"
+                                 / channel_id(EMAILS[0], run_id) / "status" / f"party-{pid}.json").read_text())
             assert status["times"]["build_s"] < 30, status["times"]
     finally:
         s.close()
