@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ sys.path.insert(0, str(REPO))
 from syqure_wf.engines.engine import python_install  # noqa: E402
 from syqure_wf.engines.mpyc import GUARD  # noqa: E402
 from syqure_wf.run.confine import Landlock, clean_env, landlock_abi, view  # noqa: E402
+from syqure_wf.sites.partyconfig import free_base  # noqa: E402
 
 JOBS = {
     "allele counts (10,000 variants)": [str(REPO / "examples/allele-counts/allele_counts.py")],
@@ -41,20 +41,8 @@ JOBS = {
 DATA = {1: REPO / "examples/allele-counts/data/site1.json", 2: REPO / "examples/allele-counts/data/site2.json"}
 
 
-def free_base(span: int = 10) -> int:
-    for base in range(41000, 60000, 100):
-        try:
-            for port in range(base, base + span):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise SystemExit("no free ports")
-
-
 def run(argv: list[str], how: str, out: Path) -> float:
-    base = free_base()
+    base = free_base(10)
     procs, jails = [], []
     t0 = time.perf_counter()
     for pid in range(3):
