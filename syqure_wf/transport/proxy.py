@@ -735,6 +735,7 @@ class Proxy:
             if ch.active or ch.inbound_pending() or (need_connections and not ch.connections):
                 return None
         for ch in self.channels:
+            self.folder.reap(ch.peer)
             if self.folder.unconsumed(ch.peer, ch.outbox.next_seq):
                 self._watch_consumption()
                 return None
@@ -768,6 +769,8 @@ class Proxy:
             return
         deadline, empty_since = time.monotonic() + bound, time.monotonic()
         while time.monotonic() < deadline:
+            for ch in self.channels:
+                self.folder.reap(ch.peer)
             if any(self.folder.unconsumed(ch.peer, ch.outbox.next_seq) or
                    self.folder.listing(self.folder.outbox(ch.peer)) for ch in self.channels):
                 empty_since = time.monotonic()
@@ -779,6 +782,7 @@ class Proxy:
         s, now = self.settings, self.clock()
         for ch in self.channels:
             peer = self.peers[ch.peer]
+            self.folder.reap(ch.peer)
             left = self.folder.unconsumed(ch.peer, ch.outbox.next_seq)
             if not (left and peer.state in (DONE, FAILED)):
                 ch.unconsumed_since = None

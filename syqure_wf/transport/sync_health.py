@@ -16,6 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from .protocol.liveness import SyncWatch  # noqa: F401 (its home)
+
 
 @dataclass(frozen=True)
 class SyncClient:
@@ -106,53 +108,6 @@ def problem_of(client: SyncClient) -> str | None:
     if client.server_url and not answers(client.server_url):
         return f"SyftBox server {client.server_url} unreachable"
     return None
-
-
-class SyncWatch:
-    """This site's sync, up or down, from successive probes: pure bookkeeping.
-
-    While the sync is down nothing from the peers can arrive, so no bound on
-    what comes from them may run: ``clock`` is a monotonic clock that stands
-    still while the sync is down. Every bound on peers is measured on it."""
-
-    def __init__(self, now: float):
-        self.paused = 0.0  # seconds of outage already behind us
-        self.down_since: float | None = None  # monotonic
-        self.down_wall: float | None = None  # wall clock, for people
-        self.reason = ""
-        self.last_outage = 0.0  # seconds the last outage lasted
-
-    @property
-    def down(self) -> bool:
-        return self.down_since is not None
-
-    def observe(self, problem: str | None, now: float, wall: float) -> str | None:
-        """Take a probe's result; returns "down" or "up" when the state changed."""
-        if problem and self.down_since is None:
-            self.down_since, self.down_wall, self.reason = now, wall, problem
-            return "down"
-        if problem:
-            self.reason = problem
-            return None
-        if self.down_since is not None:
-            self.last_outage = now - self.down_since
-            self.paused += self.last_outage
-            self.down_since, self.down_wall, self.reason = None, None, ""
-            return "up"
-        return None
-
-    def clock(self, now: float) -> float:
-        """``now`` less every moment the sync was down."""
-        return now - self.paused - (now - self.down_since if self.down_since is not None else 0.0)
-
-    def down_for(self, now: float) -> float:
-        return now - self.down_since if self.down_since is not None else 0.0
-
-    def record(self) -> dict:
-        """What the status record says of this site's sync."""
-        if self.down_since is None:
-            return {"state": "up"}
-        return {"state": "down", "since": self.down_wall, "reason": self.reason}
 
 
 def describe(sync: dict | None) -> str:
