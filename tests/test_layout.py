@@ -57,3 +57,30 @@ def test_the_check_sees_a_wrong_arrow(tmp_path):
     fake.write_text("import os\nfrom .framing import HEADER\n"
                     "def f():\n    from ..run.config import RunConfig\n    from .. import cli\n")
     assert imported(fake, tmp_path) == {"transport", "run", "cli"}
+
+
+NO_IO = {"os", "asyncio", "socket", "time", "threading", "subprocess", "selectors", "shutil"}
+
+
+def io_imports(path: Path) -> set[str]:
+    """The IO modules (NO_IO) a file imports, lazy imports included."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found & NO_IO
+
+
+def test_protocol_core_does_no_io():
+    core = sorted((PACKAGE / "transport" / "protocol").glob("*.py"))
+    assert len(core) >= 8
+    wrong = [f"{p.relative_to(REPO)} imports {', '.join(sorted(io_imports(p)))}" for p in core if io_imports(p)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_io_check_sees_an_io_import(tmp_path):
+    fake = tmp_path / "x.py"
+    fake.write_text("import json\nfrom os import path\ndef f():\n    import asyncio.events\n    from . import time\n")
+    assert io_imports(fake) == {"os", "asyncio"}
