@@ -13,7 +13,7 @@ DEFAULT_MAX_FILE = 8 << 20  # bytes: under SyftBox's 10 MB limit on a file
 TIMEOUTS = MappingProxyType({
     "connect": 300.0,  # the local party must be reachable by then
     "start": 600.0,  # a peer must show its status by then (0: never check)
-    "peer": 10.0,  # a live peer's heartbeat changes at least this often (0: never check)
+    "peer": 5.0,  # a live peer's heartbeat changes at least this often (0: never check)
     "stall": 30.0,  # an incomplete message or a seq hole may last this long
     "drain": 60.0,  # after the party exited, for the peers to consume
     "sync": 1800.0,  # this site's sync may be down this long (syftbox layout; 0: for ever)

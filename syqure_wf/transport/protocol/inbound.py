@@ -79,22 +79,23 @@ class Corrupt:
 class Arrival:
     """The wait for the next inbound slot of one direction.
 
-    ``looked(decision, now, woken)`` after each look at the slot; ``woken``:
-    whether the last wait ended by an event (no event: worth a listing, a
-    later slot may be there). ``interval``: the seconds between looks no event
-    asked for; ``look_every``: between listings; ``bound``: how long a stall
+    ``looked`` after each look at the slot, ``listed`` with the listing it
+    asked for, ``waited`` with whether the wait ended by an event (no event:
+    worth a listing, a later slot may be there). ``interval``: the seconds
+    between looks no event asked for (it changes when a proxy starts
+    polling); ``look_every``: between listings; ``bound``: how long a stall
     may last (the peer's patience)."""
 
-    def __init__(self, seq: int, inbox: Inbox, *, writer_known: bool, interval: float, look_every: float):
+    def __init__(self, seq: int, inbox: Inbox, *, writer_known: bool, look_every: float):
         self.seq, self.inbox = seq, inbox
         self.writer_known = writer_known
-        self.interval, self.look_every = interval, look_every
+        self.look_every = look_every
         self.stalled_since: float | None = None
         self.reason = ""
         self.woken = True
         self.listed_at = -look_every
 
-    def looked(self, decision: Decision, now: float, bound: float):
+    def looked(self, decision: Decision, now: float, bound: float, interval: float):
         verdict = decision.verdict
         if verdict is Verdict.DELIVER or verdict is Verdict.END:
             return Take(decision) if self.writer_known else Prove()
@@ -106,26 +107,34 @@ class Arrival:
                 self.listed_at = now
                 return List()
         else:
-            self.reason, self.stalled_since = decision.reason, self.stalled_since or now
-        return self._wait(now, bound)
+            self.reason = decision.reason
+            self._stall(now)
+        return self._wait(now, bound, interval)
 
-    def listed(self, present: dict[int, set[str]], now: float, bound: float):
+    def listed(self, present: dict[int, set[str]], now: float, bound: float, interval: float):
         hole = self.inbox.gap(present)
         if hole is None:
             self.stalled_since = None
         else:
             self.reason = (f"{file_name(self.seq, MSG)} is missing while "
                            f"message {hole} is there (a hole in the sequence)")
-            self.stalled_since = self.stalled_since or now
-        return self._wait(now, bound)
+            self._stall(now)
+        return self._wait(now, bound, interval)
+
+    def _stall(self, now: float) -> None:
+        if self.stalled_since is None:  # (a time may be 0: not ``or``)
+            self.stalled_since = now
+
+    def waited(self, woken: bool) -> None:
+        self.woken = woken
 
     def proven(self) -> None:
         self.writer_known = True
 
-    def _wait(self, now: float, bound: float):
+    def _wait(self, now: float, bound: float, interval: float):
         if self.stalled_since is not None and now - self.stalled_since > bound:
             return Stalled(self.reason, now - self.stalled_since)
-        return Wait(self.interval if self.stalled_since is None else min(self.interval, STALLED_LOOK))
+        return Wait(interval if self.stalled_since is None else min(interval, STALLED_LOOK))
 
 
 def writer_known_at_start(start_timeout: float, synced: bool, inbox_empty: bool) -> bool:
