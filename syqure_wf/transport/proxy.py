@@ -20,8 +20,8 @@ import secrets
 import time
 from pathlib import Path
 
-from ..errors import Stopped, SyqureError
-from .aio import SignalStop, cancel_all
+from ..errors import SyqureError
+from .aio import cancel_all
 from .channel import Channel, Hub
 from .link import Link, Upstream  # noqa: F401 (old imports)
 from .progress import Progress
@@ -32,14 +32,12 @@ from .protocol.liveness import DONE, FAILED, FAST_BEAT, RUNNING, PeerWatch, Sync
 from .protocol.ports import plan_channels
 from .settings import ProxySettings, make_folder  # noqa: F401 (old imports)
 from .status import StatusRecord, read_status
-from .sync_health import describe, find_client, problem_of
+from .sync_health import watch_sync
 from .watch import REMOVALS, Waiter, Wakeups, fs_type, make_watcher
 
 log = logging.getLogger(__name__)
 
 RESCAN = 1.0  # seconds between looks for consumption that no event asked for
-SYNC_PROBE = 1.0  # seconds between looks at this site's sync (its client and server)
-CLIENT_LOOK = 10.0  # seconds between searches for a sync client not found yet
 KEY_POLL = 0.05  # seconds between looks for the peers' keys, until every peer is keyed
 
 
@@ -220,31 +218,10 @@ class Proxy:
         await asyncio.get_running_loop().create_future()  # done: it ends with the run
 
     async def _watch_sync(self) -> None:
-        """This site's sync: its SyftBox client must answer, and the server it
-        syncs with. While either does not, the bounds on peers stand still
-        (``clock``); down for longer than ``sync_timeout``, the run fails
-        naming the sync. A folder whose client cannot be found gives no
-        evidence: the bounds run as on any folder (PROTOCOL.md, Liveness)."""
-        s = self.settings
-        folder = Path(s.syftbox["folder"]).expanduser() if s.syftbox else None
-        client, look_at = None, 0.0
-        while folder is not None:
-            now = time.monotonic()
-            if client is None and now >= look_at:
-                client, look_at = await asyncio.to_thread(find_client, folder), now + CLIENT_LOOK
-            problem = await asyncio.to_thread(problem_of, client) if client else None
-            change = self.sync.observe(problem, time.monotonic(), time.time())
-            if change == "down":
-                log.warning("%s", describe(self.sync.record()))
-            elif change == "up":
-                log.warning("sync back after %.0f s", self.sync.last_outage)
-            if change:
-                self.status.update(sync=self.sync.record())
-            if self.sync.down and s.sync_timeout and self.sync.down_for(time.monotonic()) > s.sync_timeout:
-                since = time.strftime("%H:%M:%S", time.localtime(self.sync.down_wall))
-                raise SyqureError(f"{self.sync.reason} since {since}: this site's sync did not come back "
-                                  f"within {s.sync_timeout:g} s (timeouts.sync)")
-            await asyncio.sleep(SYNC_PROBE)
+        if self.settings.syftbox:
+            await watch_sync(Path(self.settings.syftbox["folder"]).expanduser(), self.sync,
+                             self.settings.sync_timeout, self.status.update)
+        await asyncio.get_running_loop().create_future()  # no folder: no evidence, for ever
 
     def _first_unread(self) -> bool:
         """A peer has not yet taken our first message: before it does, it must
@@ -342,33 +319,4 @@ def process_started() -> float:
 
 
 
-async def run_standalone(settings: ProxySettings) -> dict:
-    """The proxy as its own process: status records its end; signals stop it.
-    Killed or stopped, it leaves its progress behind: started again with the
-    same run id while its party keeps running, it resumes (``progress``)."""
-    proxy = Proxy(settings, resumable=True)
-    with SignalStop() as stop:
-        try:
-            await proxy.start()
-            summary = await proxy.run()
-            proxy.status.update(state=DONE, exit_code=0, channels=proxy.stats())
-            return summary
-        except asyncio.CancelledError:
-            if not stop.caught:
-                raise
-            error = Stopped(f"party {settings.pid}: proxy stopped by {stop.caught}", stop.caught)
-            _record_failure(proxy, error)
-            raise error from None
-        except SyqureError as exc:
-            _record_failure(proxy, exc)
-            if proxy.progress and proxy.running:
-                proxy.progress.close(forget=True)  # a failed run is not resumed
-            raise
-
-
-def _record_failure(proxy: Proxy, exc: Exception) -> None:
-    if proxy.status is not None:
-        try:
-            proxy.status.update(state=FAILED, reason=str(exc), channels=proxy.stats())
-        except OSError:
-            pass
+from .standalone import run_standalone  # noqa: E402,F401 (old imports; it imports this module)

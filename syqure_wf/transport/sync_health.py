@@ -9,14 +9,20 @@ with ``data_dir`` (the folder), ``email``, ``server_url`` and ``client_url``
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .protocol.liveness import SyncWatch  # noqa: F401 (its home)
+from ..errors import SyqureError
+from .protocol.liveness import SyncWatch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -112,9 +118,38 @@ def problem_of(client: SyncClient) -> str | None:
 
 def describe(sync: dict | None) -> str:
     """'sync down since 12:34:56 (reason)' for a status record's ``sync``, or ''."""
-    import time
-
     if not sync or sync.get("state") != "down":
         return ""
     since = time.strftime("%H:%M:%S", time.localtime(sync.get("since") or 0))
     return f"sync down since {since} ({sync.get('reason', '?')})"
+
+
+SYNC_PROBE = 1.0  # seconds between looks at this site's sync (its client and server)
+CLIENT_LOOK = 10.0  # seconds between searches for a sync client not found yet
+
+
+async def watch_sync(folder: Path, sync: SyncWatch, sync_timeout: float, record) -> None:
+    """This site's sync: its SyftBox client must answer, and the server it
+    syncs with. While either does not, the bounds on peers stand still
+    (``SyncWatch.clock``); down for longer than ``sync_timeout``, the run
+    fails naming the sync. A folder whose client cannot be found gives no
+    evidence: the bounds run as on any folder (PROTOCOL.md, Liveness).
+    ``record``: updates this party's status record."""
+    client, look_at = None, 0.0
+    while True:
+        now = time.monotonic()
+        if client is None and now >= look_at:
+            client, look_at = await asyncio.to_thread(find_client, folder), now + CLIENT_LOOK
+        problem = await asyncio.to_thread(problem_of, client) if client else None
+        change = sync.observe(problem, time.monotonic(), time.time())
+        if change == "down":
+            log.warning("%s", describe(sync.record()))
+        elif change == "up":
+            log.warning("sync back after %.0f s", sync.last_outage)
+        if change:
+            record(sync=sync.record())
+        if sync.down and sync_timeout and sync.down_for(time.monotonic()) > sync_timeout:
+            since = time.strftime("%H:%M:%S", time.localtime(sync.down_wall))
+            raise SyqureError(f"{sync.reason} since {since}: this site's sync did not come back "
+                              f"within {sync_timeout:g} s (timeouts.sync)")
+        await asyncio.sleep(SYNC_PROBE)
