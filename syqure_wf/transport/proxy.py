@@ -279,10 +279,10 @@ class Proxy:
         s = self.settings
         while True:
             self._changed.clear()
-            if self._quiet(False) is not None:
-                return await self._settle()
             states = [self._consumption(ChannelState(ch.name, ch.peer, ch.active, ch.inbound_pending(),
                                                      ch.connections)) for ch in self.channels]
+            if not completion.busy(states, False) and not any(st.unconsumed for st in states):
+                return await self._settle()
             peers = {pid: PeerEnd(w.state in (DONE, FAILED), w.patience(s.heartbeat * 3, s.start_timeout),
                                   w.patience(s.drain_timeout, s.start_timeout)) for pid, w in self.peers.items()}
             drain.check(states, peers, self.clock())
