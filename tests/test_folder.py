@@ -6,10 +6,11 @@ import stat
 
 import pytest
 
-from syqure_wf.transport import mailbox
+from syqure_wf.transport.protocol.judge import WAIT_ABSENT, Verdict
+from syqure_wf.transport.protocol.names import MSG, READY, RUN_STAMP, file_name
 from syqure_wf.errors import SyqureError
 from syqure_wf.transport.folder import FilePool, SharedFolder, clean
-from syqure_wf.transport.framing import HEADER
+from syqure_wf.transport.protocol.framing import HEADER
 
 
 def frame(payload: bytes) -> bytes:
@@ -24,8 +25,8 @@ def send(folder: SharedFolder, peer: int, seq: int, payload: bytes) -> None:
 
 def receive(folder: SharedFolder, peer: int, seq: int) -> bytes:
     decision, content = folder.look(peer, seq)
-    assert decision.verdict is mailbox.Verdict.DELIVER, decision
-    folder.consume(peer, seq, mailbox.MSG)
+    assert decision.verdict is Verdict.DELIVER, decision
+    folder.consume(peer, seq, MSG)
     return bytes(content[HEADER.size:])
 
 
@@ -45,16 +46,16 @@ def test_consumed_files_are_written_again_with_exact_content(pair):
     consumed_inodes = set()
     for seq, n in enumerate(sizes):
         send(a, 1, seq, bytes([seq]) * n)
-        consumed_inodes.add(os.stat(root / "0_to_1" / mailbox.file_name(seq, mailbox.MSG)).st_ino)
+        consumed_inodes.add(os.stat(root / "0_to_1" / file_name(seq, MSG)).st_ino)
         assert receive(b, 0, seq) == bytes([seq]) * n
-    assert os.listdir(root / "0_to_1") == [mailbox.RUN_STAMP]  # consumed: gone from the direction
+    assert os.listdir(root / "0_to_1") == [RUN_STAMP]  # consumed: gone from the direction
     for seq, n in enumerate(reversed(sizes)):
         send(b, 0, seq, b"r" * n)
-        msg = root / "1_to_0" / mailbox.file_name(seq, mailbox.MSG)
+        msg = root / "1_to_0" / file_name(seq, MSG)
         st = os.stat(msg)
         assert st.st_ino in consumed_inodes  # a pooled file, not a new one
         assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_nlink == 1
-        ready = os.stat(root / "1_to_0" / mailbox.file_name(seq, mailbox.READY))
+        ready = os.stat(root / "1_to_0" / file_name(seq, READY))
         assert ready.st_size == 0 and stat.S_IMODE(ready.st_mode) == 0o600
         assert receive(a, 1, seq) == b"r" * n
 
@@ -63,7 +64,7 @@ def test_markers_are_links_to_one_empty_file(pair):
     a, _, root = pair
     for seq in range(3):
         send(a, 1, seq, b"x")
-    inodes = {os.stat(root / "0_to_1" / mailbox.file_name(s, mailbox.READY)).st_ino for s in range(3)}
+    inodes = {os.stat(root / "0_to_1" / file_name(s, READY)).st_ino for s in range(3)}
     assert len(inodes) == 1
 
 
@@ -71,14 +72,14 @@ def test_markers_are_links_to_one_empty_file(pair):
 def test_pool_never_reuses_an_unsafe_file(pair, unsafe):
     a, b, root = pair
     send(a, 1, 0, b"z" * (100_000 if unsafe == "large" else 10))
-    msg = root / "0_to_1" / mailbox.file_name(0, mailbox.MSG)
+    msg = root / "0_to_1" / file_name(0, MSG)
     if unsafe == "readable by others":
         os.chmod(msg, 0o644)
     elif unsafe == "linked elsewhere":
         os.link(msg, root / "elsewhere")
     receive(b, 0, 0)
     send(b, 0, 0, b"fresh")
-    out = os.stat(root / "1_to_0" / mailbox.file_name(0, mailbox.MSG))
+    out = os.stat(root / "1_to_0" / file_name(0, MSG))
     assert stat.S_IMODE(out.st_mode) == 0o600 and out.st_nlink == 1 and out.st_size == HEADER.size + 5
     if unsafe == "linked elsewhere":
         assert (root / "elsewhere").read_bytes()[HEADER.size:] == b"z" * 10  # untouched
@@ -139,7 +140,7 @@ def test_message_placed_but_not_announced_is_announced_on_resume(pair):
     w.write(frame(b"second"))
     with pytest.raises(Killed):
         w.commit(die)
-    assert b.look(0, 1)[0] is mailbox.WAIT_ABSENT  # no reader may have it yet
+    assert b.look(0, 1)[0] is WAIT_ABSENT  # no reader may have it yet
     # counters said 2 (recorded in ``placed``): the restarted writer announces 1 and goes on at 2
     assert a.resume_outbox(1, 2) == 2
     assert [receive(b, 0, s) for s in (0, 1)] == [b"first", b"second"]

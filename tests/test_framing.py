@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from syqure_wf.errors import FramingError
-from syqure_wf.transport.framing import Begin, Data, End, SequreParser, StreamChunker
+from syqure_wf.transport.protocol.framing import Begin, Data, End, SequreParser, StreamChunker
 
 
 def frames_of(events):

@@ -17,6 +17,7 @@ from conftest import PY, REPO, one_line_error
 
 from syqure_wf.errors import ConfigError
 from syqure_wf.transport import handshake, sitekey
+from syqure_wf.transport.known_sites import KnownSites
 from syqure_wf.transport.handshake import channel_keys, contribute, judge_key, verify
 from syqure_wf.transport.seal import Seal
 from syqure_wf.transport.sitekey import Refused, new_site_key
@@ -193,7 +194,7 @@ def test_a_syft_crypto_key_is_reused(tmp_path):
 
 
 def test_known_sites_pin_and_forget(tmp_path):
-    known = sitekey.KnownSites(tmp_path, EMAILS[0])
+    known = KnownSites(tmp_path, EMAILS[0])
     fp = new_site_key(EMAILS[1], Path("x")).fingerprint
     known.pin(EMAILS[1], fp)
     assert known.get(EMAILS[1]) == fp and known.path.stat().st_mode & 0o777 == 0o600
@@ -248,7 +249,7 @@ def test_a_contribution_found_at_the_first_look_waits_for_its_writer(tmp_path):
     assert b.poll(0, watch_of(0), 0.0, 30) is False  # found at b's first look: its writer must be seen
     assert b.poll(0, watch_of(0, "inc-a"), 1.0, 30)
     assert a.sealed.keys[1] == b.sealed.keys[0][::-1]
-    assert sitekey.KnownSites(tmp_path, EMAILS[0]).get(EMAILS[1]) == b.site.fingerprint
+    assert KnownSites(tmp_path, EMAILS[0]).get(EMAILS[1]) == b.site.fingerprint
 
 
 def test_a_replayed_contribution_and_a_changed_key_fail_naming_the_site(tmp_path):
@@ -261,7 +262,7 @@ def test_a_replayed_contribution_and_a_changed_key_fail_naming_the_site(tmp_path
     with pytest.raises(Refused, match=r"party 1 \(cp1@hospital-b.org\).*run-22.*replayed"):
         a.poll(1, watch_of(1), 1.0, 30)
     # site 1 pinned, then its published key changes: refused before any key is set
-    sitekey.KnownSites(tmp_path, EMAILS[0]).pin(EMAILS[1], new_site_key(EMAILS[1], Path("x")).fingerprint)
+    KnownSites(tmp_path, EMAILS[0]).pin(EMAILS[1], new_site_key(EMAILS[1], Path("x")).fingerprint)
     again = peer_keys(tmp_path, 0, "inc-a2")
     with pytest.raises(Refused, match=f"site {EMAILS[1]}'s key changed: it was SHA256:.*, it is SHA256:"):
         again.poll(1, watch_of(1), 0.0, 30)
@@ -354,7 +355,7 @@ def test_keys_command_makes_shows_and_forgets(tmp_path):
     shown = keys("--peer", EMAILS[1], "--peer", EMAILS[2])
     assert f"{EMAILS[1]} {peer.fingerprint} (not pinned yet)" in shown.stdout, shown.stdout
     assert f"{EMAILS[2]}: no key published yet" in shown.stdout
-    sitekey.KnownSites(tmp_path, EMAILS[0]).pin(EMAILS[1], fp)
+    KnownSites(tmp_path, EMAILS[0]).pin(EMAILS[1], fp)
     assert f"CHANGED: pinned {fp}" in keys("--peer", EMAILS[1]).stdout
     assert "forgotten" in keys("--forget", EMAILS[1]).stdout
     bad = subprocess.run([PY, "-m", "syqure_wf", "keys", "--syftbox-folder", str(tmp_path), "--email", "../x"],

@@ -142,14 +142,12 @@ def test_the_circle_check_sees_a_circle(tmp_path):
 
 
 MAX_LINES = 400  # a module a reader takes in at once (issue 27)
-SIZE_PENDING = {"transport"}  # its split into protocol/store/drivers is under way (issue 27, branch i27a)
 
 
 def long_modules(root: Path = REPO) -> list[str]:
-    """The package's modules over MAX_LINES lines, outside SIZE_PENDING."""
+    """The package's modules over MAX_LINES lines."""
     return [f"{p.relative_to(root)}: {n} lines" for p in sorted((root / "syqure_wf").rglob("*.py"))
-            if p.relative_to(root / "syqure_wf").parts[0] not in SIZE_PENDING
-            and (n := len(p.read_text().splitlines())) > MAX_LINES]
+            if (n := len(p.read_text().splitlines())) > MAX_LINES]
 
 
 def test_no_module_is_over_400_lines():
@@ -162,4 +160,32 @@ def test_the_size_check_sees_a_long_module(tmp_path):
     (tmp_path / "syqure_wf" / "sites" / "long.py").write_text("x = 1\n" * (MAX_LINES + 1))
     (tmp_path / "syqure_wf" / "sites" / "short.py").write_text("x = 1\n" * MAX_LINES)
     (tmp_path / "syqure_wf" / "transport" / "long.py").write_text("x = 1\n" * (MAX_LINES + 1))
-    assert long_modules(tmp_path) == [f"syqure_wf/sites/long.py: {MAX_LINES + 1} lines"]
+    assert long_modules(tmp_path) == [f"syqure_wf/sites/long.py: {MAX_LINES + 1} lines",
+                                      f"syqure_wf/transport/long.py: {MAX_LINES + 1} lines"]
+
+
+NO_IO = {"os", "asyncio", "socket", "time", "threading", "subprocess", "selectors", "shutil"}
+
+
+def io_imports(path: Path) -> set[str]:
+    """The IO modules (NO_IO) a file imports, lazy imports included."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found & NO_IO
+
+
+def test_protocol_core_does_no_io():
+    core = sorted((PACKAGE / "transport" / "protocol").glob("*.py"))
+    assert len(core) >= 8
+    wrong = [f"{p.relative_to(REPO)} imports {', '.join(sorted(io_imports(p)))}" for p in core if io_imports(p)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_io_check_sees_an_io_import(tmp_path):
+    fake = tmp_path / "x.py"
+    fake.write_text("import json\nfrom os import path\ndef f():\n    import asyncio.events\n    from . import time\n")
+    assert io_imports(fake) == {"os", "asyncio"}

@@ -2,8 +2,10 @@ import struct
 
 import pytest
 
-from syqure_wf.transport import mailbox
-from syqure_wf.transport.mailbox import Slot, Verdict, judge
+from syqure_wf.transport.protocol.inbound import Inbox
+from syqure_wf.transport.protocol.judge import Slot, Verdict, judge
+from syqure_wf.transport.protocol.names import check_id, file_name, parse_name
+from syqure_wf.transport.protocol.outbound import Outbox
 
 H = lambda n: struct.pack("<q", n)  # noqa: E731
 
@@ -31,18 +33,18 @@ def test_judge(slot, verdict, words):
 
 
 def test_names_round_trip_and_grow_past_eight_digits():
-    assert mailbox.file_name(7, "msg") == "00000007.msg"
-    assert mailbox.parse_name(mailbox.file_name(123456789, "ready")) == (123456789, "ready")
+    assert file_name(7, "msg") == "00000007.msg"
+    assert parse_name(file_name(123456789, "ready")) == (123456789, "ready")
     for junk in ("7.msg", ".00000001.msg.tmp", "00000001.msg.syftrejected", "../00000001.msg"):
-        assert mailbox.parse_name(junk) is None
+        assert parse_name(junk) is None
 
 
 def test_inbox_gap_and_outbox_consumption():
-    inbox = mailbox.Inbox(next_seq=3)
+    inbox = Inbox(next_seq=3)
     assert inbox.gap({4: {"msg", "ready"}}) == 4
     assert inbox.gap({3: {"ready"}, 4: {"ready"}}) is None
     assert inbox.gap({}) is None
-    out = mailbox.Outbox()
+    out = Outbox()
     for _ in range(3):
         out.allocate()
     assert out.unconsumed({1: {"msg"}, 5: {"msg"}}) == [1]
@@ -51,7 +53,7 @@ def test_inbox_gap_and_outbox_consumption():
 @pytest.mark.parametrize("bad", ["../x", "a/b", "", ".hidden", "a" * 200, "x..y", "é"])
 def test_ids_that_could_escape_are_refused(bad):
     with pytest.raises(ValueError):
-        mailbox.check_id(bad, "run id")
+        check_id(bad, "run id")
 
 
 # Hostile files: whatever the reader sees on disk, a message is delivered only

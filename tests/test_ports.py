@@ -1,6 +1,6 @@
 import pytest
 
-from syqure_wf.transport.ports import Role, channel_offset, mpyc_party_args, plan_channels, ports_used
+from syqure_wf.transport.protocol.ports import Role, channel_offset, mpyc_party_args, plan_channels, ports_used
 
 
 def test_seed_table_for_three_parties():

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import PROGRAMS, PY, free_base, message_files, one_line_error, output, wait_until
 
-from syqure_wf.transport.ports import mpyc_party_args
+from syqure_wf.transport.protocol.ports import mpyc_party_args
 
 
 def proxy_cmd(pid, n, data, base, party_base, *extra):

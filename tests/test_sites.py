@@ -935,11 +935,12 @@ def test_a_site_whose_published_key_changed_is_refused_naming_it(sites):
     that swaps its DID document): a run with it fails before any share goes
     to it, naming the site and both keys."""
     from syqure_wf.transport import sitekey
+    from syqure_wf.transport.known_sites import KnownSites
 
     site2 = sites.folder(2)
     old = sitekey.load_or_create(site2, EMAILS[2])
     for pid in (0, 1):
-        sitekey.KnownSites(sites.folder(pid), EMAILS[pid]).pin(EMAILS[2], old.fingerprint)
+        KnownSites(sites.folder(pid), EMAILS[pid]).pin(EMAILS[2], old.fingerprint)
     did = sitekey.did_path(site2, EMAILS[2])
     saved = {p: p.read_bytes() for p in (old.path, did)}
     try:

@@ -7,8 +7,9 @@ import json
 import click
 
 from ..errors import ConfigError
-from ..transport.framing import DEFAULT_CHUNK, DEFAULT_MAX_MESSAGE, FRAMINGS
-from ..transport.ports import CONVENTIONS
+from ..transport.protocol.defaults import LINGER, TIMEOUTS
+from ..transport.protocol.framing import DEFAULT_CHUNK, DEFAULT_MAX_MESSAGE, FRAMINGS
+from ..transport.protocol.ports import CONVENTIONS
 from .common import main, one_line_errors, setup_logging
 
 
@@ -39,15 +40,15 @@ def proxy_options(func):
                      help="Largest message under stream framing."),
         click.option("--dial", type=click.Choice(["auto", "eager", "lazy"]), default="auto", show_default=True,
                      help="When to dial a listening party: at once, or on its first message."),
-        click.option("--connect-timeout", type=float, default=300.0, show_default=True,
+        click.option("--connect-timeout", type=float, default=TIMEOUTS["connect"], show_default=True,
                      help="Seconds for the local party to come up (it may be compiling)."),
-        click.option("--start-timeout", type=float, default=600.0, show_default=True,
+        click.option("--start-timeout", type=float, default=TIMEOUTS["start"], show_default=True,
                      help="Seconds for every peer to show its status (0: never check; for seed sbproxy peers)."),
-        click.option("--peer-timeout", type=float, default=10.0, show_default=True,
+        click.option("--peer-timeout", type=float, default=TIMEOUTS["peer"], show_default=True,
                      help="Seconds without a heartbeat before a peer counts as gone (0: never)."),
-        click.option("--stall-timeout", type=float, default=30.0, show_default=True,
+        click.option("--stall-timeout", type=float, default=TIMEOUTS["stall"], show_default=True,
                      help="Seconds an incomplete message or a hole in the sequence may last."),
-        click.option("--linger", type=float, default=2.0, show_default=True,
+        click.option("--linger", type=float, default=LINGER, show_default=True,
                      help="Seconds to wait for a new connection once every channel closed."),
         click.option("--secret-file", type=click.Path(dir_okay=False), default=None,
                      help="Seal every message with this run secret (needs --run-id)."),
@@ -59,7 +60,8 @@ def proxy_options(func):
 
 
 def _run_proxy(verbose: int, **kwargs) -> None:
-    from ..transport.proxy import ProxySettings, run_standalone
+    from ..transport.settings import ProxySettings
+    from ..transport.standalone import run_standalone
 
     setup_logging(verbose, f"proxy[{kwargs['pid']}]")
     secret_file = kwargs.pop("secret_file", None)
@@ -71,11 +73,11 @@ def _run_proxy(verbose: int, **kwargs) -> None:
         kwargs["secret"] = read_secret(secret_file)
     try:
         settings = ProxySettings(**kwargs)
-        from ..transport.ports import check_party
+        from ..transport.protocol.ports import check_party
 
         check_party(settings.pid, settings.parties)
         if settings.run_id:
-            from ..transport.mailbox import check_id
+            from ..transport.protocol.names import check_id
             check_id(settings.run_id, "run id")
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

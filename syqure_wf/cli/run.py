@@ -9,7 +9,7 @@ import sys
 import click
 
 from ..errors import ConfigError
-from ..transport.framing import FRAMINGS
+from ..transport.protocol.framing import FRAMINGS
 from .common import _prog, load_config, main, one_line_errors, setup_logging
 
 

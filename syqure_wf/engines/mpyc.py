@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..transport.ports import mpyc_party_args
+from ..transport.protocol.ports import mpyc_party_args
 from . import unpickle
 from .engine import Engine, Launch, common_env, fill, placeholders, program_problem, python_install
 from .program import imports

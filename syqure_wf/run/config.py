@@ -17,16 +17,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-from ..transport import mailbox
 from ..errors import ConfigError
-from ..transport.framing import DEFAULT_MAX_MESSAGE
-from ..transport.ports import max_offset, ports_used
+from ..transport.protocol.defaults import SYFTBOX_TIMEOUTS, TIMEOUTS
+from ..transport.protocol.framing import DEFAULT_MAX_MESSAGE
+from ..transport.protocol.names import STATUS, check_id
+from ..transport.protocol.ports import max_offset, ports_used
 from . import module
 from .isolation import check_port_overlap
 from .schema import absolute as _abs
 from .schema import check_schema, read_yaml
 
-SYFTBOX_TIMEOUTS = {"peer": 300.0, "stall": 300.0, "drain": 300.0}  # seconds (PROTOCOL.md, Liveness)
 
 
 def new_run_id() -> str:
@@ -35,20 +35,21 @@ def new_run_id() -> str:
 
 @dataclass(frozen=True)
 class Timeouts:
-    connect: float = 300.0
-    start: float = 600.0
-    peer: float = 5.0
-    stall: float = 30.0
-    drain: float = 60.0
+    """Seconds (README's table); the transport's bounds default to its one
+    table (protocol/defaults.py), ``run`` (the whole party, 0: none) is this layer's."""
+    connect: float = TIMEOUTS["connect"]
+    start: float = TIMEOUTS["start"]
+    peer: float = TIMEOUTS["peer"]
+    stall: float = TIMEOUTS["stall"]
+    drain: float = TIMEOUTS["drain"]
     run: float = 0.0
-    sync: float = 1800.0  # layout syftbox: this site's sync may be down this long
+    sync: float = TIMEOUTS["sync"]  # layout syftbox: this site's sync may be down this long
 
 
 def status_dir(root: Path) -> Path:
     """The status folder of a party's run folder (syftbox) or of the shared
-    data folder (every party's record in one): outside transport/, the one
-    place that names it (transport's layouts name it alike: folder.py, syftbox.py)."""
-    return Path(root) / "status"
+    data folder (every party's record in one)."""
+    return Path(root) / STATUS
 
 
 def frozen(mapping: Mapping | None) -> Mapping:
@@ -264,7 +265,7 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
     engine = get_engine(engine_raw["name"])
     run_id = raw.get("run_id") or new_run_id()
     try:
-        mailbox.check_id(run_id, "run id")
+        check_id(run_id, "run id")
     except ValueError as exc:
         raise ConfigError(f"{where}: run_id: {exc}") from None
 

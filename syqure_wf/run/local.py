@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from ..transport import mailbox
+from ..transport.protocol.names import leftovers, parse_direction
 from .config import RunConfig, check_inputs
 from ..errors import ConfigError, Stopped, SyqureError
 from ..transport.folder import make_private_dir, write_private
@@ -45,8 +45,8 @@ def check_fresh(cfg: RunConfig) -> None:
     if not cfg.data_dir.is_dir():
         return
     for entry in os.scandir(cfg.data_dir):
-        if entry.is_dir(follow_symlinks=False) and mailbox.parse_direction(entry.name):
-            left = mailbox.leftovers(os.listdir(entry.path))
+        if entry.is_dir(follow_symlinks=False) and parse_direction(entry.name):
+            left = leftovers(os.listdir(entry.path))
             if left:
                 raise ConfigError(f"{entry.path} holds messages of an earlier run: "
                                   f"run 'syqure-wf clean {cfg.workdir}' or use another workdir")

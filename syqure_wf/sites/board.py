@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import SyqureError
-from ..transport import mailbox
+from ..transport.protocol.names import check_id
 from ..transport.folder import make_private_dir, read_small, write_private
 from ..transport.sitekey import private_dir
 from ..transport.syftbox import APP, permissions
@@ -65,7 +65,7 @@ class Board:
         """``site``'s folder of runs by ``submitter`` (its own: ``submitter``
         omitted), or of one run of them."""
         folder = self.app(site) / "jobs" / (submitter or site)
-        return folder / mailbox.check_id(run_id, "run id") if run_id is not None else folder
+        return folder / check_id(run_id, "run id") if run_id is not None else folder
 
     def manifest_path(self, submitter: str, run_id: str) -> Path:
         return self.jobs(submitter, submitter, run_id) / "manifest.json"
@@ -77,10 +77,10 @@ class Board:
         return self.jobs(site, submitter, run_id) / "state.json"
 
     def result_path(self, site: str, submitter: str, run_id: str, pid: int) -> Path:
-        return self.app(site) / "results" / submitter / mailbox.check_id(run_id, "run id") / f"party-{pid}.json"
+        return self.app(site) / "results" / submitter / check_id(run_id, "run id") / f"party-{pid}.json"
 
     def run_private(self, submitter: str, run_id: str) -> Path:
-        return self.private / "runs" / submitter / mailbox.check_id(run_id, "run id")
+        return self.private / "runs" / submitter / check_id(run_id, "run id")
 
     @property
     def requests(self) -> Path:
@@ -227,7 +227,7 @@ def subfolders(folder: Path, limit: int | None = None) -> list[str]:
 
 def _is_id(name: str) -> bool:
     try:
-        mailbox.check_id(name, "run id")
+        check_id(name, "run id")
         return True
     except ValueError:
         return False

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 
 from ..engines.program import digest, program_files
 from ..errors import ConfigError, SyqureError
-from ..transport import mailbox
+from ..transport.protocol.names import check_id
 from .digest import run_digest
 
 FORMAT = "syqure-wf manifest 2"
@@ -216,7 +216,7 @@ def check_args(args) -> list[str]:
 
 def check_run_id(value) -> str:
     try:
-        mailbox.check_id(value, "run id")
+        check_id(value, "run id")
     except ValueError as exc:
         raise ManifestError(str(exc)) from None
     if len(value) > MAX_RUN_ID:

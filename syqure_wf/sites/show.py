@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 
 from ..errors import ConfigError
-from ..transport.sitekey import KnownSites, Refused, published
+from ..transport.known_sites import KnownSites
+from ..transport.sitekey import Refused, published
 from . import lifecycle as lc
 from . import policy as policies
 from .board import Board, read_record

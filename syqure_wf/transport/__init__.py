@@ -1,8 +1,10 @@
 """The transport: TCP streams to numbered message files and back.
 
-Pure protocol (no sockets, no files): ``ports``, ``framing``, ``mailbox``.
-Adapters: ``folder`` (shared layout), ``syftbox`` (each sender's datasite),
-``seal`` (encrypted files), ``watch`` (file events), ``status`` and
-``progress`` (heartbeats, liveness, resumable counters), ``aio`` (bounded
-waits), and ``proxy``, which ties them to a party's sockets. Nothing here
-knows of runs, engines or the CLI."""
+Pure protocol (no sockets, no files, no clocks): ``protocol/`` (its
+``__init__`` lists where each rule lives). Adapters: ``folder`` (shared
+layout) and ``files`` (private files on disk), ``syftbox`` (each sender's
+datasite), ``seal`` (encrypted files), ``watch`` (file events), ``status``
+and ``progress`` (heartbeat records, resumable counters), ``sync_health``
+(this site's sync), ``aio`` (bounded waits); ``link`` and ``channel`` drive
+one party connection and one peer, and ``proxy`` ties them to a party. Nothing here knows of runs,
+engines or the CLI."""

@@ -30,9 +30,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from . import mailbox
+from .protocol.judge import Decision, Verdict
 from ..errors import ConfigError, CorruptMessage
-from .framing import HEADER
+from .protocol.framing import HEADER
 
 NONCE, TAG = 12, 16
 OVERHEAD = NONCE + TAG
@@ -174,7 +174,7 @@ class SealedFolder:
         self._writers: dict[int, SealedWriter] = {}
         self._in: dict[int, Seal] = {}
         self._read = {p: bytearray() for p in inner.peers()}  # a large sealed message, read from its file
-        self._decisions: dict[int, mailbox.Decision] = {}
+        self._decisions: dict[int, Decision] = {}
         for peer, (out_key, in_key) in (keys or {}).items():
             self.set_keys(peer, out_key, in_key)
 
@@ -202,11 +202,11 @@ class SealedFolder:
         opener = self._in.get(peer)
         if opener is None:
             decision, _ = self.inner.look(peer, seq, peek=True)
-            if decision.verdict is mailbox.Verdict.DELIVER and not peek:
-                return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"waiting for party {peer}'s verified key"), None
+            if decision.verdict is Verdict.DELIVER and not peek:
+                return Decision(Verdict.WAIT, reason=f"waiting for party {peer}'s verified key"), None
             return decision, None
         decision, content = self.inner.look(peer, seq, peek)
-        if peek or decision.verdict is not mailbox.Verdict.DELIVER:
+        if peek or decision.verdict is not Verdict.DELIVER:
             return decision, None
         end = HEADER.size + decision.length
         if isinstance(content, (bytes, bytearray)):
@@ -231,5 +231,5 @@ class SealedFolder:
         if decision is None:  # one per length: most messages have one of a few lengths
             if len(self._decisions) > 1024:
                 self._decisions.clear()
-            decision = self._decisions[length] = mailbox.Decision(mailbox.Verdict.DELIVER, length=length)
+            decision = self._decisions[length] = Decision(Verdict.DELIVER, length=length)
         return decision, plain

@@ -29,17 +29,18 @@ refuses files over 10 MB): a large message spans several files.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
-from . import mailbox
 from ..errors import SyqureError
 from .folder import FILE_MODE, _CREATE, Layout, make_private_dir, read_small, remove_file, write_private
-from .framing import DEFAULT_MAX_MESSAGE, HEADER
+from .protocol import names, outbound
+from .protocol.defaults import DEFAULT_MAX_FILE
+from .protocol.framing import DEFAULT_MAX_MESSAGE, HEADER
+from .protocol.judge import WAIT_ABSENT, Rules, Slot, Verdict, judge
+from .protocol.names import NATIVE_SUFFIX
 
-DEFAULT_MAX_FILE = 8 << 20  # under SyftBox's 10 MB limit
-NATIVE_SUFFIX = ".request"  # the Sequre fork's own file transport names its messages so
 APP = "syqure"
 
 
@@ -47,7 +48,7 @@ def run_folder(folder: str | os.PathLike, email: str, run_id: str, app: str = AP
                run_dir: str | None = None) -> Path:
     """A party's folder of a run: ``datasites/{email}/app_data/{app}/runs/{run_id}``,
     or Biovault's ``datasites/{email}/{run_dir}``."""
-    mailbox.check_id(run_id, "run id")
+    names.check_id(run_id, "run id")
     if "/" in email or email.startswith(".") or not email:
         raise SyqureError(f"email {email!r} is not allowed")
     if run_dir is not None:
@@ -88,25 +89,25 @@ class SyftboxFolder(Layout):
 
     # -- where things are
     def outbox(self, peer: int) -> Path:
-        return self.root / mailbox.direction_name(self.pid, peer)
+        return self.root / names.direction_name(self.pid, peer)
 
     def inbox(self, peer: int) -> Path:
-        return self.runs[peer] / mailbox.direction_name(peer, self.pid)
+        return self.runs[peer] / names.direction_name(peer, self.pid)
 
     def status_dir(self) -> Path:
-        return self.root / "status"
+        return self.root / names.STATUS
 
     def status_dir_of(self, pid: int) -> Path:
-        return self.runs[pid] / "status"
+        return self.runs[pid] / names.STATUS
 
     def _record(self, reader: int, writer: int) -> Path:
         """Where ``reader`` records what it consumed from ``writer``."""
-        return self.runs[reader] / "consumed" / mailbox.direction_name(writer, reader)
+        return self.runs[reader] / "consumed" / names.direction_name(writer, reader)
 
     def clear_leftovers(self, folder: Path) -> None:
         """This party's own earlier run in the same folder: its messages are
         never to be delivered, so they go (they are this party's to remove)."""
-        for name in mailbox.leftovers(os.listdir(folder)):
+        for name in names.leftovers(os.listdir(folder)):
             remove_file(folder / name)
 
     # -- whose files count: told by the proxy from the peers' live records
@@ -125,7 +126,7 @@ class SyftboxFolder(Layout):
         run_readers = [self.emails[p] for p in range(self.parties)]
         make_private_dir(self.root)
         make_private_dir(self._tmp)
-        for sub, readers in (("status", run_readers), ("consumed", run_readers), ("keys", run_readers)):
+        for sub, readers in ((names.STATUS, run_readers), ("consumed", run_readers), ("keys", run_readers)):
             make_private_dir(self.root / sub)
             self._grant(self.root / sub, readers)
         for peer in self.peers():
@@ -137,7 +138,7 @@ class SyftboxFolder(Layout):
                 remove_file(self._record(self.pid, peer))
             elif not resume:
                 self.refuse_leftovers(out, "use a new run id")
-            write_private(out / mailbox.RUN_STAMP, self.run_id.encode())
+            write_private(out / names.RUN_STAMP, self.run_id.encode())
             # The peer's folder arrives with the sync; made here so that it can be
             # watched from the start (an empty folder carries nothing to reject).
             self.inbox(peer).mkdir(parents=True, exist_ok=True)
@@ -155,8 +156,8 @@ class SyftboxFolder(Layout):
         return SyftboxWriter(self, peer, seq)
 
     def write_end(self, peer: int, seq: int) -> None:
-        self._publish(self.outbox(peer), mailbox.file_name(seq, mailbox.END),
-                      json.dumps({"run": self.run_id, "writer": self.incarnation}).encode())
+        self._publish(self.outbox(peer), names.file_name(seq, names.END),
+                      names.encode_end(self.run_id, self.incarnation))
 
     def _publish(self, folder: Path, name: str, data) -> None:
         # Under a name the sync ignores, then renamed: never synced half-written.
@@ -170,54 +171,33 @@ class SyftboxFolder(Layout):
             os.close(fd)
         os.rename(tmp, folder / name)
 
-    # -- reading
+    # -- reading: what is on disk, for the judge (protocol/judge.py)
     def look(self, peer: int, seq: int, peek: bool = False):
         folder = self.inbox(peer)
-        end = read_small(folder / mailbox.file_name(seq, mailbox.END))
+        rules = Rules(self.max_message, self.run_id, self.max_file, self._writers.get(peer))
+        end = read_small(folder / names.file_name(seq, names.END))
         if end is not None:
-            record = _json(end)
-            if record is None:
-                return mailbox.Decision(mailbox.Verdict.WAIT, reason="end marker still arriving"), None
-            if record.get("run") != self.run_id:
-                return self._other_run(folder, seq, record), None
-            if self._earlier_writer(peer, record):
-                return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"end {seq} is an earlier writer's"), None
-            return mailbox.Decision(mailbox.Verdict.END), None
-        raw = read_small(folder / mailbox.file_name(seq, mailbox.READY))
+            return judge(Slot(seq, end=True, marked=True, record=names.decode_record(end), where=str(folder)),
+                         rules=rules), None
+        raw = read_small(folder / names.file_name(seq, names.READY))
         if raw is None:
             if self.fresh and (folder / f"{seq:08d}{NATIVE_SUFFIX}").exists():
                 raise SyqureError(self._native(peer, f"{seq:08d}{NATIVE_SUFFIX} in {folder}"))
-            return mailbox.WAIT_ABSENT, None
-        marker = mailbox.decode_marker(raw)
-        if marker is None:
-            return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"marker {seq} still arriving"), None
-        if marker.get("run") != self.run_id:
-            return self._other_run(folder, seq, marker), None
-        if self._earlier_writer(peer, marker):
-            return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"message {seq} is an earlier writer's"), None
-        length, parts = int(marker["length"]), int(marker["parts"])
-        if length < 0 or length > self.max_message:
-            return mailbox.Decision(mailbox.Verdict.CORRUPT,
-                                    reason=f"message {seq} claims {length} bytes (max {self.max_message})"), None
-        sizes = mailbox.split_sizes(HEADER.size + length, self.max_file)
-        if parts != len(sizes):
-            return mailbox.Decision(mailbox.Verdict.CORRUPT,
-                                    reason=f"message {seq} claims {parts} files, its length needs {len(sizes)}"), None
-        content = bytearray()
-        for index, size in enumerate(sizes):
-            name = mailbox.part_name(seq, index)
-            data = read_small(folder / name, size + 1)
-            if data is None or len(data) < size:
-                return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"{name} is not all there yet"), None
-            if len(data) > size:
-                return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"{name} is longer than its marker says"), None
+            return WAIT_ABSENT, None
+        slot = Slot(seq, ready=True, marked=True, record=names.decode_marker(raw), where=str(folder))
+        decision = judge(slot, rules=rules)
+        if decision.verdict is not Verdict.FETCH:
+            return decision, None
+        content, got = bytearray(), []
+        for index, size in enumerate(decision.sizes):
+            data = read_small(folder / names.part_name(seq, index), size + 1)
+            got.append(-1 if data is None else len(data))
+            if data is None or len(data) != size:
+                break  # the judge names it
             content += data
-        if hashlib.sha256(content).hexdigest() != marker["sha256"]:
-            return mailbox.Decision(mailbox.Verdict.WAIT, reason=f"message {seq} does not match its digest"), None
-        (header,) = HEADER.unpack_from(content)
-        if header != length:
-            return mailbox.Decision(mailbox.Verdict.CORRUPT, reason=f"message {seq}: header says {header}"), None
-        return mailbox.Decision(mailbox.Verdict.DELIVER, length=length), (None if peek else content)
+        decision = judge(replace(slot, parts=tuple(got), content=content), rules=rules)
+        deliver = decision.verdict is Verdict.DELIVER and not peek
+        return decision, (content if deliver else None)
 
     def native_peer(self, peer: int, since: float) -> str | None:
         """Biovault: is ``peer`` on the fork's own file transport? Its messages
@@ -246,47 +226,26 @@ class SyftboxFolder(Layout):
                 "that site starts the syqure binary with SEQURE_TRANSPORT=file; point its "
                 "runner.syqure.binary (or SEQURE_NATIVE_BIN) at syqure-wf-biovault, as here")
 
-    def _earlier_writer(self, peer: int, record: dict) -> bool:
-        """A file of a writer that is not the one known to be running: left by
-        an earlier run in this folder, or synced again (never delivered)."""
-        trusted = self._writers.get(peer)
-        return bool(trusted and record.get("writer") and record["writer"] != trusted)
-
-    def _other_run(self, folder: Path, seq: int, record: dict) -> mailbox.Decision:
-        return mailbox.Decision(mailbox.Verdict.CORRUPT,
-                                reason=f"message {seq} in {folder} belongs to run {record.get('run')!r}, "
-                                       f"not {self.run_id!r}")
-
     def consume(self, peer: int, seq: int, what: str) -> None:
         """Never delete the sender's files (SyftBox would undo it): record it."""
-        write_private(self._record(self.pid, peer),
-                      json.dumps({"run": self.run_id, "upto": seq, "reader": self.incarnation}).encode())
+        write_private(self._record(self.pid, peer), names.encode_consumed(self.run_id, seq, self.incarnation))
 
     def consumed_by(self, peer: int) -> int:
         """The highest seq ``peer`` says it consumed from us (-1: none)."""
-        record = _json(read_small(self._record(peer, self.pid)) or b"")
-        if record and record.get("run") == self.run_id and isinstance(record.get("upto"), int) \
-                and self._from_live_reader(peer, record):
-            self._consumed_upto[peer] = max(self._consumed_upto.get(peer, -1), record["upto"])
-        return self._consumed_upto.get(peer, -1)
-
-    def _from_live_reader(self, peer: int, record: dict) -> bool:
-        """A consumption record counts once its reader is known to be running:
-        a dead run's record must not remove a new run's messages."""
-        return record.get("reader") == self._readers.get(peer)
+        record = names.decode_record(read_small(self._record(peer, self.pid)))
+        self._consumed_upto[peer] = outbound.consumed_upto(record, self.run_id, self._readers.get(peer),
+                                                           self._consumed_upto.get(peer, -1))
+        return self._consumed_upto[peer]
 
     def unconsumed(self, peer: int, next_seq: int) -> list[int]:
-        """What ``peer`` has not consumed yet; what it has is removed here, by its writer."""
-        upto = self.consumed_by(peer)
+        """What ``peer`` has not consumed yet (a query: ``reap`` removes what it has)."""
+        return outbound.unconsumed(self.listing(self.outbox(peer)), next_seq, self.consumed_by(peer))
+
+    def reap(self, peer: int) -> None:
+        """Remove what ``peer`` recorded as consumed: its writer's to remove."""
         out = self.outbox(peer)
-        left = []
-        for seq, kinds in self.listing(out).items():
-            if seq <= upto:
-                for kind in kinds:
-                    remove_file(out / f"{seq:08d}.{kind}")
-            elif seq < next_seq:
-                left.append(seq)
-        return sorted(left)
+        for seq, kind in outbound.reapable(self.listing(out), self.consumed_by(peer)):
+            remove_file(out / f"{seq:08d}.{kind}")
 
 
 class SyftboxWriter:
@@ -308,7 +267,7 @@ class SyftboxWriter:
             self._flush(self.folder.max_file)
 
     def _flush(self, n: int) -> None:
-        self.folder._publish(self.out, mailbox.part_name(self.seq, self.parts), self.buffer[:n])
+        self.folder._publish(self.out, names.part_name(self.seq, self.parts), self.buffer[:n])
         del self.buffer[:n]
         self.parts += 1
 
@@ -319,20 +278,13 @@ class SyftboxWriter:
         if self.buffer or not self.parts:
             self._flush(len(self.buffer))
         length = self.size - HEADER.size
-        self.folder._publish(self.out, mailbox.file_name(self.seq, mailbox.READY),
-                             mailbox.encode_marker(self.folder.run_id, length, self.parts,
+        self.folder._publish(self.out, names.file_name(self.seq, names.READY),
+                             names.encode_marker(self.folder.run_id, length, self.parts,
                                                    self.digest.hexdigest(), self.folder.incarnation))
         if placed:
             placed()
 
     def abort(self) -> None:
         for index in range(self.parts):
-            remove_file(self.out / mailbox.part_name(self.seq, index))
+            remove_file(self.out / names.part_name(self.seq, index))
 
-
-def _json(raw: bytes) -> dict | None:
-    try:
-        record = json.loads(raw) if raw else None
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None

@@ -9,12 +9,20 @@ with ``data_dir`` (the folder), ``email``, ``server_url`` and ``client_url``
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..errors import SyqureError
+from .protocol.liveness import SyncWatch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -108,58 +116,40 @@ def problem_of(client: SyncClient) -> str | None:
     return None
 
 
-class SyncWatch:
-    """This site's sync, up or down, from successive probes: pure bookkeeping.
-
-    While the sync is down nothing from the peers can arrive, so no bound on
-    what comes from them may run: ``clock`` is a monotonic clock that stands
-    still while the sync is down. Every bound on peers is measured on it."""
-
-    def __init__(self, now: float):
-        self.paused = 0.0  # seconds of outage already behind us
-        self.down_since: float | None = None  # monotonic
-        self.down_wall: float | None = None  # wall clock, for people
-        self.reason = ""
-        self.last_outage = 0.0  # seconds the last outage lasted
-
-    @property
-    def down(self) -> bool:
-        return self.down_since is not None
-
-    def observe(self, problem: str | None, now: float, wall: float) -> str | None:
-        """Take a probe's result; returns "down" or "up" when the state changed."""
-        if problem and self.down_since is None:
-            self.down_since, self.down_wall, self.reason = now, wall, problem
-            return "down"
-        if problem:
-            self.reason = problem
-            return None
-        if self.down_since is not None:
-            self.last_outage = now - self.down_since
-            self.paused += self.last_outage
-            self.down_since, self.down_wall, self.reason = None, None, ""
-            return "up"
-        return None
-
-    def clock(self, now: float) -> float:
-        """``now`` less every moment the sync was down."""
-        return now - self.paused - (now - self.down_since if self.down_since is not None else 0.0)
-
-    def down_for(self, now: float) -> float:
-        return now - self.down_since if self.down_since is not None else 0.0
-
-    def record(self) -> dict:
-        """What the status record says of this site's sync."""
-        if self.down_since is None:
-            return {"state": "up"}
-        return {"state": "down", "since": self.down_wall, "reason": self.reason}
-
-
 def describe(sync: dict | None) -> str:
     """'sync down since 12:34:56 (reason)' for a status record's ``sync``, or ''."""
-    import time
-
     if not sync or sync.get("state") != "down":
         return ""
     since = time.strftime("%H:%M:%S", time.localtime(sync.get("since") or 0))
     return f"sync down since {since} ({sync.get('reason', '?')})"
+
+
+SYNC_PROBE = 1.0  # seconds between looks at this site's sync (its client and server)
+CLIENT_LOOK = 10.0  # seconds between searches for a sync client not found yet
+
+
+async def watch_sync(folder: Path, sync: SyncWatch, sync_timeout: float, record) -> None:
+    """This site's sync: its SyftBox client must answer, and the server it
+    syncs with. While either does not, the bounds on peers stand still
+    (``SyncWatch.clock``); down for longer than ``sync_timeout``, the run
+    fails naming the sync. A folder whose client cannot be found gives no
+    evidence: the bounds run as on any folder (PROTOCOL.md, Liveness).
+    ``record``: updates this party's status record."""
+    client, look_at = None, 0.0
+    while True:
+        now = time.monotonic()
+        if client is None and now >= look_at:
+            client, look_at = await asyncio.to_thread(find_client, folder), now + CLIENT_LOOK
+        problem = await asyncio.to_thread(problem_of, client) if client else None
+        change = sync.observe(problem, time.monotonic(), time.time())
+        if change == "down":
+            log.warning("%s", describe(sync.record()))
+        elif change == "up":
+            log.warning("sync back after %.0f s", sync.last_outage)
+        if change:
+            record(sync=sync.record())
+        if sync.down and sync_timeout and sync.down_for(time.monotonic()) > sync_timeout:
+            since = time.strftime("%H:%M:%S", time.localtime(sync.down_wall))
+            raise SyqureError(f"{sync.reason} since {since}: this site's sync did not come back "
+                              f"within {sync_timeout:g} s (timeouts.sync)")
+        await asyncio.sleep(SYNC_PROBE)

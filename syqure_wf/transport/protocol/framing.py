@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ..errors import FramingError
+from ...errors import FramingError
 
 HEADER = struct.Struct("<q")
 FRAMINGS = ("sequre", "stream")

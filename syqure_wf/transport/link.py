@@ -1,0 +1,181 @@
+"""One TCP connection to the local party: ``Link`` (the asyncio protocol,
+its flow control both ways) and ``Upstream`` (party bytes -> framer ->
+message files, then an end marker)."""
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from ..errors import SyqureError
+from .protocol.framing import HEADER, Begin, Data
+from .protocol.outbound import Outbox
+
+WRITE_BUFFER = 4 << 20  # bytes queued to the party before the downstream waits
+# Sequre sends a frame's length and its payload as two writes: with Nagle on,
+# the payload waits for the length's ACK, which a receiver delays ~40 ms.
+# The proxy receives from its party and ACKs at once (Linux resets the flag
+# after each read, so it is set again every time).
+QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
+class Upstream:
+    """Party -> files for one connection: the framer's events become message
+    files, written as the bytes arrive; the end becomes an end marker."""
+
+    def __init__(self, folder, peer: int, outbox: Outbox, framer, progress, beat_soon):
+        self.folder, self.peer, self.outbox, self.framer = folder, peer, outbox, framer
+        self.progress, self.beat_soon = progress, beat_soon
+        self.msg = None
+        self.length = 0
+
+    def feed(self, data: bytes) -> None:
+        outbox = self.outbox
+        for ev in self.framer.feed(data):
+            if type(ev) is Data:
+                self.msg.write(ev.chunk)
+            elif type(ev) is Begin:
+                if not outbox.next_seq:
+                    self.beat_soon()  # the peer waits for a beat before reading it
+                self.msg = self.folder.open_message(self.peer, outbox.allocate())
+                self.msg.write(HEADER.pack(ev.length))
+                self.length = ev.length
+            else:
+                self.msg.commit(self._placed)
+                self.msg = None
+                outbox.count(self.length)
+
+    def _placed(self) -> None:
+        # The message is whole in the folder and its marker not yet there (so
+        # no reader has it): from here a restarted proxy publishes it, not rewrites it.
+        if self.progress:
+            self.progress.sent(self.peer, self.outbox.next_seq)
+
+    def finish(self) -> None:
+        self.framer.eof()
+        seq = self.outbox.allocate()
+        # Counted first: killed before the marker, the restart leaves a hole
+        # that the reader reports after its stall bound; never a reused seq.
+        self._placed()
+        self.folder.write_end(self.peer, seq)
+
+    def abort(self) -> None:
+        if self.msg is not None:
+            self.msg.abort()
+            self.msg = None
+
+
+class Link(asyncio.Protocol):
+    """One TCP connection to the local party. Bytes from the party go to the
+    files inside ``data_received``: the loop is busy while a file is written,
+    which is the back-pressure. ``upstream_done`` resolves at the party's
+    end of stream, or with the error that stopped the upstream."""
+
+    def __init__(self, channel: "Channel"):
+        self.upstream = channel.upstream()
+        self.channel = channel  # its name, and its key gate
+        loop = asyncio.get_running_loop()
+        self.upstream_done = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+        self.writable = True  # False once the party's side is gone
+        self._resume: asyncio.Future | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_BUFFER)
+        self._sock = transport.get_extra_info("socket") if QUICKACK is not None else None
+        self._quickack()
+        if not self.channel.keyed:  # no share leaves before the peer's key is verified
+            transport.pause_reading()
+            self.channel.when_keyed(self._keyed)
+
+    def _keyed(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _quickack(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
+            except OSError:
+                self._sock = None
+
+    def data_received(self, data: bytes) -> None:
+        self._quickack()
+        if self.upstream_done.done():
+            return
+        try:
+            self.upstream.feed(data)
+        except SyqureError as exc:
+            self._finish(exc)
+        except OSError as exc:
+            self._finish(SyqureError(f"channel {self.channel.name}: cannot write to "
+                                     f"{self.upstream.folder.outbox(self.upstream.peer)}: "
+                                     f"{exc.strerror or exc}"))
+
+    def eof_received(self) -> bool:
+        self._finish(None)
+        return True  # keep our write side open: the peer may still send
+
+    def connection_lost(self, exc) -> None:
+        self.writable = False
+        self._finish(None)
+        self._wake_writer()
+
+    def _finish(self, error: Exception | None) -> None:
+        if self.upstream_done.done():
+            return
+        if error is None:
+            try:
+                self.upstream.finish()
+            except SyqureError as exc:
+                error = exc
+        if error is not None:
+            self.upstream.abort()
+            self.upstream_done.set_exception(error)
+            if self.transport:
+                self.transport.abort()
+        else:
+            self.upstream_done.set_result(None)
+
+    # -- flow control of the downstream writes
+    def pause_writing(self) -> None:
+        # A pause while paused (sendfile can cause one) keeps the pending future:
+        # replacing it would leave a waiting drain() asleep for ever.
+        if self._resume is None or self._resume.done():
+            self._resume = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        if self._resume is not None and not self._resume.done():
+            self._resume.set_result(None)
+        self._resume = None
+
+    async def drain(self) -> None:
+        if self._resume is not None:
+            await self._resume
+
+    def send(self, data) -> None:
+        if self.writable:
+            self.transport.write(data)
+
+    async def send_file(self, file, offset: int, count: int) -> None:
+        """Zero-copy: the kernel moves a large message from its file to the socket."""
+        if not self.writable:
+            return
+        try:
+            await asyncio.get_running_loop().sendfile(self.transport, file, offset, count)
+        except (ConnectionError, RuntimeError):
+            self.writable = False
+
+    def half_close(self) -> None:
+        if self.writable and self.transport.can_write_eof():
+            try:
+                self.transport.write_eof()
+            except (OSError, RuntimeError):
+                pass
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
