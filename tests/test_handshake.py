@@ -100,7 +100,7 @@ def test_malformed_contributions():
                        ({**json.loads(raw), "ephemeral": "AAAA"}, "holds 3 bytes")):
         with pytest.raises(Refused, match=match):
             handshake.parse(json.dumps(doc).encode())
-    with pytest.raises(Refused, match="nested too deeply"):
+    with pytest.raises(Refused, match="nested too deep"):
         handshake.parse(b"[" * 5000 + b"]" * 5000)
     with pytest.raises(Refused, match="larger than"):
         handshake.parse(b" " * (handshake.MAX_CONTRIBUTION + 1))
@@ -133,7 +133,7 @@ def test_did_documents_attacked(tmp_path):
         sitekey.parse_did(did_of(key), EMAILS[2])
     with pytest.raises(Refused, match="larger than"):
         sitekey.parse_did(did_of(key) + b" " * sitekey.MAX_DID, EMAILS[1])
-    with pytest.raises(Refused, match="nested too deeply"):
+    with pytest.raises(Refused, match="nested too deep"):
         sitekey.parse_did(b'{"id": ' + b"[" * 30000 + b"]" * 30000 + b"}", EMAILS[1])
     doc = key.did_document("syftbox.net")
     doc["keyAgreement"][0]["publicKeyJwk"]["x"] = sitekey.b64u(os.urandom(32))  # a prekey the site never signed

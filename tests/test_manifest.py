@@ -436,7 +436,8 @@ def test_a_peer_file_that_cannot_be_read_is_refused_once(tmp_path):
 
 
 def test_one_json_reader_for_records_requests_and_peer_files(tmp_path):
-    from syqure_wf.sites.board import ARRIVING, RECORD_MAX, json_of, read_record
+    from syqure_wf.sites.board import RECORD_MAX, read_record
+    from syqure_wf.transport.protocol.records import ARRIVING, json_of
 
     assert json_of(b'{"a": 1}') == ({"a": 1}, "") and json_of(b"[1]") == ([1], "")
     assert json_of(b'{"a": ') == (None, ARRIVING) and json_of(b"\xff\xfe") == (None, ARRIVING)

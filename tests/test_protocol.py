@@ -286,3 +286,34 @@ def test_marked_end_and_arriving_markers():
 def test_plain_slots_keep_their_rules_under_the_one_judge():
     assert judge(Slot(0, end=True, msg="file"), 1 << 20).verdict is Verdict.CORRUPT  # end beside a message
     assert judge(Slot(0, ready=True, msg="file", size=13, header=H.pack(5)), 1 << 20).verdict is Verdict.DELIVER
+
+
+# -- the one reader of peer files: no file a peer writes stops a reader
+
+DEEP = b"[" * 200_000 + b"]" * 200_000
+
+
+def test_json_nested_too_deep_is_named_never_raised():
+    from syqure_wf.transport.protocol.records import ARRIVING, json_of, mapping_of
+
+    assert json_of(DEEP) == (None, "nested too deep")
+    assert json_of(b'{"a": 1') == (None, ARRIVING) and json_of(b"") == (None, ARRIVING)
+    assert json_of(b"\xff\xfe") == (None, ARRIVING)
+    assert mapping_of(b"[1]") is None and mapping_of(b'{"a": 1}') == {"a": 1}
+
+
+def test_a_peers_nested_marker_record_or_status_is_no_record(tmp_path):
+    from syqure_wf.transport.protocol.names import decode_marker, decode_record
+    from syqure_wf.transport.status import read_status, status_path
+
+    assert decode_marker(DEEP) is None and decode_record(DEEP) is None
+    status_path(tmp_path, 1).write_bytes(DEEP)
+    assert read_status(tmp_path, 1) is None
+
+
+def test_a_nested_contribution_or_did_document_is_refused_naming_it():
+    from syqure_wf.transport import handshake, sitekey
+
+    for parse, args in ((handshake.parse, ()), (sitekey.parse_did, ("a@b.org",))):
+        with pytest.raises(sitekey.Refused, match="nested too deep"):
+            parse(b"{\"x\": " + b"[" * 5_000 + b"]" * 5_000 + b"}", *args)

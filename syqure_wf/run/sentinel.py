@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..transport.folder import read_small, write_private
+from ..transport.protocol.records import mapping_of
 from ..transport.status import DONE, FAILED
 
 
@@ -45,12 +46,8 @@ def wait_for_exit(pid: int) -> None:
 
 def last_word(record: Path, runner: int) -> bool:
     """``failed`` into the record if the runner left it unfinished; True if written."""
-    raw = read_small(record)
-    try:
-        data = json.loads(raw) if raw else None
-    except ValueError:
-        data = None
-    if not isinstance(data, dict) or data.get("state") in (DONE, FAILED):
+    data = mapping_of(read_small(record))
+    if data is None or data.get("state") in (DONE, FAILED):
         return False
     data.update(state=FAILED, heartbeat=int(data.get("heartbeat") or 0) + 1, seen_at=time.time(),
                 reason=f"party {data.get('pid')}'s runner (process {runner} on {os.uname().nodename}) "

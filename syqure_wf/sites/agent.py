@@ -26,11 +26,12 @@ from pathlib import Path
 
 from ..errors import SyqureError
 from ..transport.folder import make_private_dir, write_private
+from ..transport.protocol.records import json_of
 from ..transport.sitekey import load_or_create
 from . import lifecycle as lc
 from . import observations as seen
 from .audit import Audit
-from .board import Board, dump, json_of, read_record, subfolders
+from .board import Board, dump, read_record, subfolders
 from .effects import Effects
 from .events import Events
 from .intake import Intake, Key

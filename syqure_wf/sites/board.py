@@ -1,9 +1,9 @@
 """Where a submitted run's files are, in the SyftBox folder and beside it,
 and how a site reads a peer's (never through a link, bounded, and a file
 that cannot be read refused once until it changes) and writes its own
-(atomically, owner-only, readable by the run's sites only). ``json_of``
-and ``read_record`` are the one JSON reader outside transport/ (peer
-files, and this site's own records and requests). A run is its
+(atomically, owner-only, readable by the run's sites only). JSON is
+parsed by the one reader of peer files (transport/protocol/records.py);
+``read_record`` reads a record or a request with it. A run is its
 submitter's run id: every file of it is under ``{submitter}/{run_id}``::
 
     datasites/{site}/app_data/syqure/
@@ -27,6 +27,7 @@ from typing import Callable
 
 from ..errors import SyqureError
 from ..transport.protocol.names import check_id
+from ..transport.protocol.records import ARRIVING, json_of
 from ..transport.folder import make_private_dir, read_small, write_private
 from ..transport.sitekey import private_dir
 from ..transport.syftbox import APP, permissions
@@ -157,23 +158,6 @@ class Board:
             if self.read(target) != text:
                 write_private(target, text)
         write_private(path, data)
-
-
-ARRIVING = "not JSON (yet)"  # json_of's word for bytes a sync or a writer has not finished
-
-
-def json_of(data: bytes) -> tuple[object, str]:
-    """Bytes read from a file, as JSON: (value, ""); (None, ARRIVING) for
-    bytes that are no JSON (a file still being synced or written); (None,
-    why) for JSON no reader takes (nested too deep...)."""
-    try:
-        return json.loads(data), ""
-    except (ValueError, UnicodeDecodeError):
-        return None, ARRIVING
-    except RecursionError:
-        return None, "nested too deep"
-    except Exception as exc:  # out of memory, or what no check foresaw: this file, not the reader
-        return None, f"unreadable ({type(exc).__name__})"
 
 
 def read_bytes(path: Path, limit: int = RECORD_MAX) -> bytes | None:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from ..errors import ConfigError, SyqureError
 from ..transport.folder import make_private_dir, write_private
+from ..transport.protocol.records import ARRIVING, json_of
 from . import lifecycle as lc
-from .board import ARRIVING, Board, dump, json_of
+from .board import Board, dump
 from .events import Events
 from .manifest import MAX_BYTES, ManifestError, encode, from_config, parse, same_submission
 

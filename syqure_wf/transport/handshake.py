@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from .protocol.records import ARRIVING, json_of
 from .sitekey import FINGERPRINT, RAW, PublicKey, Refused, SiteKey, b64u, unb64u
 
 FORMAT = "syqure-wf handshake 1"
@@ -87,12 +88,11 @@ def parse(data: bytes, where: str = "contribution") -> Contribution | None:
     writes in place); Refused when whole but malformed."""
     if len(data) > MAX_CONTRIBUTION:
         raise Refused(f"{where} is larger than {MAX_CONTRIBUTION} bytes")
-    try:
-        doc = json.loads(data)
-    except RecursionError:
-        raise Refused(f"{where} is nested too deeply") from None
-    except (ValueError, UnicodeDecodeError):
+    doc, problem = json_of(data)
+    if problem == ARRIVING:
         return None
+    if problem:
+        raise Refused(f"{where}: {problem}")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or set(doc) != _FIELDS:
         raise Refused(f"{where} is not a {FORMAT} contribution")
     parties = doc["parties"]

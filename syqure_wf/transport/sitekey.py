@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from ..errors import SyqureError
 from .folder import make_private_dir, read_small, write_private
+from .protocol.records import ARRIVING, json_of
 
 MAX_DID = 64 << 10  # a DID document with two keys is under 2 KB
 MAX_KEY_FILE = 64 << 10
@@ -141,10 +142,7 @@ def new_site_key(email: str, path: Path) -> SiteKey:
 
 def parse_private(data: bytes, email: str, path: Path) -> SiteKey:
     """A ``pvt.jwks.json`` (syft-crypto's form): each key's ``d``, its ``x`` consistent."""
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise Refused(f"{path} is not a key file (JSON)") from None
+    doc = json_of(data)[0]
     if not isinstance(doc, dict):
         raise Refused(f"{path} is not a key file")
     keys = []
@@ -212,12 +210,11 @@ def parse_did(data: bytes, email: str, where: str = "DID document") -> PublicKey
     the identity key)."""
     if len(data) > MAX_DID:
         raise Refused(f"{where} is larger than {MAX_DID} bytes")
-    try:
-        doc = json.loads(data)
-    except RecursionError:
-        raise Refused(f"{where} is nested too deeply") from None
-    except (ValueError, UnicodeDecodeError):
+    doc, problem = json_of(data)
+    if problem == ARRIVING:
         return None
+    if problem:
+        raise Refused(f"{where}: {problem}")
     if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
         raise Refused(f"{where} is not a DID document")
     did = doc["id"]

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from .folder import read_small, write_private
+from .protocol.records import mapping_of
 from .protocol.liveness import DONE, FAILED, PATIENCE, RUNNING, STARTED, PeerWatch  # noqa: F401 (their home)
 
 
@@ -19,14 +20,7 @@ def status_path(status_dir: Path, pid: int) -> Path:
 
 
 def read_status(status_dir: Path, pid: int) -> dict | None:
-    raw = read_small(status_path(status_dir, pid))
-    if not raw:
-        return None
-    try:
-        record = json.loads(raw)
-    except ValueError:
-        return None  # being replaced by a sync: read again next beat
-    return record if isinstance(record, dict) else None
+    return mapping_of(read_small(status_path(status_dir, pid)))  # None while a sync replaces it
 
 
 class StatusRecord:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import re
 
+from .records import mapping_of
+
 MSG, READY, END = "msg", "ready", "end"
 KINDS = (MSG, READY, END)
 RUN_STAMP = ".run"
@@ -92,13 +94,8 @@ def encode_marker(run_id: str | None, length: int, parts: int, digest: str, writ
 
 def decode_marker(raw: bytes | None) -> dict | None:
     """A complete marker record, or None while it is absent or still arriving."""
-    if not raw:
-        return None
-    try:
-        record = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or not {"length", "parts", "sha256"} <= record.keys():
+    record = mapping_of(raw)
+    if record is None or not {"length", "parts", "sha256"} <= record.keys():
         return None
     return record
 
@@ -110,11 +107,7 @@ def encode_end(run_id: str | None, writer: str | None) -> bytes:
 
 def decode_record(raw: bytes | None) -> dict | None:
     """A JSON object (an end marker, a consumption record), or None while absent or arriving."""
-    try:
-        record = json.loads(raw) if raw else None
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
+    return mapping_of(raw)
 
 
 def encode_consumed(run_id: str, upto: int, reader: str | None) -> bytes:
