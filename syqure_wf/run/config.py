@@ -152,7 +152,7 @@ class RunConfig:
         return status_dir(self.run_folder(pid, viewer) if self.layout == "syftbox" else self.data_dir)
 
     def proxy_settings(self, pid: int):
-        from ..transport.proxy import ProxySettings
+        from ..transport.settings import ProxySettings
 
         p, t = self.party(pid), self.timeouts
         return ProxySettings(

@@ -19,7 +19,7 @@ import yaml
 from ..transport.protocol.names import leftovers, parse_direction
 from .config import RunConfig, check_inputs
 from ..errors import ConfigError, Stopped, SyqureError
-from ..transport.folder import make_private_dir, write_private
+from ..transport.files import make_private_dir, write_private
 from .children import die_with_parent, stop_groups
 from ..transport.status import DONE, FAILED, read_status
 from ..transport.sync_health import describe

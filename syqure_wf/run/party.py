@@ -20,7 +20,7 @@ from .config import RunConfig, check_inputs
 from .confine import confine
 from ..engines import get_engine
 from ..errors import PeerFailed, Stopped, SyqureError
-from ..transport.folder import make_private_dir
+from ..transport.files import make_private_dir
 from ..transport.proxy import Proxy
 from ..transport.status import DONE, FAILED, RUNNING, StatusRecord, read_status
 from . import sentinel

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..transport.folder import read_small, write_private
+from ..transport.files import read_small, write_private
 from ..transport.protocol.records import mapping_of
 from ..transport.status import DONE, FAILED
 

@@ -13,7 +13,8 @@ import yaml
 
 from . import config as config_mod
 from ..errors import ConfigError, PeerFailed
-from ..transport.folder import clean, write_private
+from ..transport.files import write_private
+from ..transport.folder import clean
 from .local import check_fresh
 from ..transport.status import DONE, FAILED, read_status
 

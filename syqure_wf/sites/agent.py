@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SyqureError
-from ..transport.folder import make_private_dir, write_private
+from ..transport.files import make_private_dir, write_private
 from ..transport.protocol.records import json_of
 from ..transport.sitekey import load_or_create
 from . import lifecycle as lc

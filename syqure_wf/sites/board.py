@@ -28,7 +28,7 @@ from typing import Callable
 from ..errors import SyqureError
 from ..transport.protocol.names import check_id
 from ..transport.protocol.records import ARRIVING, json_of
-from ..transport.folder import make_private_dir, read_small, write_private
+from ..transport.files import make_private_dir, read_small, write_private
 from ..transport.sitekey import private_dir
 from ..transport.syftbox import APP, permissions
 from . import lifecycle as lc

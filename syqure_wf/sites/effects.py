@@ -18,7 +18,7 @@ from ..engines import get_engine
 from ..engines.program import digest, program_files
 from ..errors import SyqureError
 from ..run.children import die_with_parent, stop_groups
-from ..transport.folder import make_private_dir, write_private
+from ..transport.files import make_private_dir, write_private
 from ..run import config as run_config
 from ..transport.status import read_status
 from . import actions as do

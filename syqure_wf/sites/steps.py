@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from ..transport.folder import make_private_dir
+from ..transport.files import make_private_dir
 from .board import Board
 from .submitter import DEFAULT_EXPIRY, submit, wait
 

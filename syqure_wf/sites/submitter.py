@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError, SyqureError
-from ..transport.folder import make_private_dir, write_private
+from ..transport.files import make_private_dir, write_private
 from ..transport.protocol.records import ARRIVING, json_of
 from . import lifecycle as lc
 from .board import Board, dump

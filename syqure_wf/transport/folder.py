@@ -14,8 +14,8 @@ import stat
 from pathlib import Path
 
 from ..errors import SyqureError
-from .files import (_CREATE, _READ, DIR_MODE, FILE_MODE, FilePool, MessageWriter,  # noqa: F401 (old imports)
-                    _exists, _read_upto, make_private_dir, read_small, remove_file, write_private)
+from .files import (_CREATE, _READ, FILE_MODE, FilePool, MessageWriter, _exists, _read_upto, make_private_dir,
+                    read_small, remove_file, write_private)
 from .protocol import inbound, names, outbound
 from .protocol.framing import DEFAULT_MAX_MESSAGE, HEADER
 from .protocol.judge import WAIT_ABSENT, Slot, Verdict, judge

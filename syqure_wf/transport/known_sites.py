@@ -6,7 +6,7 @@ import os
 import re
 
 from ..errors import SyqureError
-from .folder import make_private_dir, read_small, write_private
+from .files import make_private_dir, read_small, write_private
 from .sitekey import FINGERPRINT, KNOWN, MAX_KNOWN, Refused, private_dir
 
 

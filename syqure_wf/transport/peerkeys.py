@@ -21,7 +21,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ..errors import SyqureError
-from .folder import make_private_dir, read_small, write_private
+from .files import make_private_dir, read_small, write_private
 from .handshake import MAX_CONTRIBUTION, channel_keys, contribute, judge_key, parse, verify
 from .known_sites import KnownSites
 from .sitekey import PublicKey, Refused, did_path, load_or_create, published

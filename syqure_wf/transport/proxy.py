@@ -23,14 +23,13 @@ from pathlib import Path
 from ..errors import SyqureError
 from .aio import cancel_all
 from .channel import Channel, Hub
-from .link import Link, Upstream  # noqa: F401 (old imports)
 from .progress import Progress
 from .protocol import completion, names
 from .protocol.completion import ChannelState, Drain, Linger, PeerEnd, Settle
 from .protocol.framing import make_framer
 from .protocol.liveness import DONE, FAILED, FAST_BEAT, RUNNING, PeerWatch, SyncWatch, beat_interval, writer_patience
 from .protocol.ports import plan_channels
-from .settings import ProxySettings, make_folder  # noqa: F401 (old imports)
+from .settings import ProxySettings, make_folder
 from .status import StatusRecord, read_status
 from .sync_health import watch_sync
 from .watch import REMOVALS, Waiter, Wakeups, fs_type, make_watcher

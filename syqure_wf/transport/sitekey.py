@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from ..errors import SyqureError
-from .folder import make_private_dir, read_small, write_private
+from .files import make_private_dir, read_small, write_private
 from .protocol.records import ARRIVING, json_of
 
 MAX_DID = 64 << 10  # a DID document with two keys is under 2 KB

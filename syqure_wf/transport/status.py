@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from .folder import read_small, write_private
+from .files import read_small, write_private
 from .protocol.records import mapping_of
 from .protocol.liveness import DONE, FAILED, PATIENCE, RUNNING, STARTED, PeerWatch  # noqa: F401 (their home)
 

@@ -34,7 +34,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import SyqureError
-from .folder import FILE_MODE, _CREATE, Layout, make_private_dir, read_small, remove_file, write_private
+from .files import FILE_MODE, _CREATE, make_private_dir, read_small, remove_file, write_private
+from .folder import Layout
 from .protocol import names, outbound
 from .protocol.defaults import DEFAULT_MAX_FILE
 from .protocol.framing import DEFAULT_MAX_MESSAGE, HEADER
