@@ -80,3 +80,32 @@ def test_sync_minutes_apart_trips_no_timeout(procs, tmp_path):
         assert record["state"] == "done"
         # the peer's heartbeats really came minutes apart, beyond the bound given
         assert record["peer_gaps"][str(1 - pid)] > 30, record
+
+
+@pytest.mark.parametrize("run_dir", [None, "biovault/run-1"])
+def test_a_peer_on_the_forks_own_file_transport_is_named_whoever_runs_it(tmp_path, run_dir):
+    """The Sequre fork's file transport is recognised in any syftbox run, not
+    only in a folder a caller (Biovault) named: its .request files, or its log
+    written since we started; an earlier run's log says nothing."""
+    import os
+    import time
+
+    from syqure_wf.transport.syftbox import SyftboxFolder
+
+    box = SyftboxFolder(tmp_path, 0, EMAILS, "run-native", run_dir=run_dir)
+    box.prepare()
+    since = time.time()
+    assert box.reused_folder is (run_dir is not None)
+    assert box.native_peer(2, since) is None
+    log = box.runs[2] / "file_transport.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("file transport up\n")
+    os.utime(log, (since - 60, since - 60))
+    assert box.native_peer(2, since) is None
+    inbox = box.inbox(1)
+    inbox.mkdir(parents=True, exist_ok=True)
+    (inbox / "00000000.request").write_bytes(b"x")
+    assert f"party 1 ({EMAILS[1]}) runs the Sequre fork's own file transport (00000000.request in " \
+        in box.native_peer(1, since)
+    os.utime(log, None)
+    assert "its " + str(log) in box.native_peer(2, since)

@@ -29,7 +29,7 @@ class Layout:
 
     pid: int
     parties: int
-    fresh = False  # a rerun in the same folder clears this party's own earlier files (syftbox: Biovault)
+    reused_folder = False  # the caller names the run folder and reruns reuse it: a rerun clears this party's own earlier files
     synced = False  # a peer's files arrive as it writes them
 
     def peers(self) -> list[int]:
@@ -66,7 +66,7 @@ class Layout:
         """``peer``'s running proxy, seen alive (syftbox: its consumption records count)."""
 
     def native_peer(self, peer: int, since: float) -> str | None:
-        """Why ``peer`` speaks another file protocol here, or None (Biovault's layout knows)."""
+        """Why ``peer`` speaks another file protocol here, or None (the syftbox layout knows the Sequre fork's)."""
         return None
 
     def refuse_early_inbox(self) -> None:

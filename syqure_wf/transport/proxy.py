@@ -61,7 +61,7 @@ class Proxy:
         self.wakeups: Wakeups | None = None
         self.channels: list[Channel] = []
         now = time.monotonic()
-        reused = self.folder.fresh  # Biovault: the run is its folder, and reruns reuse it
+        reused = self.folder.reused_folder  # a caller's named run folder: reruns reuse it
         self.peers = {p: PeerWatch(p, s.run_id, self.folder.synced, now, reused=reused) for p in self.folder.peers()}
         self._changed = Waiter()
         self._beat = Waiter()

@@ -20,10 +20,10 @@ known to be running, only from that writer. A consumption record names the
 reader's incarnation: a writer removes only what its live reader consumed,
 so a dead run's records never remove a new run's messages.
 
-Biovault's layout is the same with other folders: party A's are
-``{datasites}/{email_A}/{run_dir}/`` (``run_dir``: its SEQURE_FILE_DIR), and
-the run is its folder: a rerun there clears what the party's own earlier
-run left (``fresh``) instead of refusing it. No file exceeds ``max_file_size`` (SyftBox 0.4
+A caller may name the run folder instead: party A's are then
+``{datasites}/{email_A}/{run_dir}/`` (Biovault's SEQURE_FILE_DIR), and the
+run is its folder: a rerun there clears what the party's own earlier run
+left (``reused_folder``) instead of refusing it. No file exceeds ``max_file_size`` (SyftBox 0.4
 refuses files over 10 MB): a large message spans several files.
 """
 from __future__ import annotations
@@ -80,7 +80,7 @@ class SyftboxFolder(Layout):
         self.pid, self.parties, self.emails = pid, len(emails), emails
         self.run_id, self.max_message, self.max_file = run_id, max_message, max_file
         self.runs = {p: run_folder(folder, emails[p], run_id, app, run_dir) for p in range(len(emails))}
-        self.fresh = run_dir is not None
+        self.reused_folder = run_dir is not None
         self.root = self.runs[pid]
         self._tmp = self.root / ".tmp"
         self._consumed_upto: dict[int, int] = {}  # by peer: what it said it consumed
@@ -133,8 +133,8 @@ class SyftboxFolder(Layout):
         for peer in self.peers():
             out = self.outbox(peer)
             make_private_dir(out)
-            self._grant(out, [self.emails[peer]], keep=self.fresh)  # Biovault's own, where it wrote them
-            if self.fresh and not resume:
+            self._grant(out, [self.emails[peer]], keep=self.reused_folder)  # the caller's own, where it wrote them
+            if self.reused_folder and not resume:
                 self.clear_leftovers(out)
                 remove_file(self._record(self.pid, peer))
             elif not resume:
@@ -182,8 +182,6 @@ class SyftboxFolder(Layout):
                          rules=rules), None
         raw = read_small(folder / names.file_name(seq, names.READY))
         if raw is None:
-            if self.fresh and (folder / f"{seq:08d}{NATIVE_SUFFIX}").exists():
-                raise SyqureError(self._native(peer, f"{seq:08d}{NATIVE_SUFFIX} in {folder}"))
             return WAIT_ABSENT, None
         slot = Slot(seq, ready=True, marked=True, record=names.decode_marker(raw), where=str(folder))
         decision = judge(slot, rules=rules)
@@ -201,12 +199,11 @@ class SyftboxFolder(Layout):
         return decision, (content if deliver else None)
 
     def native_peer(self, peer: int, since: float) -> str | None:
-        """Biovault: is ``peer`` on the fork's own file transport? Its messages
-        are ``.request`` files, and with SEQURE_FILE_DEBUG=1 (Biovault's
-        setting) it logs to ``file_transport.log`` as it starts; ``since``: our
-        start, on the wall clock, so that an earlier run's log says nothing."""
-        if not self.fresh:
-            return None
+        """Is ``peer`` (never seen alive) on the Sequre fork's own file
+        transport? Its messages are ``.request`` files, and with
+        SEQURE_FILE_DEBUG=1 (Biovault's setting) it logs to
+        ``file_transport.log`` as it starts; ``since``: our start, on the wall
+        clock, so that an earlier run's log says nothing."""
         inbox = self.inbox(peer)
         try:
             native = next((f for f in os.listdir(inbox) if f.endswith(NATIVE_SUFFIX)), None)
