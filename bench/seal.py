@@ -9,6 +9,10 @@
    framing): the 8 B round trip and 1 MiB frames, through the proxies plain
    and sealed (a run secret: the same sealing as the sites' keys, only the
    key's source differs), interleaved --repeat times; medians and ratios.
+   Beside them the round trip's floor: plain proxies (a patched copy of the
+   package) that make only the AEAD's calls, one seal per message written
+   and one open per message read: what sealing costs at the least with
+   `cryptography` called from Python.
 3. The example (examples/allele-counts, 3 parties, `syqure-wf run`) through
    a real SyftBox 0.4 server and three clients on loopback (the tests'
    SyftBoxNet) at --interval: sealed by the sites' keys (the default) and
@@ -68,13 +72,55 @@ def aead_table() -> list[str]:
             "| seal 16 B (us) |", "| --- | --- | --- | --- | --- |", *rows]
 
 
+# The floor: a copy of the package whose plain proxies make exactly the AEAD
+# calls that sealing makes on a small message's path (one seal per message
+# written, one open per message read), and nothing else of the sealing.
+_AEAD = ("from cryptography.hazmat.primitives.ciphers.aead import AESGCM as _AESGCM\n"
+         "_AEAD, _AAD = _AESGCM(bytes(32)), b'run|0->1|5'\n"
+         "_SEAL, _OPEN, _OUT = _AEAD.encrypt_into, _AEAD.decrypt_into, bytearray(32)\n"
+         "_SEALED = _AEAD.encrypt(bytes(12), bytes(16), _AAD)\n")
+FLOOR_PATCH = {  # file: [(text, the text that replaces it)]
+    "transport/link.py": [
+        ("from .protocol.outbound import Outbox\n", "from .protocol.outbound import Outbox\n" + _AEAD),
+        ("                self.msg.commit(self._placed)\n",
+         "                _SEAL(bytes(12), bytes(16), _AAD, _OUT)\n                self.msg.commit(self._placed)\n"),
+    ],
+    "transport/channel.py": [
+        ("log = logging.getLogger(__name__)\n", "log = logging.getLogger(__name__)\n" + _AEAD),
+        ("            if isinstance(content, bytearray):\n",
+         "            if isinstance(content, bytearray):\n"
+         "                _OPEN(bytes(12), _SEALED, _AAD, bytearray(16))\n"),
+    ],
+}
+
+
+def aead_floor_copy(workdir: Path) -> Path:
+    """The package, copied into ``workdir`` and patched as FLOOR_PATCH says."""
+    import shutil
+
+    copy = Path(tempfile.mkdtemp(prefix="floor-", dir=workdir))
+    shutil.copytree(REPO / "syqure_wf", copy / "syqure_wf", ignore=shutil.ignore_patterns("__pycache__"))
+    for name, edits in FLOOR_PATCH.items():
+        path = copy / "syqure_wf" / name
+        text = path.read_text()
+        for old, new in edits:
+            if text.count(old) != 1:
+                sys.exit(f"bench/seal.py: the floor's patch no longer fits {name} ({old.strip()!r}): "
+                         "update FLOOR_PATCH")
+            text = text.replace(old, new)
+        path.write_text(text)
+    return copy
+
+
 def transport_table(workdir: Path, repeat: int, rounds: int) -> list[str]:
-    rt = {False: [], True: []}
+    floor_code = aead_floor_copy(workdir)
+    rt = {False: [], True: [], "floor": []}
     mb = {False: [], True: []}
     for _ in range(repeat):
         for sealed in (False, True):
             rt[sealed].append(transport.round_trip("proxy", workdir, rounds, sealed=sealed))
             mb[sealed].append(transport.throughput("proxy", workdir, 1 << 20, 400, sealed=sealed)[0])
+        rt["floor"].append(transport.round_trip("proxy", workdir, rounds, code=floor_code))
     med = {k: statistics.median(v) for k, v in rt.items()}
     thr = {k: statistics.median(v) for k, v in mb.items()}
 
@@ -84,6 +130,9 @@ def transport_table(workdir: Path, repeat: int, rounds: int) -> list[str]:
     return ["| measure | plain | sealed | sealed / plain | runs (plain; sealed) |", "| --- | --- | --- | --- | --- |",
             f"| 8 B round trip through the proxies, median of medians (ms) | {med[False]:.3f} | {med[True]:.3f} "
             f"| {med[True] / med[False]:.3f} | {runs(rt[False], '{:.3f}')}; {runs(rt[True], '{:.3f}')} |",
+            f"| 8 B round trip, plain proxies making only the AEAD's calls (the floor; ms) | {med[False]:.3f} "
+            f"| {med['floor']:.3f} | {med['floor'] / med[False]:.3f} | {runs(rt[False], '{:.3f}')}; "
+            f"{runs(rt['floor'], '{:.3f}')} |",
             f"| 1 MiB frames x 400 through the proxies (MB/s) | {thr[False]:.0f} | {thr[True]:.0f} "
             f"| {thr[True] / thr[False]:.3f} | {runs(mb[False], '{:.0f}')}; {runs(mb[True], '{:.0f}')} |"]
 

@@ -52,12 +52,28 @@ def party_config(m: Manifest, pid: int, folder: Path, program: Path, local_input
     return raw
 
 
-def free_base(span: int) -> int:
+EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_start(where: Path = EPHEMERAL) -> int:
+    """The first port the kernel hands to outgoing connections (Linux's
+    default where the file cannot be read)."""
+    try:
+        return int(where.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_base(span: int, ephemeral: int | None = None) -> int:
+    """A free block of ``span`` local ports below the ephemeral range: a port
+    there may be taken at any moment by some process's outgoing connection."""
     import random
     import socket
 
+    top = (ephemeral or ephemeral_start()) - span
+    low = 20000 if top > 21000 else 1024
     for _ in range(200):
-        base = random.randrange(20000, 60000 - span)
+        base = random.randrange(low, max(top, low + 1))
         try:
             for port in range(base, base + span):
                 with socket.socket() as s:
@@ -65,4 +81,4 @@ def free_base(span: int) -> int:
             return base
         except OSError:
             continue
-    raise SyqureError("no free range of local ports for the party")
+    raise SyqureError(f"no free block of {span} local ports below {top + span} for the party")
