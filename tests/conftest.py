@@ -150,14 +150,15 @@ def one_line_error(text: str) -> str:
     return lines[0]
 
 
-def wait_until(predicate, timeout: float, what: str, step: float = 0.02):
+def wait_until(predicate, timeout: float, what: str, step: float = 0.02, seen=None):
+    """``seen``: what there was instead, said when the wait times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}" + (f" (seen: {seen()})" if seen else ""))
 
 
 def message_files(folder: Path) -> list[Path]:
