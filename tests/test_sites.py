@@ -496,8 +496,9 @@ def test_an_agent_killed_and_started_again(sites):
     record = (sites.folder(1) / "datasites" / EMAILS[1] / "app_data/syqure/runs" / channel_id(EMAILS[0], running)
               / "status/party-1.json")
     wait_until(lambda: record.exists() and json.loads(record.read_text()).get("state") == "running", 60,
-               "site 1's party to run", seen=lambda: (record.read_text() if record.exists() else "no record",
-                                                      [sites.state(running, pid, pid).get("state") for pid in range(3)]))
+               "site 1's party to run",
+               seen=lambda: (record.read_text() if record.exists() else "no record",
+                             [sites.state(running, pid, pid).get("state") for pid in range(3)]))
     answered = [e for e in sites.audit(1) if e["event"] in ("received", "decision")]
     sites.kill_agent(1)
     # its party goes with it (it is told by the kernel), and the peers name it
