@@ -65,13 +65,17 @@ def ephemeral_start(where: Path = EPHEMERAL) -> int:
 
 
 def free_base(span: int, ephemeral: int | None = None) -> int:
-    """A free block of ``span`` local ports below the ephemeral range: a port
-    there may be taken at any moment by some process's outgoing connection."""
+    """A free block of ``span`` local ports below the ports of hand-started
+    runs (their default bases: Sequre's 9000, others' 20000 and up) and below
+    the ephemeral range, where any process's outgoing connection may take a
+    port at any moment."""
     import random
     import socket
 
-    top = (ephemeral or ephemeral_start()) - span
-    low = 20000 if top > 21000 else 1024
+    from ..engines.engine import Engine
+
+    top = min(ephemeral or ephemeral_start(), Engine.default_port_base) - span
+    low = 10000 if top > 11000 else 1024
     for _ in range(200):
         base = random.randrange(low, max(top, low + 1))
         try:
