@@ -95,7 +95,7 @@ def connect(port: int, timeout: float = 30) -> socket.socket:
 
 
 def free_base() -> int:
-    from syqure_wf.sites.partyconfig import free_base as block  # below the ephemeral range
+    from syqure_wf.sites.partyconfig import free_base as block  # below hand-started runs and the ephemeral range
 
     return block(4)
 

@@ -109,3 +109,25 @@ def test_a_peer_on_the_forks_own_file_transport_is_named_whoever_runs_it(tmp_pat
         in box.native_peer(1, since)
     os.utime(log, None)
     assert "its " + str(log) in box.native_peer(2, since)
+
+
+def test_a_peers_link_named_as_the_forks_log_is_never_followed(tmp_path):
+    """Attack: a peer's ``file_transport.log`` that is a link to a file of
+    ours, fresh or not, says nothing about the peer (and tests nothing of ours)."""
+    import os
+    import time
+
+    from syqure_wf.transport.syftbox import SyftboxFolder
+
+    box = SyftboxFolder(tmp_path, 0, EMAILS, "run-native-link")
+    box.prepare()
+    since = time.time() - 60
+    ours = tmp_path / "ours.txt"
+    ours.write_text("written now\n")
+    log = box.runs[1] / "file_transport.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(ours, log)
+    assert box.native_peer(1, since) is None
+    os.unlink(log)
+    os.mkdir(log)  # not a file either
+    assert box.native_peer(1, since) is None

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -213,10 +214,11 @@ class SyftboxFolder(Layout):
             return self._native(peer, f"{native} in {inbox}")
         log = self.runs[peer] / "file_transport.log"
         try:
-            if log.stat().st_mtime >= since:
-                return self._native(peer, f"its {log}")
+            st = os.lstat(log)  # a peer's link is never followed: it would test a file of ours
         except OSError:
-            pass
+            return None
+        if stat.S_ISREG(st.st_mode) and st.st_mtime >= since:
+            return self._native(peer, f"its {log}")
         return None
 
     def _native(self, peer: int, evidence: str) -> str:
