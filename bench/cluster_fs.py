@@ -4,7 +4,7 @@
 
 Each view is a bindfs mount of one folder (root; apt-get install bindfs): a
 write through one view raises no change event on another, as between two
-NFS clients (FINDINGS.md). Every path is measured in the same run:
+NFS clients. Every path is measured in the same run:
 
 - 8-byte round trips between two proxies (median, ms; bench/transport.py),
   and the CPU both proxies use while idle (% of one core, over 3 s): on the

@@ -1,8 +1,7 @@
 """Views of one folder through FUSE, as cluster nodes see one NFS export:
 each view is a `bindfs` (Debian) mount of the same source folder, and a
-write through one view raises no change event on another (FINDINGS.md,
-"File systems without cross-client events"; `test_cluster_fs.py` checks
-it). bindfs is installed from Debian on first use (as root); where FUSE or
+write through one view raises no change event on another
+(`test_cluster_fs.py` checks it). bindfs is installed from Debian on first use (as root); where FUSE or
 bindfs cannot be had, the tests skip with the reason. Every mount is undone
 when the test ends, each step bounded."""
 from __future__ import annotations

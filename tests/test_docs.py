@@ -1,12 +1,14 @@
-"""The README is for users who have only this repository: it names no path
-outside it, and every file or folder of the repository it names exists."""
+"""The docs are for users who have only this repository: they name no path
+outside it, cite no file they do not have, and every file or folder of the
+repository they name exists."""
 from __future__ import annotations
 
 import re
+import subprocess
 
 from conftest import REPO
 
-TOP = ("bench", "config", "examples", "nextflow", "profiles", "syqure_wf", "tests", "workflow")
+TOP = ("bench", "config", "container", "docs", "examples", "nextflow", "profiles", "syqure_wf", "tests", "workflow")
 ROOT_FILES = ("README.md", "PROTOCOL.md", "SECURITY.md", "pyproject.toml")
 
 
@@ -31,8 +33,13 @@ def test_readme_names_nothing_outside_the_repository():
     assert "../" not in text, [line for line in text.splitlines() if "../" in line]
 
 
-def test_every_file_the_readme_names_exists():
-    for doc in ("README.md", "PROTOCOL.md", "tests/README.md"):
+def docs() -> list[str]:
+    return ["README.md", "PROTOCOL.md", "SECURITY.md", "tests/README.md",
+            *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
+
+
+def test_every_file_the_docs_name_exists():
+    for doc in docs():
         text = (REPO / doc).read_text()
         missing = sorted(p for p in named_paths(text) if not exists(p))
         assert not missing, f"{doc} names files that do not exist: {missing}"
@@ -49,3 +56,12 @@ def test_every_test_file_tests_readme_names_exists():
     text = (REPO / "tests/README.md").read_text()
     names = set(re.findall(r"\b(test_\w+\.py|\w+_cluster\.py)\b", text))
     assert names and not sorted(n for n in names if not (REPO / "tests" / n).exists())
+
+
+def test_no_tracked_file_cites_the_developers_findings():
+    """The developers' findings file is their notes, outside the repository: a doc or
+    a comment states the fact itself."""
+    proc = subprocess.run(["git", "grep", "-n", "FINDINGS" + ".md"], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert not proc.stdout.strip(), proc.stdout

@@ -1,5 +1,6 @@
 """The syftbox layout: parties on different machines whose only link is a
-SyftBox-synced folder (FINDINGS.md, SyftBox section).
+SyftBox-synced folder (SyftBox 0.4: a 1 s sync, files written in place on
+the receiving side, small files first, and a user writes only in their own datasite).
 
 A SyftBox user can write only in their own datasite, so the messages from A
 to B live in A's datasite and B never deletes them; B records what it

@@ -1,0 +1,59 @@
+"""The project's image for the container tests, built once per test session
+by the project's own recipe (container/build.sh: a Debian base by mmdebstrap,
+podman build on top; no registry). podman, mmdebstrap and runc are installed
+from Debian on first use; where they cannot be, the tests skip with the reason."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+PACKAGES = ("podman", "mmdebstrap", "runc", "uidmap")
+CONF = REPO / "container" / "containers.conf"
+SHARED = Path(os.environ.get("SYQURE_SHARED", REPO.parent / "shared")) / "sequre"
+_built: dict[str, str] = {}
+
+
+def env() -> dict:
+    return {**os.environ, "CONTAINERS_CONF": str(CONF)}
+
+
+def ensure_installed() -> None:
+    if all(shutil.which(b) or Path("/usr/sbin", b).exists() for b in ("podman", "mmdebstrap", "runc")):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("podman/mmdebstrap are not installed and this user cannot install them (needs root and apt-get)")
+    apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        subprocess.run(["apt-get", "update", "-q"], env=apt_env, capture_output=True, timeout=600)
+        done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES],
+                              env=apt_env, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        pytest.skip("installing podman and mmdebstrap from Debian timed out")
+    if done.returncode != 0:
+        pytest.skip(f"cannot install {' '.join(PACKAGES)}: {done.stderr.strip().splitlines()[-1:]}")
+
+
+def image() -> str:
+    """The tag of this checkout's image (built at most once per session)."""
+    if "tag" not in _built:
+        if not (SHARED / "install.sh").is_file():
+            pytest.skip(f"no Sequre bundle for the image: {SHARED} is missing (CI has it)")
+        ensure_installed()
+        proc = subprocess.run(["bash", str(REPO / "container" / "build.sh"), str(SHARED)], capture_output=True,
+                              text=True, timeout=2400, env=env())
+        assert proc.returncode == 0, f"container/build.sh failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+        _built["tag"] = proc.stdout.strip().splitlines()[-1]
+    return _built["tag"]
+
+
+def run(tag: str, *args, mounts=(), network="none", timeout=900, extra=()) -> subprocess.CompletedProcess:
+    cmd = ["podman", "run", "--rm", f"--network={network}", *extra]
+    for src, dst, mode in mounts:
+        cmd += ["-v", f"{src}:{dst}:{mode}"]
+    return subprocess.run([*cmd, tag, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env())
