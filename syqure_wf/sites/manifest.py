@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 
 from ..engines.program import digest, program_files
 from ..errors import ConfigError, SyqureError
+from ..transport.protocol import records
 from ..transport.protocol.names import check_id
 from .digest import run_digest
 
@@ -263,7 +264,9 @@ def _parse(data: bytes) -> Manifest:
     if len(data) > MAX_BYTES:
         raise ManifestError(f"manifest larger than {MAX_BYTES} bytes")
     try:
-        m = json.loads(data)
+        m = records.loads(data)
+    except records.NotFinite:
+        raise ManifestError(f"manifest: {records.NOT_FINITE}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestError(f"manifest is not JSON: {exc}", "incomplete") from None
     if not isinstance(m, dict) or m.get("format") != FORMAT:
@@ -280,7 +283,7 @@ def _parse(data: bytes) -> Manifest:
     if len(set(parties)) != len(parties):
         raise ManifestError("manifest: a site appears twice among the parties")
     for key in ("created", "expires"):
-        if not isinstance(m[key], (int, float)) or isinstance(m[key], bool):
+        if not records.finite(m[key]):
             raise ManifestError(f"manifest: {key} must be a time in seconds")
     config = _check_config(m["config"])
     entry, files, claimed = _check_program(m["program"])

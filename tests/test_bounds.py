@@ -1,0 +1,170 @@
+"""What a peer sends is data, bounded (issue 33): every number a peer's
+JSON holds is finite, a site's policy bounds the message size, and the
+agent's memory and files of runs do not grow with a peer's folders. The
+pickles an MPyC party takes are in test_unpickle_bounds.py."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_until
+from syqure_wf.sites import lifecycle as lc
+from syqure_wf.sites.manifest import ManifestError, encode, from_config, parse
+from syqure_wf.sites.policy import Policy, decide
+from syqure_wf.transport.protocol import records
+from syqure_wf.transport.protocol.liveness import PeerWatch
+
+EMAILS = ["a@x.org", "b@y.org", "c@z.org"]
+
+
+@pytest.fixture
+def program(tmp_path):
+    (tmp_path / "main.py").write_text("print(1)\n")
+    return tmp_path / "main.py"
+
+
+def manifest(program, **raw) -> dict:
+    config = {"engine": {"name": "mpyc", "program": program.name}, **raw}
+    return from_config(config, "run.yaml", program.parent, EMAILS, EMAILS[0], 3600, now=1000.0)
+
+
+# -- every number is finite
+
+@pytest.mark.parametrize("text", ['{"heartbeat": NaN}', '{"expires": Infinity}', '[-Infinity]',
+                                  '{"expires": 1e999}', '{"a": [1, {"b": -1e400}]}'])
+def test_the_one_reader_refuses_numbers_that_are_not_finite(text):
+    assert records.json_of(text) == (None, records.NOT_FINITE)
+    assert records.json_of(text.encode()) == (None, records.NOT_FINITE)
+    assert records.mapping_of(text) is None
+    assert records.json_of('{"heartbeat": 1.5e3, "n": 7}') == ({"heartbeat": 1500.0, "n": 7}, "")
+    assert not records.finite(10 ** 400) and not records.finite(True) and records.finite(-2.5)
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999", str(10 ** 400), '"nan"'])
+def test_a_manifest_whose_expiry_is_no_time_is_refused_not_arriving(program, value):
+    data = encode(manifest(program)).replace(b'"expires": 4600.0', b'"expires": ' + value.encode())
+    assert data != encode(manifest(program))
+    with pytest.raises(ManifestError) as caught:
+        parse(data)
+    assert caught.value.code != "incomplete"  # refused at once, not waited for
+
+
+def nan_manifests(agent, program, count: int) -> None:
+    """``count`` manifests from EMAILS[1] to every site, each expiring at NaN."""
+    for i in range(count):
+        m = manifest(program)
+        m.update(run_id=f"nan-{i}", submitter=EMAILS[1], expires=math.nan)
+        path = agent.board.manifest_path(EMAILS[1], f"nan-{i}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(m))  # json.dumps writes NaN
+
+
+def test_manifests_that_never_expire_fill_no_live_run_slots(tmp_path, program):
+    """Twenty runs that never expire filled a submitter's slots until an
+    operator rejected each one; each is refused now, and the next run from
+    the same submitter finds room."""
+    from syqure_wf.sites.agent import Agent
+    from syqure_wf.sites.intake import MAX_LIVE_PER_SUBMITTER
+
+    for site in EMAILS:
+        (tmp_path / "datasites" / site / "app_data" / "syqure").mkdir(parents=True)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("submitters: ['*']\n")
+    agent = Agent(tmp_path, EMAILS[2], policy, say=lambda line: None)
+    nan_manifests(agent, program, MAX_LIVE_PER_SUBMITTER + 2)
+    agent.reconcile()
+    # refused (an audit line each), never held: a NaN is no JSON a reader takes, not even for its parties
+    assert all(r.state in lc.ENDED for r in agent.runs.values()), {r.state for r in agent.runs.values()}
+    refused = [json.loads(line) for line in agent.board.audit_path.read_text().splitlines()]
+    assert sum(1 for e in refused if records.NOT_FINITE in e.get("reason", "")) == MAX_LIVE_PER_SUBMITTER + 2
+    assert agent.intake.room(EMAILS[1], 1000, agent.runs) is None
+
+
+def test_a_peer_state_whose_heartbeat_is_nan_is_refused_and_its_silence_still_counts(tmp_path):
+    from syqure_wf.sites.board import Board
+
+    (tmp_path / "datasites").mkdir()
+    board = Board(tmp_path, EMAILS[0])
+    path = board.state_path(EMAILS[1], EMAILS[0], "r1")
+    path.parent.mkdir(parents=True)
+    good = {"site": EMAILS[1], "run_id": "r1", "submitter": EMAILS[0], "state": lc.RUNNING, "heartbeat": 1000.0,
+            "expires": 5000.0}
+    path.write_text(json.dumps(good))
+    assert board.state_of(EMAILS[1], EMAILS[0], "r1")["heartbeat"] == 1000.0
+    for heartbeat in (math.nan, math.inf):
+        path.write_text(json.dumps({**good, "heartbeat": heartbeat}) + " " * int(heartbeat != heartbeat))
+        assert board.state_of(EMAILS[1], EMAILS[0], "r1") is None
+    with pytest.raises(ValueError):  # a record parsed elsewhere: the same rule
+        lc.peer_record({**good, "heartbeat": 10 ** 400}, EMAILS[1], EMAILS[0], "r1")
+    # a heartbeat far in the future would never go stale either
+    far = {s: {**good, "heartbeat": 1e300} for s in EMAILS}
+    assert lc.outcome(far, 5000.0, 1001.0)[0] == "failed"
+    assert lc.outcome({s: good for s in EMAILS}, 5000.0, 1001.0)[0] == "waiting"
+
+
+def test_a_party_status_whose_heartbeat_is_nan_never_proves_the_peer_alive(tmp_path):
+    """NaN != NaN: a NaN heartbeat count looked like one that moves on every
+    reading, so a dead peer stayed live for ever. The status reader refuses
+    it, and the peer's silence fails it after the bound."""
+    from syqure_wf.transport.status import read_status
+
+    folder = tmp_path / "status"
+    folder.mkdir()
+    watch = PeerWatch(pid=1, run_id="r1", started=0.0)
+    record = {"pid": 1, "run_id": "r1", "state": "running", "incarnation": "i1", "heartbeat": 3}
+    (folder / "party-1.json").write_text(json.dumps(record))
+    watch.observe(read_status(folder, 1), 1.0)
+    (folder / "party-1.json").write_text(json.dumps({**record, "heartbeat": math.nan}))
+    for now in range(2, 20):
+        watch.observe(read_status(folder, 1), float(now))
+    with pytest.raises(Exception, match="no heartbeat"):
+        watch.check(20.0, 0.0, 600.0, 5.0)
+
+
+# -- bounds a site sets
+
+def test_a_sites_max_message_refuses_a_larger_one_and_bounds_its_party(program, tmp_path):
+    from syqure_wf.sites.partyconfig import party_config
+    from syqure_wf.sites.policy import load
+
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text("submitters: ['*']\nmax_message: 1048576\n")
+    policy = load(policy_file)
+    assert policy.max_message == 1 << 20
+    big = parse(encode(manifest(program, max_message=1 << 30)))
+    d = decide(big, Policy(submitters=["*"], max_message=1 << 20), EMAILS[1], 1001.0)
+    assert d.state == lc.REJECTED and d.code == "limit" and "max_message" in d.reason
+    small = parse(encode(manifest(program)))
+    raw = party_config(small, 1, tmp_path, tmp_path, None, tmp_path / "w", policy)
+    assert raw["max_message"] == 1 << 20  # unset by the submitter: the site's bound, not the transport's 1 GiB
+    assert Policy().max_message < 1 << 30
+
+
+# -- the smaller items
+
+@pytest.mark.skipif(os.getuid() != 0, reason="another local user's process needs root to start")
+def test_the_sync_probe_trusts_no_other_users_process_or_file(tmp_path, monkeypatch, procs):
+    """Another local user runs a 'syftbox -c CONFIG' process whose
+    configuration names this site's folder: the probe would have watched
+    its client (and held the run's bounds still while it 'was down')."""
+    from syqure_wf.transport.sync_health import find_client
+
+    folder = tmp_path / "SyftBox"
+    folder.mkdir()
+    config = tmp_path / "theirs.json"
+    config.write_text(json.dumps({"data_dir": str(folder), "email": "m@evil.org", "client_url": "http://127.0.0.1:9"}))
+    os.chown(config, 65534, 65534)
+    monkeypatch.delenv("SYFTBOX_CLIENT_CONFIG_PATH", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.syftbox of ours
+    theirs = procs.start(["/bin/sh", "-c", "sleep 60; true  # syftbox", "syftbox", "-c", str(config)],
+                         user=65534, group=65534, cwd="/")
+    wait_until(lambda: "syftbox" in Path(f"/proc/{theirs.pid}/cmdline").read_text(), 10, "their process")
+    assert find_client(folder) is None
+    monkeypatch.setenv("SYFTBOX_CLIENT_CONFIG_PATH", str(config))  # named, but still not ours
+    assert find_client(folder) is None
+    os.chown(config, os.getuid(), os.getgid())
+    assert find_client(folder).email == "m@evil.org"  # the same file, ours: taken
