@@ -14,6 +14,7 @@ from .engine import Engine, Launch, common_env, fill, placeholders, program_prob
 from .program import imports
 
 GUARD = Path(unpickle.__file__).resolve()
+BUILDERS = GUARD.with_name("safepickle.py")  # the guard's own import
 
 
 class MPyC(Engine):
@@ -47,7 +48,7 @@ class MPyC(Engine):
         # the program and the files it imports from its folder (listed, for Python's imports);
         # Python, MPyC, NumPy; the guard
         program = cfg.resolve(cfg.engine["program"])
-        return [*imports(program), (program.parent,), *python_install(), GUARD]
+        return [*imports(program), (program.parent,), *python_install(), GUARD, BUILDERS]
 
     def exit_reason(self, code, log_tail):
         if code != unpickle.REFUSED:
