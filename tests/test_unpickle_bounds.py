@@ -143,3 +143,30 @@ def test_a_co_partys_class_pickle_is_refused_naming_it_and_plants_nothing(procs,
         status = json.loads((work / "messages" / "status" / f"party-{pid}.json").read_text())
         assert "refused a message from party 2" in status["reason"], status
     assert "refused a message from party 2" in output(proc).strip().splitlines()[-1]
+
+
+def test_a_bomb_no_check_foresees_kills_one_party_named(procs, tmp_path):
+    """Seven bytes that ask for a memo of 2**28 entries (4 GiB; the C
+    unpickler allocates it before any check): under each party's memory
+    limit (memory: 1G) the receivers refuse the message, naming party 2 and
+    the memory, and the run fails with one line. Without the limit they
+    took 4 GiB each from the host."""
+    config = run_config(tmp_path, PROGRAMS / "mpyc_classpickle.py", ["--memo"], memory="1G")
+    proc = procs.start([PY, "-m", "syqure_wf", "run", "--config", config, "--quiet"], log=tmp_path / "run.log")
+    assert procs.wait(proc, 90) == 1, output(proc)
+    for pid in (0, 1):
+        log = (tmp_path / "run" / "logs" / f"party-{pid}.log").read_text()
+        assert "a message from party 2: its pickle asks for more memory than this party may take" in log, log
+    assert "refused a message from party 2" in output(proc).strip().splitlines()[-1]
+
+
+def test_the_memory_limit_is_a_size_with_a_default():
+    from syqure_wf.errors import ConfigError
+    from syqure_wf.run import limits
+
+    assert limits.parse("4G") == 4 << 30 and limits.parse("512 MiB") == 512 << 20 and limits.parse(0) == 0
+    assert limits.parse(None) == limits.default() >= limits.FLOOR
+    assert limits.shown(4 << 30) == "4 GiB" and limits.shown(0) == "no limit"
+    for bad in ("lots", "-1G", True, 1.5):
+        with pytest.raises(ConfigError, match="no size"):
+            limits.parse(bad)

