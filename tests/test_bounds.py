@@ -168,3 +168,46 @@ def test_the_sync_probe_trusts_no_other_users_process_or_file(tmp_path, monkeypa
     assert find_client(folder) is None
     os.chown(config, os.getuid(), os.getgid())
     assert find_client(folder).email == "m@evil.org"  # the same file, ours: taken
+
+
+def test_a_slot_that_never_matches_its_digest_fails_the_run_after_a_few_reads():
+    """A peer's marker whose digest no content matches made the reader read
+    and hash the whole message on every look (every 0.2 s) until the stall
+    bound (minutes over SyftBox). After DIGEST_TRIES whole reads: corrupt."""
+    import hashlib
+    import struct
+
+    from syqure_wf.transport.protocol import inbound
+    from syqure_wf.transport.protocol.judge import Rules, Slot, Verdict, judge
+    from syqure_wf.transport.protocol.names import decode_marker, encode_marker
+
+    body = struct.pack("<q", 20) + b"x" * 20
+    record = decode_marker(encode_marker("r", 20, 1, hashlib.sha256(b"not this").hexdigest(), "w"))
+    slot = Slot(7, ready=True, marked=True, record=record, where="/in", parts=(len(body),), content=body)
+    d = judge(slot, rules=Rules(max_message=1 << 20, run_id="r", max_file=1 << 10, writer="w"))
+    assert d.verdict is Verdict.WAIT and d.mismatch
+    arrival = inbound.Arrival(7, inbound.Inbox(7), writer_known=True, look_every=0.25)
+    steps = [arrival.looked(d, float(t), 300.0, 0.2) for t in range(inbound.DIGEST_TRIES)]
+    assert all(isinstance(s, inbound.Wait) for s in steps[:-1])
+    assert isinstance(steps[-1], inbound.Corrupt) and "does not match its digest" in steps[-1].reason
+    # a message still arriving is no mismatch: waited for up to the stall bound as before
+    short = Slot(**{**slot.__dict__, "parts": (len(body) - 1,)})
+    assert not judge(short, rules=Rules(max_message=1 << 20, run_id="r", max_file=1 << 10, writer="w")).mismatch
+
+
+def test_an_inbox_flooded_with_names_is_never_listed_whole(tmp_path, monkeypatch):
+    """A peer that writes a million names into an inbox made every look
+    list (and hold) them all; past MAX_LISTED the run fails, naming it."""
+    from syqure_wf.errors import SyqureError
+    from syqure_wf.transport import files
+    from syqure_wf.transport.folder import SharedFolder
+
+    layout = SharedFolder(tmp_path / "data", 0, 2)
+    inbox = layout.inbox(1)
+    inbox.mkdir(parents=True, exist_ok=True)
+    for seq in range(12):
+        (inbox / f"{seq:08d}.ready").touch()
+    assert len(layout.listing(inbox)) == 12
+    monkeypatch.setattr(files, "MAX_LISTED", 10)
+    with pytest.raises(SyqureError, match="more than 10 files"):
+        layout.listing(inbox)

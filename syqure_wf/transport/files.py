@@ -18,6 +18,22 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_CLOE
 _REWRITE = os.O_WRONLY | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _UID = os.getuid()
 _READ = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+# names an inbox may hold: far more than a writer has ahead of its reader, far fewer
+# than a peer flooding it would make every look list (and hold in memory)
+MAX_LISTED = 100_000
+
+
+def listed(folder, cap: int | None = None) -> list[str]:
+    """The names in a message folder; SyqureError once there are more than
+    ``cap`` (MAX_LISTED: a peer's flood, not a run): never read whole."""
+    cap = MAX_LISTED if cap is None else cap
+    out = []
+    with os.scandir(folder) as it:
+        for entry in it:
+            if len(out) >= cap:
+                raise SyqureError(f"{folder} holds more than {cap} files: not a run's messages")
+            out.append(entry.name)
+    return out
 
 
 def make_private_dir(path: Path) -> None:
