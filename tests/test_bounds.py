@@ -211,3 +211,63 @@ def test_an_inbox_flooded_with_names_is_never_listed_whole(tmp_path, monkeypatch
     monkeypatch.setattr(files, "MAX_LISTED", 10)
     with pytest.raises(SyqureError, match="more than 10 files"):
         layout.listing(inbox)
+
+
+def agent_with(tmp_path, policy_text: str, me: str = EMAILS[2]):
+    from syqure_wf.sites.agent import Agent
+
+    for site in EMAILS:
+        (tmp_path / "datasites" / site / "app_data" / "syqure" / "jobs").mkdir(parents=True, exist_ok=True)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_text)
+    return Agent(tmp_path, me, policy, say=lambda line: None)
+
+
+def submit(agent, program, run_id: str, extra: bytes = b"") -> None:
+    m = manifest(program)
+    m.update(run_id=run_id, submitter=EMAILS[1])
+    path = agent.board.manifest_path(EMAILS[1], run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode(m) + extra)
+
+
+def test_ended_runs_are_evicted_and_their_records_rotated(tmp_path, program, monkeypatch):
+    """Every run folder a submitter made stayed in the agent's memory and
+    left a private folder, rejected or not. Past KEEP_ENDED, the oldest
+    ended runs are forgotten (a rewrite of one is no new run) and the
+    private folders of those that never ran here removed."""
+    from syqure_wf.sites import agent as agent_module
+
+    monkeypatch.setattr(agent_module, "KEEP_ENDED", 5)
+    agent = agent_with(tmp_path, "submitters: ['*']\nunlisted_programs: reject\n")
+    for i in range(12):
+        submit(agent, program, f"run-{i:02d}")
+    agent.reconcile()
+    assert len(agent.runs) == 5 and all(r.state == lc.REJECTED for r in agent.runs.values())
+    assert sorted(k[1] for k in agent.runs) == [f"run-{i:02d}" for i in range(7, 12)]  # the newest kept
+    kept = sorted(p.name for p in (agent.board.private / "runs" / EMAILS[1]).iterdir())
+    assert kept == [f"run-{i:02d}" for i in range(7, 12)]
+    submit(agent, program, "run-00", extra=b"\n")  # a forgotten run, rewritten: refused, not answered again
+    agent.reconcile()
+    assert ("run-00" not in {k[1] for k in agent.runs} and len(agent.runs) == 5)
+    audit = agent.board.audit_path.read_text()
+    assert "a run id that ended here already" in audit
+
+
+def test_only_accepted_submitters_jobs_are_watched(tmp_path):
+    """Every datasite's jobs/ was watched, a stranger's too: each file a
+    stranger wrote there woke the agent."""
+    import threading
+
+    from syqure_wf.sites.events import Events
+
+    agent = agent_with(tmp_path, f"submitters: ['{EMAILS[1]}']\n")
+    agent.events = Events(threading.Event()).start()
+    try:
+        agent._watch_folders()
+        watched = set(agent.events._watched)
+    finally:
+        agent.events.close()
+    stranger = str(tmp_path.resolve() / "datasites" / EMAILS[0])
+    assert watched and not [w for w in watched if w.startswith(stranger)], watched
+    assert str(agent.board.app(EMAILS[1]) / "jobs") in watched
