@@ -271,3 +271,32 @@ def test_only_accepted_submitters_jobs_are_watched(tmp_path):
     stranger = str(tmp_path.resolve() / "datasites" / EMAILS[0])
     assert watched and not [w for w in watched if w.startswith(stranger)], watched
     assert str(agent.board.app(EMAILS[1]) / "jobs") in watched
+
+
+def test_a_status_record_peers_read_names_nothing_of_this_machine(tmp_path):
+    """A party's record in the syftbox layout published the host name, local
+    paths and the command line (with the MPyC listener's port) to every peer
+    site. Now those stay in a private copy; a path in a reason is hidden."""
+    import socket
+
+    from syqure_wf.transport.status import StatusRecord
+
+    home = tmp_path / "home" / "alice"
+    shared, private = tmp_path / "status", tmp_path / "logs" / "party-1.status.json"
+    shared.mkdir()
+    private.parent.mkdir()
+    rec = StatusRecord(shared, 1, 3, "r1", published=True, private=private, hide=(str(home),))
+    rec.update(state="running", log=str(home / "run" / "logs" / "party-1.log"), output=str(home / "out.json"),
+               command="python prog.py -P 127.0.0.1:20001 -P :20102 -I 1", wakeup=f"change events on {home} (ext4)")
+    rec.update(state="failed", reason=f"the mpyc program exited with code 1 (log: {home}/run/logs/party-1.log)")
+    text = (shared / "party-1.json").read_text()
+    for local in (str(home), "20102", "20001", "prog.py", socket.gethostname(), '"host"'):
+        assert local not in text, (local, text)
+    published = json.loads(text)
+    assert published["state"] == "failed" and published["reason"].endswith("(log: …/run/logs/party-1.log)")
+    kept = json.loads(private.read_text())
+    assert kept["command"].endswith("-I 1") and kept["host"] == os.uname().nodename
+    # a record no peer reads (the shared layout) keeps everything, as before
+    local_rec = StatusRecord(shared, 2, 3, "r1")
+    local_rec.update(state="running", log="/x/party-2.log")
+    assert json.loads((shared / "party-2.json").read_text())["log"] == "/x/party-2.log"

@@ -46,6 +46,12 @@ def log_tail(path: Path, lines: int = 5) -> list[str]:
         return []
 
 
+def _local_folders(cfg: RunConfig) -> list:
+    """Folders of this machine a party's messages may name (its sync folder)."""
+    folder = (cfg.raw.get("syftbox") or {}).get("folder")
+    return [Path(folder).expanduser().resolve()] if folder else []
+
+
 class PartyRunner:
     def __init__(self, cfg: RunConfig, pid: int):
         self.cfg, self.pid = cfg, pid
@@ -71,7 +77,10 @@ class PartyRunner:
         make_private_dir(cfg.party(pid).output.parent)
         if cfg.party(pid).results:  # its named outputs go there
             make_private_dir(cfg.party(pid).results)
-        self.status = StatusRecord(cfg.status_dir_of(pid), pid, cfg.n, cfg.run_id)
+        published = cfg.layout == "syftbox"  # read by peers at other sites: nothing of this machine
+        self.status = StatusRecord(cfg.status_dir_of(pid), pid, cfg.n, cfg.run_id, published=published,
+                                   private=cfg.logs_dir / f"party-{pid}.status.json" if published else None,
+                                   hide=(str(cfg.workdir), str(Path.home()), *map(str, _local_folders(cfg))))
         if cfg.transport == "files":
             self.proxy = Proxy(cfg.proxy_settings(pid), status=self.status)
             await self.proxy.start()
