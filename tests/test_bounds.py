@@ -300,3 +300,32 @@ def test_a_status_record_peers_read_names_nothing_of_this_machine(tmp_path):
     local_rec = StatusRecord(shared, 2, 3, "r1")
     local_rec.update(state="running", log="/x/party-2.log")
     assert json.loads((shared / "party-2.json").read_text())["log"] == "/x/party-2.log"
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="a folder of another user needs root to make")
+def test_a_build_cache_or_private_folder_of_another_user_is_refused(tmp_path):
+    """Another local user's cache handed us their binary, and their folder
+    our private records: each is refused now, naming the owner."""
+    from syqure_wf.engines.build import _ready
+    from syqure_wf.errors import SyqureError
+
+    entry = tmp_path / "cache" / "prog-abc"
+    entry.mkdir(parents=True)
+    (entry / "prog").write_text("#!/bin/sh\necho theirs\n")
+    (entry / "prog").chmod(0o755)
+    (entry / "build.log").write_text("")
+    assert _ready(entry / "prog")  # ours: taken
+    for path in (entry, entry / "prog"):
+        os.chown(path, 65534, 65534)
+        with pytest.raises(SyqureError, match="belongs to another user"):
+            _ready(entry / "prog")
+        os.chown(path, 0, 0)
+    (entry / "prog").chmod(0o777)
+    with pytest.raises(SyqureError, match="may be changed by other users"):
+        _ready(entry / "prog")
+
+    private = tmp_path / "syqure-wf" / EMAILS[2]
+    private.mkdir(parents=True)
+    os.chown(private, 65534, 65534)
+    with pytest.raises(SyqureError, match="belongs to another user"):
+        agent_with(tmp_path, "submitters: ['*']\n")

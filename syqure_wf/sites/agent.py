@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SyqureError
-from ..transport.files import make_private_dir, write_private
+from ..transport.files import make_private_dir, owned_private_dir, write_private
 from ..transport.protocol.records import json_of
 from ..transport.sitekey import load_or_create
 from . import lifecycle as lc
@@ -61,7 +61,7 @@ class Agent:
         self.incarnation = secrets.token_hex(4)
         self.wake = threading.Event()
         self.events: Events | None = None
-        make_private_dir(self.board.private)
+        owned_private_dir(self.board.private, "the agent's private folder")
         make_private_dir(self.board.requests)
         self.audit = Audit(self.board.audit_path)
         self.intake = Intake(self.board, self.audit.write)

@@ -49,6 +49,26 @@ def make_private_dir(path: Path) -> None:
         raise SyqureError(f"cannot write the folder {path}")
 
 
+def check_owned(path: Path, what: str) -> None:
+    """``path`` is this user's and no one else may write it (a folder another
+    local user made, or may change, could hand us their files)."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise SyqureError(f"{what} {path}: {exc.strerror}") from None
+    if st.st_uid != _UID:
+        raise SyqureError(f"{what} {path} belongs to another user (uid {st.st_uid}), not to this one ({_UID})")
+    if st.st_mode & 0o022 or stat.S_ISLNK(st.st_mode):
+        raise SyqureError(f"{what} {path} may be changed by other users (mode {stat.filemode(st.st_mode)})")
+
+
+def owned_private_dir(path: Path, what: str = "the private folder") -> None:
+    """``make_private_dir``, of a folder (and its parent) that must be this user's alone."""
+    make_private_dir(path)
+    for folder in (path.parent, path):
+        check_owned(folder, what)
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Write a small file atomically, owner-only (temporary name, then rename)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
