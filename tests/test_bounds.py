@@ -329,3 +329,24 @@ def test_a_build_cache_or_private_folder_of_another_user_is_refused(tmp_path):
     os.chown(private, 65534, 65534)
     with pytest.raises(SyqureError, match="belongs to another user"):
         agent_with(tmp_path, "submitters: ['*']\n")
+
+
+def test_tls_true_for_mpyc_is_refused_with_one_line(program, tmp_path):
+    """engine.tls: true never switched MPyC's TLS on, yet a site was shown
+    'tls true' and approved a digest that said so."""
+    import yaml
+
+    from syqure_wf.errors import ConfigError
+    from syqure_wf.run.config import load
+
+    with pytest.raises(ConfigError, match="tls: true means nothing for MPyC"):
+        manifest(program, engine={"name": "mpyc", "program": "main.py", "tls": True})
+    m = manifest(program)
+    m["config"]["engine"]["tls"] = True
+    with pytest.raises(ManifestError, match="tls: true means nothing for MPyC"):
+        parse(encode(m))
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"engine": {"name": "mpyc", "program": str(program), "tls": True},
+                                      "parties": 3, "workdir": str(tmp_path / "run")}))
+    with pytest.raises(ConfigError, match="tls: true means nothing for MPyC"):
+        load(config)

@@ -17,6 +17,15 @@ GUARD = Path(unpickle.__file__).resolve()
 BUILDERS = GUARD.with_name("safepickle.py")  # the guard's own import
 
 
+TLS_MEANS_NOTHING = ("engine.tls: true means nothing for MPyC here (its parties speak TCP to their own "
+                     "proxy only; what crosses sites is sealed by the transport): leave it out or set false")
+
+
+def tls_problem(spec: dict) -> str | None:
+    """MPyC's own TLS (--ssl) is never switched on: a ``tls: true`` would only say it was."""
+    return TLS_MEANS_NOTHING if spec.get("tls") not in (None, False) else None
+
+
 class MPyC(Engine):
     name = "mpyc"
     environment = ("MPYC_*", "PYTHONPATH", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -30,7 +39,7 @@ class MPyC(Engine):
         return "mpyc"
 
     def config_problem(self, cfg):
-        return program_problem(cfg, (".py",))
+        return tls_problem(cfg.engine) or program_problem(cfg, (".py",))
 
     def launch(self, cfg, pid):
         values = placeholders(cfg, pid)

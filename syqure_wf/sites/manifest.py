@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..engines.mpyc import TLS_MEANS_NOTHING, tls_problem
 from ..engines.program import digest, program_files
 from ..errors import ConfigError, SyqureError
 from ..transport.protocol import records
@@ -196,6 +197,8 @@ def submitted(raw: dict, where: str, base_dir: Path) -> tuple[dict, str, dict[st
         if engine["flavour"] not in ("fork", "upstream"):
             raise ConfigError(f"{where}: engine.flavour: say fork or upstream (no Codon here tells which)")
         engine["tls"] = kind.tls(engine)
+    if engine["name"] == "mpyc" and tls_problem(engine):
+        raise ConfigError(f"{where}: {tls_problem(engine)}")
     engine["tls"] = bool(engine.get("tls", False))
     config = {"engine": engine, **{k: raw[k] for k in PEER_KEYS if k in raw and k != "engine"}}
     config["framing"] = raw.get("framing") or kind.default_framing(engine)
@@ -317,6 +320,8 @@ def _check_config(config) -> dict:
     check_args(engine.get("args", []))
     if not isinstance(engine.get("tls"), bool) or config.get("framing") not in ("stream", "sequre"):
         raise ManifestError("manifest: engine.tls (true or false) and framing (stream or sequre) must be given")
+    if engine["name"] == "mpyc" and engine["tls"]:
+        raise ManifestError(f"manifest: {TLS_MEANS_NOTHING}")
     if ("flavour" in engine) != (engine["name"] == "sequre"):
         raise ManifestError("manifest: engine.flavour (fork or upstream) is given for Sequre, and only for it")
     timeouts = config.get("timeouts", {})
