@@ -170,3 +170,25 @@ def test_the_memory_limit_is_a_size_with_a_default():
     for bad in ("lots", "-1G", True, 1.5):
         with pytest.raises(ConfigError, match="no size"):
             limits.parse(bad)
+
+
+def test_a_peers_malformed_pickle_ends_the_party_with_one_line_naming_it(tmp_path):
+    """What MPyC's tagged receive hands pickle.loads: a refusal names the
+    sender; a malformed pickle too (no traceback deep in MPyC); the
+    program's own bad data stays its own exception."""
+    import subprocess
+    from pathlib import Path
+
+    program = tmp_path / "own.py"
+    program.write_text(
+        "import pickle, sys\nimport mpyc.runtime\n"
+        "class Received(bytes):\n    def __new__(cls, data, sender):\n"
+        "        obj = super().__new__(cls, data)\n        obj.sender = sender\n        return obj\n"
+        "try:\n    pickle.loads(b'garbage')\nexcept pickle.UnpicklingError:\n    print('own error handled')\n"
+        "pickle.loads(Received(b'\\x80\\x04K', 2))\nprint('loaded')\n")
+    done = subprocess.run([PY, str(Path(unpickle.__file__)), str(program)], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert done.returncode == unpickle.REFUSED, done.stdout + done.stderr
+    assert "own error handled" in done.stdout and "loaded" not in done.stdout
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"{unpickle.PREFIX} a message from party 2: its pickle is malformed (UnpicklingError")

@@ -14,7 +14,7 @@ from .engine import Engine, Launch, common_env, fill, placeholders, program_prob
 from .program import imports
 
 GUARD = Path(unpickle.__file__).resolve()
-BUILDERS = GUARD.with_name("safepickle.py")  # the guard's own import
+BUILDERS = GUARD.with_name("safepickle.py")  # the guard's own import (its folder listed: Python's finder)
 
 
 TLS_MEANS_NOTHING = ("engine.tls: true means nothing for MPyC here (its parties speak TCP to their own "
@@ -57,7 +57,7 @@ class MPyC(Engine):
         # the program and the files it imports from its folder (listed, for Python's imports);
         # Python, MPyC, NumPy; the guard
         program = cfg.resolve(cfg.engine["program"])
-        return [*imports(program), (program.parent,), *python_install(), GUARD, BUILDERS]
+        return [*imports(program), (program.parent,), *python_install(), GUARD, BUILDERS, (GUARD.parent,)]
 
     def exit_reason(self, code, log_tail):
         if code != unpickle.REFUSED:

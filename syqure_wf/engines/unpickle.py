@@ -133,6 +133,10 @@ def install() -> None:
         except (Refused, MemoryError) as exc:
             what = str(exc) if isinstance(exc, Refused) else "asks for more memory than this party may take"
             _refuse(_line(what, _senders[-1], _me[0]))
+        except Exception as exc:  # a peer's malformed pickle: named, not a traceback deep in MPyC
+            if _senders[-1] is None or _senders[-1] == _me[0]:
+                raise  # the program's own data: its own to handle
+            _refuse(_line(f"is malformed ({type(exc).__name__}: {str(exc)[:200]})", _senders[-1], _me[0]))
         finally:
             _senders.pop()
 
