@@ -59,8 +59,8 @@ class StatusRecord:
         data = self.data
         if self.published:
             data = {k: self._hidden(v) for k, v in data.items() if k not in LOCAL}
-            local = {k: v for k, v in self.data.items() if k in LOCAL}
-            if self.private is not None and local != self._private_written:
+            local = {**{k: v for k, v in self.data.items() if k in LOCAL}, "state": self.data.get("state")}
+            if self.private is not None and local != self._private_written:  # not at every beat
                 write_private(self.private, json.dumps(self.data, indent=1, sort_keys=True).encode())
                 self._private_written = local
         write_private(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
