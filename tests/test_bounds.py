@@ -132,15 +132,16 @@ def test_a_sites_max_message_refuses_a_larger_one_and_bounds_its_party(program, 
     from syqure_wf.sites.policy import load
 
     policy_file = tmp_path / "policy.yaml"
-    policy_file.write_text("submitters: ['*']\nmax_message: 1048576\n")
+    policy_file.write_text("submitters: ['*']\nmax_message: 1048576\nmemory: 3G\n")
     policy = load(policy_file)
-    assert policy.max_message == 1 << 20
+    assert policy.max_message == 1 << 20 and policy.memory == 3 << 30
     big = parse(encode(manifest(program, max_message=1 << 30)))
     d = decide(big, Policy(submitters=["*"], max_message=1 << 20), EMAILS[1], 1001.0)
     assert d.state == lc.REJECTED and d.code == "limit" and "max_message" in d.reason
     small = parse(encode(manifest(program)))
     raw = party_config(small, 1, tmp_path, tmp_path, None, tmp_path / "w", policy)
     assert raw["max_message"] == 1 << 20  # unset by the submitter: the site's bound, not the transport's 1 GiB
+    assert raw["memory"] == 3 << 30  # each of its parties' memory limit
     assert Policy().max_message < 1 << 30
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..run.limits import parse as memory_of
 from ..run.schema import check_schema, read_yaml
 from ..transport.sitekey import FINGERPRINT
 from .lifecycle import ACCEPTED, PENDING, READY, REJECTED
@@ -55,6 +56,9 @@ SCHEMA = {
         "max_message": {"type": "integer", "minimum": 1024,
                         "description": "Largest message (bytes) a peer may send this site's party "
                                        "(default 256 MiB); a run asking for more is refused."},
+        "memory": {"type": ["integer", "string"],
+                   "description": "Each party's memory limit at this site: bytes, or 4G, 512M; 0 - none "
+                                  "(default: half of the machine's memory)."},
         "share_results": {"enum": ["submitter", "parties", "none"],
                           "description": "Who reads this site's result (default: the submitter)."},
         "engine": {"type": "object", "additionalProperties": False,
@@ -89,6 +93,7 @@ class Policy:
     min_parties: int = 3
     max_expiry: float = WEEK
     max_message: int = MAX_MESSAGE
+    memory: int | None = None  # bytes each party may take (run/limits.py); None: its default
     share_results: str = "submitter"
     engine: dict = field(default_factory=dict)
     isolation: str = "auto"
@@ -136,6 +141,7 @@ def load(path: str | os.PathLike) -> Policy:
                   max_parties=int(raw.get("max_parties", 64)), min_parties=int(raw.get("min_parties", 3)),
                   max_expiry=float(raw.get("max_expiry", WEEK)),
                   max_message=int(raw.get("max_message", MAX_MESSAGE)),
+                  memory=memory_of(raw["memory"], f"{source}: memory") if "memory" in raw else None,
                   share_results=raw.get("share_results", "submitter"), engine=engine,
                   isolation=raw.get("isolation", "auto"), peers=peers, source=source)
 
