@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from syqure_wf.engines.engine import python_install  # noqa: E402
-from syqure_wf.engines.mpyc import GUARD  # noqa: E402
+from syqure_wf.engines.mpyc import BUILDERS, GUARD  # noqa: E402
 from syqure_wf.run.confine import Landlock, clean_env, landlock_abi, view  # noqa: E402
 from syqure_wf.sites.partyconfig import free_base  # noqa: E402
 
@@ -54,7 +54,7 @@ def run(argv: list[str], how: str, out: Path) -> float:
             env = clean_env(os.environ, ("MPYC_*", "PYTHONPATH"), {k: v for k, v in env.items()
                                                                     if k.startswith("SYQURE_")})
             reads = [Path(a) for a in argv if os.path.isfile(a)] + [(Path(argv[0]).parent,)] + python_install()
-            jail = Landlock(view([*reads, GUARD], [DATA[pid]] if pid in DATA else [], [out],
+            jail = Landlock(view([*reads, GUARD, BUILDERS, (GUARD.parent,)], [DATA[pid]] if pid in DATA else [], [out],
                                  range(base, base + 3)))
             jails.append(jail)
             preexec = jail.restrict

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, SyqureError
+from ..transport.files import check_owned
 from .program import imports
 
 DEFAULT_FLAGS = ("-release", "--disable-opt=core-pythonic-list-addition-opt")
@@ -161,10 +162,11 @@ def build(spec: dict, program: Path, env: dict | None = None, *, timeout: float 
     tc = toolchain(spec, env)
     flags = build_flags(spec)
     target = binary_path(spec, program, env)
+    folder = target.parent
+    folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_owned(folder.parent, "engine.cache")  # another user's cache could hand us their binary
     if _ready(target):
         return Build(target, False, time.monotonic() - started, tc)
-    folder = target.parent
-    folder.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(folder) + ".lock")
     try:
         with lock.acquire(timeout=timeout):
@@ -187,7 +189,11 @@ def build_run(cfg, say=None) -> Build:
 
 
 def _ready(binary: Path) -> bool:
-    return binary.is_file() and os.access(binary, os.X_OK) and (binary.parent / "build.log").is_file()
+    if not (binary.is_file() and os.access(binary, os.X_OK) and (binary.parent / "build.log").is_file()):
+        return False
+    for path in (binary.parent, binary):  # ours alone, or it is no build of ours
+        check_owned(path, "cached build")
+    return True
 
 
 def _compile(tc: Toolchain, program: Path, flags: list[str], folder: Path, timeout: float,
@@ -214,6 +220,7 @@ def _compile(tc: Toolchain, program: Path, flags: list[str], folder: Path, timeo
         shutil.rmtree(tmp, ignore_errors=True)
         raise SyqureError(f"engine.program: {program.name} does not compile: {compile_error(text, program)} "
                           f"(log {kept})")
+    os.chmod(tmp / program.stem, 0o700)  # whatever the umask: no one else may change what parties run
     shutil.rmtree(folder, ignore_errors=True)
     os.rename(tmp, folder)
 

@@ -14,6 +14,16 @@ from .engine import Engine, Launch, common_env, fill, placeholders, program_prob
 from .program import imports
 
 GUARD = Path(unpickle.__file__).resolve()
+BUILDERS = GUARD.with_name("safepickle.py")  # the guard's own import (its folder listed: Python's finder)
+
+
+TLS_MEANS_NOTHING = ("engine.tls: true means nothing for MPyC here (its parties speak TCP to their own "
+                     "proxy only; what crosses sites is sealed by the transport): leave it out or set false")
+
+
+def tls_problem(spec: dict) -> str | None:
+    """MPyC's own TLS (--ssl) is never switched on: a ``tls: true`` would only say it was."""
+    return TLS_MEANS_NOTHING if spec.get("tls") not in (None, False) else None
 
 
 class MPyC(Engine):
@@ -29,7 +39,7 @@ class MPyC(Engine):
         return "mpyc"
 
     def config_problem(self, cfg):
-        return program_problem(cfg, (".py",))
+        return tls_problem(cfg.engine) or program_problem(cfg, (".py",))
 
     def launch(self, cfg, pid):
         values = placeholders(cfg, pid)
@@ -47,7 +57,7 @@ class MPyC(Engine):
         # the program and the files it imports from its folder (listed, for Python's imports);
         # Python, MPyC, NumPy; the guard
         program = cfg.resolve(cfg.engine["program"])
-        return [*imports(program), (program.parent,), *python_install(), GUARD]
+        return [*imports(program), (program.parent,), *python_install(), GUARD, BUILDERS, (GUARD.parent,)]
 
     def exit_reason(self, code, log_tail):
         if code != unpickle.REFUSED:

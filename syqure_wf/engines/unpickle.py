@@ -19,12 +19,20 @@ every lookup logged: NumPy arrays and dtypes (shares of secure arrays),
 finite-field elements and arrays, group elements and polynomials (MPyC's
 own classes, made at run time and registered in their modules), gmpy2
 numbers, and the few builtins that plain values pickle to. Stdlib only.
+
+What ``pickle.loads`` returns is built through safe constructors
+(safepickle.py): instances only, from data, of bounded size.
 """
 from __future__ import annotations
 
 import os
 import pickle
 import sys
+
+try:
+    from .safepickle import Refused, SafeUnpickler, names
+except ImportError:  # run by path, as every MPyC party's launcher: its folder is first on sys.path
+    from safepickle import Refused, SafeUnpickler, names
 
 REFUSED = 77  # exit code of a party that refused a message (EX_NOPERM)
 PREFIX = "syqure-wf: refused"  # how the refusal line starts (the runner looks for it)
@@ -55,6 +63,12 @@ MPYC_KINDS = {
 }
 
 
+# the bases MPyC's run-time classes derive from: never what a peer builds
+ABSTRACT = frozenset({"FiniteFieldElement", "FiniteFieldArray", "PrimeFieldElement", "ExtensionFieldElement",
+                      "BinaryFieldElement", "PrimeFieldArray", "ExtensionFieldArray", "BinaryFieldArray",
+                      "FiniteGroupElement", "Polynomial"})
+
+
 def allowed(module: str, name: str, modules=None) -> bool:
     """May an unpickler look up ``module.name``? ``modules`` (default
     ``sys.modules``) holds the modules already imported: an MPyC class is
@@ -69,7 +83,8 @@ def allowed(module: str, name: str, modules=None) -> bool:
         return False
     value = mod.__dict__.get(name)
     bases = tuple(b for b in (mod.__dict__.get(k) for k in kinds) if isinstance(b, type))
-    return isinstance(value, type) and bool(bases) and issubclass(value, bases)
+    # a class made at run time (a field, an array, a group, polynomials over a field), not a base of them
+    return isinstance(value, type) and bool(bases) and issubclass(value, bases) and name not in ABSTRACT
 
 
 class Received(bytes):
@@ -83,33 +98,45 @@ class Received(bytes):
 
 def refusal(module: str, name: str, sender, me) -> str:
     """The line a refusal prints (and its runner records)."""
-    what = f"{module}.{name}, which is neither plain data nor an MPyC type"
+    return f"{PREFIX} {_line(names(module, name), sender, me)}"
+
+
+def _line(what: str, sender, me) -> str:
     if sender is None or sender == me:  # not a peer's message: the program's own pickle
-        return f"{PREFIX} to unpickle its own data: it names {what}"
-    return f"{PREFIX} a message from party {sender}: its pickle names {what}"
+        return f"to unpickle its own data: it {what}"
+    return f"a message from party {sender}: its pickle {what}"
 
 
 _senders: list = []  # the sender of each message being unpickled, innermost last
 _me: list = [None]
 
 
+def _refuse(line: str) -> None:
+    try:
+        os.write(2, (f"{PREFIX} {line}\n").encode(errors="replace"))
+    finally:
+        os._exit(REFUSED)  # at once: an exception could be swallowed by the program's tasks
+
+
 def _hook(event: str, args: tuple) -> None:
     if event == "pickle.find_class" and not allowed(*args):
-        line = refusal(str(args[0]), str(args[1]), _senders[-1] if _senders else None, _me[0])
-        try:
-            os.write(2, (line + "\n").encode(errors="replace"))
-        finally:
-            os._exit(REFUSED)  # at once: an exception could be swallowed by the program's tasks
+        _refuse(_line(names(str(args[0]), str(args[1])), _senders[-1] if _senders else None, _me[0]))
 
 
 def install() -> None:
-    """The hook, and ``pickle.loads`` telling it whose message it reads."""
-    loads = pickle.loads
-
-    def tracked_loads(data, /, *args, **kwargs):
+    """The hook, and ``pickle.loads`` telling it whose message it reads
+    (and building through safe constructors)."""
+    def tracked_loads(data, /, **kwargs):
         _senders.append(getattr(data, "sender", None))
         try:
-            return loads(data, *args, **kwargs)
+            return SafeUnpickler.loads(data, allowed, **kwargs)
+        except (Refused, MemoryError) as exc:
+            what = str(exc) if isinstance(exc, Refused) else "asks for more memory than this party may take"
+            _refuse(_line(what, _senders[-1], _me[0]))
+        except Exception as exc:  # a peer's malformed pickle: named, not a traceback deep in MPyC
+            if _senders[-1] is None or _senders[-1] == _me[0]:
+                raise  # the program's own data: its own to handle
+            _refuse(_line(f"is malformed ({type(exc).__name__}: {str(exc)[:200]})", _senders[-1], _me[0]))
         finally:
             _senders.pop()
 

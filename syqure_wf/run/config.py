@@ -352,6 +352,9 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
         poll_ms=raw.get("poll_ms"), max_message=raw.get("max_message", DEFAULT_MAX_MESSAGE),
         timeouts=timeouts, syftbox=raw.get("syftbox") or {}, raw=raw)
     check_port_overlap(cfg)
+    from .limits import parse as memory_of
+
+    memory_of(raw.get("memory"), f"{where}: memory")  # a bad size: said before any party starts
     if (raw.get("confine") or {}).get("files") == "landlock":  # no start without it: said before any party starts
         from .confine import landlock_abi
 

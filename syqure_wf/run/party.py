@@ -18,6 +18,7 @@ from ..transport.aio import SignalStop, cancel_all
 from .children import die_with_parent, stop_group
 from .config import RunConfig, check_inputs
 from .confine import confine
+from .limits import limit_memory, parse as memory_of, ran_out, shown
 from ..engines import get_engine
 from ..errors import PeerFailed, Stopped, SyqureError
 from ..transport.files import make_private_dir
@@ -45,6 +46,12 @@ def log_tail(path: Path, lines: int = 5) -> list[str]:
         return []
 
 
+def _local_folders(cfg: RunConfig) -> list:
+    """Folders of this machine a party's messages may name (its sync folder)."""
+    folder = (cfg.raw.get("syftbox") or {}).get("folder")
+    return [Path(folder).expanduser().resolve()] if folder else []
+
+
 class PartyRunner:
     def __init__(self, cfg: RunConfig, pid: int):
         self.cfg, self.pid = cfg, pid
@@ -54,6 +61,7 @@ class PartyRunner:
         self.proxy: Proxy | None = None
         self.status: StatusRecord | None = None
         self.times: dict[str, float] = {}
+        self.memory = 0  # bytes its program may take (limits.py), once started
 
     async def run(self) -> PartyResult:
         cfg, pid = self.cfg, self.pid
@@ -69,7 +77,10 @@ class PartyRunner:
         make_private_dir(cfg.party(pid).output.parent)
         if cfg.party(pid).results:  # its named outputs go there
             make_private_dir(cfg.party(pid).results)
-        self.status = StatusRecord(cfg.status_dir_of(pid), pid, cfg.n, cfg.run_id)
+        published = cfg.layout == "syftbox"  # read by peers at other sites: nothing of this machine
+        self.status = StatusRecord(cfg.status_dir_of(pid), pid, cfg.n, cfg.run_id, published=published,
+                                   private=cfg.logs_dir / f"party-{pid}.status.json" if published else None,
+                                   hide=(str(cfg.workdir), str(Path.home()), *map(str, _local_folders(cfg))))
         if cfg.transport == "files":
             self.proxy = Proxy(cfg.proxy_settings(pid), status=self.status)
             await self.proxy.start()
@@ -77,6 +88,8 @@ class PartyRunner:
             make_private_dir(cfg.status_dir_of(pid))
         jail = confine(cfg, pid, self.engine, launch, dict(os.environ))
         jail.before.append(die_with_parent())
+        self.memory = memory_of(cfg.raw.get("memory"))
+        jail.before.append(limit_memory(self.memory))
         try:
             self.status.update(state=RUNNING, engine=cfg.engine["name"], log=str(self.log),
                                command=launch.describe(), output=str(cfg.party(pid).output),
@@ -120,6 +133,8 @@ class PartyRunner:
                 if said:  # the engine knows why (a peer's message it refused): said at once
                     raise SyqureError(f"party {pid} {said}")
                 what = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+                if self.memory and ran_out(log_tail(self.log, 20)):
+                    what += f": it ran out of its memory limit ({shown(self.memory)}, memory:)"
                 # Killed from outside, the program is the cause: said at once. Else a
                 # peer's failure may be, and its record may be a sync hop or two away.
                 synced = self.proxy is not None and self.proxy.folder.synced

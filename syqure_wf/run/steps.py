@@ -47,6 +47,11 @@ def prepare(raw: dict | str | Path, out: str | Path, *, base_dir: Path | None = 
     return cfg
 
 
+def _here(path: Path) -> str | None:
+    """A party's output, where it is on this machine (a published record names no path)."""
+    return str(path) if path.is_file() else None
+
+
 def collect(config_path: str | Path, out: str | Path, *, wait: float | None = None) -> dict:
     """Check that every party of the run is done; write the run's summary."""
     cfg = config_mod.load(config_path)
@@ -66,7 +71,8 @@ def collect(config_path: str | Path, out: str | Path, *, wait: float | None = No
         time.sleep(0.5)
     summary = {"run_id": cfg.run_id, "parties": [
         {"pid": pid, "state": rec["state"], "channels": rec.get("channels", {}),
-         "times": rec.get("times", {}), "output": rec.get("output")} for pid, rec in records.items()]}
+         "times": rec.get("times", {}), "output": rec.get("output") or _here(cfg.party(pid).output)}
+        for pid, rec in records.items()]}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=1) + "\n")

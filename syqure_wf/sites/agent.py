@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import signal
 import threading
 import time
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SyqureError
-from ..transport.files import make_private_dir, write_private
+from ..transport.files import make_private_dir, owned_private_dir, write_private
 from ..transport.protocol.records import json_of
 from ..transport.sitekey import load_or_create
 from . import lifecycle as lc
@@ -41,6 +42,8 @@ from .policy import PolicyFile
 from .run import Run
 
 log = logging.getLogger("syqure-wf.agent")
+KEEP_ENDED = 500  # ended runs held in memory (the newest); older ones are forgotten, their keys kept
+FORGOTTEN_MAX = 100_000  # keys of forgotten runs: a rewritten manifest of one is never a new run
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Agent:
     policy_path: Path
     say: object = print
     runs: dict[Key, Run] = field(default_factory=dict)
+    forgotten: dict[Key, None] = field(default_factory=dict)  # ended runs evicted from ``runs``
 
     def __post_init__(self) -> None:
         self.board = Board(self.folder, self.me, on_refused=self._file_refused)
@@ -57,7 +61,7 @@ class Agent:
         self.incarnation = secrets.token_hex(4)
         self.wake = threading.Event()
         self.events: Events | None = None
-        make_private_dir(self.board.private)
+        owned_private_dir(self.board.private, "the agent's private folder")
         make_private_dir(self.board.requests)
         self.audit = Audit(self.board.audit_path)
         self.intake = Intake(self.board, self.audit.write)
@@ -137,6 +141,7 @@ class Agent:
                 except Exception:  # a bug, or a peer's file no check foresaw: this run's, not the loop's
                     log.exception("agent %s: %s", self.me, run.record["run_id"])
         self._watch_folders()  # after: what this round found (a run folder, a run) is watched from now on
+        self._evict()
 
     def feed(self, run: Run, event) -> None:
         """One observation to ``run``; its actions performed, and their outcomes fed back."""
@@ -159,6 +164,21 @@ class Agent:
             exit=self.effects.exit_of(run.key), party=self.effects.party_status(run) if running else None))
         self.feed(run, seen.Tick())
 
+    def _evict(self) -> None:
+        """Memory and records do not grow with a peer's run folders: past
+        KEEP_ENDED ended runs, the oldest are forgotten (their key kept), and
+        the private folder of one whose party never ran here is removed (a
+        run that ran keeps its log and outputs)."""
+        ended = [k for k, r in self.runs.items() if r.state in lc.ENDED and not self.effects.alive(k)]
+        for key in ended[:max(0, len(ended) - KEEP_ENDED)]:
+            del self.runs[key]
+            if len(self.forgotten) >= FORGOTTEN_MAX:
+                self.forgotten.pop(next(iter(self.forgotten)))
+            self.forgotten[key] = None
+            private = self.board.run_private(*key)
+            if not (private / "work").exists():
+                shutil.rmtree(private, ignore_errors=True)
+
     # -- the folders worth a watch
     def _watch_folders(self) -> None:
         """Every accepted submitter's jobs, the folders of manifests still
@@ -169,9 +189,10 @@ class Agent:
             return
         before = events.count
         for site in subfolders(self.board.datasites):
+            if not self.policy.accepts(site):  # a stranger's writes never wake this agent
+                continue
             app = self.board.app(site)
-            chain = [self.board.datasites / site, app.parent, app, app / "jobs"]
-            events.watch_deepest(chain + ([self.board.jobs(site)] if self.policy.accepts(site) else []))
+            events.watch_deepest([self.board.datasites / site, app.parent, app, app / "jobs", self.board.jobs(site)])
         for submitter, run_id in self.intake.arriving():
             events.watch(self.board.jobs(submitter, submitter, run_id))
         for run in self.runs.values():
@@ -255,7 +276,10 @@ class Agent:
                                         f"and run {m.run_id}")
                 continue
             run = self.runs.get(key)
-            if run is None:
+            if run is None and key in self.forgotten:
+                self.intake.once(("forgotten", key), "refused", m.run_id, m.digest, submitter=m.submitter,
+                                 code="bad_manifest", reason="a run id that ended here already")
+            elif run is None:
                 self._received(m, data)
             elif run.record.get("manifest") != m.sha256:
                 self.intake.once(("changed", run.key), "refused", m.run_id, m.digest, submitter=m.submitter,
@@ -267,6 +291,8 @@ class Agent:
         run = self.runs.get(key)
         if run is not None:  # a run it answered has changed into something unreadable
             self.feed(run, seen.ManifestChanged(error=str(exc)))
+            return
+        if key in self.forgotten:  # ended here long ago: answered then
             return
         sub, rid = key
         self.intake.once(("refused", key, exc.code), "refused", rid, None, submitter=sub, reason=str(exc),

@@ -13,6 +13,7 @@ site that rejects, fails, is cancelled or expires ends the run everywhere.
 """
 from __future__ import annotations
 
+from ..transport.protocol.records import finite
 from .peertext import shown
 
 PENDING = "pending_approval"
@@ -71,8 +72,8 @@ def peer_record(raw: dict, site: str, submitter: str, run_id: str) -> dict:
             record[key] = shown(value[:TEXT_MAX])
     for key in ("heartbeat", "expires"):
         value = raw.get(key, 0)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ValueError(f"{key} is not a number")
+        if not finite(value):
+            raise ValueError(f"{key} is not a finite number")
         record[key] = float(value)
     if isinstance(raw.get("pid"), int) and not isinstance(raw["pid"], bool):
         record["pid"] = raw["pid"]
@@ -129,9 +130,11 @@ def outcome(records: dict[str, dict | None], expires: float, now: float,
                 if not (r and r.get("state") in PREPARED)]
         return "failed", f"the run expired before every site was ready: {', '.join(late)}"
     for site, r in records.items():
-        if r and r.get("state") not in ENDED and r.get("state") != PENDING \
-                and now - float(r.get("heartbeat") or 0) > stale_after:
-            return "failed", f"{site}: its agent has been silent for {now - float(r.get('heartbeat') or 0):.0f} s"
+        # a heartbeat from the future is no proof of life either: it would never go stale
+        silent = now - float(r.get("heartbeat") or 0) if r else 0.0
+        if r and r.get("state") not in ENDED and r.get("state") != PENDING and abs(silent) > stale_after:
+            return "failed", (f"{site}: its agent has been silent for {silent:.0f} s" if silent > 0 else
+                              f"{site}: its heartbeat is {-silent:.0f} s ahead of this clock")
     waiting = [f"{s} {r.get('state') if r else 'no answer yet'}" for s, r in records.items()
                if not (r and r.get("state") == DONE)]
     return "waiting", ", ".join(waiting)

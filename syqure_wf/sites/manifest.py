@@ -25,8 +25,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..engines.mpyc import TLS_MEANS_NOTHING, tls_problem
 from ..engines.program import digest, program_files
 from ..errors import ConfigError, SyqureError
+from ..transport.protocol import records
 from ..transport.protocol.names import check_id
 from .digest import run_digest
 
@@ -195,6 +197,8 @@ def submitted(raw: dict, where: str, base_dir: Path) -> tuple[dict, str, dict[st
         if engine["flavour"] not in ("fork", "upstream"):
             raise ConfigError(f"{where}: engine.flavour: say fork or upstream (no Codon here tells which)")
         engine["tls"] = kind.tls(engine)
+    if engine["name"] == "mpyc" and tls_problem(engine):
+        raise ConfigError(f"{where}: {tls_problem(engine)}")
     engine["tls"] = bool(engine.get("tls", False))
     config = {"engine": engine, **{k: raw[k] for k in PEER_KEYS if k in raw and k != "engine"}}
     config["framing"] = raw.get("framing") or kind.default_framing(engine)
@@ -263,7 +267,9 @@ def _parse(data: bytes) -> Manifest:
     if len(data) > MAX_BYTES:
         raise ManifestError(f"manifest larger than {MAX_BYTES} bytes")
     try:
-        m = json.loads(data)
+        m = records.loads(data)
+    except records.NotFinite:
+        raise ManifestError(f"manifest: {records.NOT_FINITE}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestError(f"manifest is not JSON: {exc}", "incomplete") from None
     if not isinstance(m, dict) or m.get("format") != FORMAT:
@@ -280,7 +286,7 @@ def _parse(data: bytes) -> Manifest:
     if len(set(parties)) != len(parties):
         raise ManifestError("manifest: a site appears twice among the parties")
     for key in ("created", "expires"):
-        if not isinstance(m[key], (int, float)) or isinstance(m[key], bool):
+        if not records.finite(m[key]):
             raise ManifestError(f"manifest: {key} must be a time in seconds")
     config = _check_config(m["config"])
     entry, files, claimed = _check_program(m["program"])
@@ -314,6 +320,8 @@ def _check_config(config) -> dict:
     check_args(engine.get("args", []))
     if not isinstance(engine.get("tls"), bool) or config.get("framing") not in ("stream", "sequre"):
         raise ManifestError("manifest: engine.tls (true or false) and framing (stream or sequre) must be given")
+    if engine["name"] == "mpyc" and engine["tls"]:
+        raise ManifestError(f"manifest: {TLS_MEANS_NOTHING}")
     if ("flavour" in engine) != (engine["name"] == "sequre"):
         raise ManifestError("manifest: engine.flavour (fork or upstream) is given for Sequre, and only for it")
     timeouts = config.get("timeouts", {})

@@ -37,7 +37,10 @@ def party_config(m: Manifest, pid: int, folder: Path, program: Path, local_input
            "engine": engine, "workdir": str(workdir), "timeouts": timeouts, "isolation": policy.isolation,
            # the program: a clean environment, and Landlock's view where the kernel has it (run/confine.py)
            "confine": {"env": "clean", "files": "auto"},
-           **{k: m.config[k] for k in ("framing", "max_message") if k in m.config}}
+           "max_message": min(m.config.get("max_message", policy.max_message), policy.max_message),
+           **{k: m.config[k] for k in ("framing",) if k in m.config}}
+    if policy.memory is not None:
+        raw["memory"] = policy.memory
     if local_input is not None:
         raw["inputs"] = {str(pid): str(local_input)}
     pinned = {e: policy.fingerprint(e) for i, e in enumerate(m.parties) if i != pid and policy.fingerprint(e)}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..run.limits import parse as memory_of
 from ..run.schema import check_schema, read_yaml
 from ..transport.sitekey import FINGERPRINT
 from .lifecycle import ACCEPTED, PENDING, READY, REJECTED
@@ -22,6 +23,7 @@ from .manifest import Manifest, ManifestError, check_email
 
 DIGEST = {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}
 WEEK = 7 * 86400.0
+MAX_MESSAGE = 256 << 20  # bytes: a peer's message this site's party reads at most, unless the policy says
 SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -51,6 +53,12 @@ SCHEMA = {
                                        "party alone learns what the result reveals of this site's input)."},
         "max_expiry": {"type": "number", "exclusiveMinimum": 0,
                        "description": "Seconds a run may wait for every site at most (default 7 days)."},
+        "max_message": {"type": "integer", "minimum": 1024,
+                        "description": "Largest message (bytes) a peer may send this site's party "
+                                       "(default 256 MiB); a run asking for more is refused."},
+        "memory": {"type": ["integer", "string"],
+                   "description": "Each party's memory limit at this site: bytes, or 4G, 512M; 0 - none "
+                                  "(default: half of the machine's memory)."},
         "share_results": {"enum": ["submitter", "parties", "none"],
                           "description": "Who reads this site's result (default: the submitter)."},
         "engine": {"type": "object", "additionalProperties": False,
@@ -84,6 +92,8 @@ class Policy:
     max_parties: int = 64
     min_parties: int = 3
     max_expiry: float = WEEK
+    max_message: int = MAX_MESSAGE
+    memory: int | None = None  # bytes each party may take (run/limits.py); None: its default
     share_results: str = "submitter"
     engine: dict = field(default_factory=dict)
     isolation: str = "auto"
@@ -130,6 +140,8 @@ def load(path: str | os.PathLike) -> Policy:
                   max_seconds=float(raw.get("max_seconds", 24 * 3600)),
                   max_parties=int(raw.get("max_parties", 64)), min_parties=int(raw.get("min_parties", 3)),
                   max_expiry=float(raw.get("max_expiry", WEEK)),
+                  max_message=int(raw.get("max_message", MAX_MESSAGE)),
+                  memory=memory_of(raw["memory"], f"{source}: memory") if "memory" in raw else None,
                   share_results=raw.get("share_results", "submitter"), engine=engine,
                   isolation=raw.get("isolation", "auto"), peers=peers, source=source)
 
@@ -207,6 +219,9 @@ def decide(m: Manifest, policy: Policy, me: str, now: float) -> Decision:
     if asked > policy.max_seconds:
         return Decision(REJECTED, "limit", f"timeouts.run {asked:g} s, more than this site's "
                                            f"max_seconds {policy.max_seconds:g}")
+    if m.config.get("max_message", 0) > policy.max_message:
+        return Decision(REJECTED, "limit", f"max_message {m.config['max_message']} bytes, more than this "
+                                           f"site's {policy.max_message}")
     name = m.inputs.get(pid)
     if name is not None and name not in policy.inputs:
         return Decision(REJECTED, "input", f"input '{name}' not mapped here")

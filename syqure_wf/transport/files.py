@@ -18,6 +18,22 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_CLOE
 _REWRITE = os.O_WRONLY | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _UID = os.getuid()
 _READ = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+# names an inbox may hold: far more than a writer has ahead of its reader, far fewer
+# than a peer flooding it would make every look list (and hold in memory)
+MAX_LISTED = 100_000
+
+
+def listed(folder, cap: int | None = None) -> list[str]:
+    """The names in a message folder; SyqureError once there are more than
+    ``cap`` (MAX_LISTED: a peer's flood, not a run): never read whole."""
+    cap = MAX_LISTED if cap is None else cap
+    out = []
+    with os.scandir(folder) as it:
+        for entry in it:
+            if len(out) >= cap:
+                raise SyqureError(f"{folder} holds more than {cap} files: not a run's messages")
+            out.append(entry.name)
+    return out
 
 
 def make_private_dir(path: Path) -> None:
@@ -31,6 +47,26 @@ def make_private_dir(path: Path) -> None:
         raise SyqureError(f"{path} is not a folder (a symbolic link or a file is in the way)")
     if not os.access(path, os.W_OK | os.X_OK):
         raise SyqureError(f"cannot write the folder {path}")
+
+
+def check_owned(path: Path, what: str) -> None:
+    """``path`` is this user's and no one else may write it (a folder another
+    local user made, or may change, could hand us their files)."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise SyqureError(f"{what} {path}: {exc.strerror}") from None
+    if st.st_uid != _UID:
+        raise SyqureError(f"{what} {path} belongs to another user (uid {st.st_uid}), not to this one ({_UID})")
+    if st.st_mode & 0o022 or stat.S_ISLNK(st.st_mode):
+        raise SyqureError(f"{what} {path} may be changed by other users (mode {stat.filemode(st.st_mode)})")
+
+
+def owned_private_dir(path: Path, what: str = "the private folder") -> None:
+    """``make_private_dir``, of a folder (and its parent) that must be this user's alone."""
+    make_private_dir(path)
+    for folder in (path.parent, path):
+        check_owned(folder, what)
 
 
 def write_private(path: Path, data: bytes) -> None:

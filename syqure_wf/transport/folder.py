@@ -14,8 +14,8 @@ import stat
 from pathlib import Path
 
 from ..errors import SyqureError
-from .files import (_CREATE, _READ, FILE_MODE, FilePool, MessageWriter, _exists, _read_upto, make_private_dir,
-                    read_small, remove_file, write_private)
+from .files import (_CREATE, _READ, FILE_MODE, FilePool, MessageWriter, _exists, _read_upto, listed,
+                    make_private_dir, read_small, remove_file, write_private)
 from .protocol import inbound, names, outbound
 from .protocol.framing import DEFAULT_MAX_MESSAGE, HEADER
 from .protocol.judge import WAIT_ABSENT, Slot, Verdict, judge
@@ -37,13 +37,13 @@ class Layout:
 
     def listing(self, folder) -> dict[int, set[str]]:
         try:
-            return names.group(os.listdir(folder))
+            return names.group(listed(folder))
         except FileNotFoundError:
             return {}
 
     def refuse_leftovers(self, folder, remedy: str) -> None:
         """A writer's fresh outbox must be empty: anything there is an earlier run's."""
-        left = names.leftovers(os.listdir(folder))
+        left = names.leftovers(listed(folder))
         if left:
             raise SyqureError(f"{folder} holds {len(left)} message file(s) of an earlier run "
                               f"({left[0]}, ...): run 'syqure-wf clean' or {remedy}")
@@ -102,7 +102,7 @@ class Layout:
         """Remove the message files of a failed run that nobody will read."""
         removed = 0
         for folder in self.removable():
-            for name in names.leftovers(os.listdir(folder)):
+            for name in names.leftovers(listed(folder)):
                 os.unlink(os.path.join(folder, name))
                 removed += 1
         return removed
@@ -161,7 +161,7 @@ class SharedFolder(Layout):
         for peer in self.peers():
             if self.run_id:
                 write_private(self.outbox(peer) / names.RUN_STAMP, self.run_id.encode())
-            if self.run_id and names.leftovers(os.listdir(self.inbox(peer))):
+            if self.run_id and names.leftovers(listed(self.inbox(peer))):
                 self.check_inbox_run(peer)
         self.pool.reset()
 

@@ -117,7 +117,8 @@ class Proxy:
             self.folder.refuse_early_inbox()
         self.folder.stamp_writer(self.incarnation)
         if self.status is None:
-            self.status = StatusRecord(self.folder.status_dir(), s.pid, s.parties, s.run_id)
+            self.status = StatusRecord(self.folder.status_dir(), s.pid, s.parties, s.run_id,
+                                       published=self.folder.layout == "syftbox")
         self.watcher = make_watcher(s.poll_ms)
         where = os.path.commonpath([str(self.folder.inbox(p).parent) for p in self.folder.peers()])
         self.wakeups = Wakeups(where, fs_type(where), s.poll_ms, misses=1 if self.watcher.exact else 2)

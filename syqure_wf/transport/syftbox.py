@@ -36,7 +36,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import SyqureError
-from .files import FILE_MODE, _CREATE, make_private_dir, read_small, remove_file, write_private
+from .files import FILE_MODE, _CREATE, listed, make_private_dir, read_small, remove_file, write_private
 from .folder import Layout
 from .protocol import names, outbound
 from .protocol.defaults import DEFAULT_MAX_FILE
@@ -110,7 +110,7 @@ class SyftboxFolder(Layout):
     def clear_leftovers(self, folder: Path) -> None:
         """This party's own earlier run in the same folder: its messages are
         never to be delivered, so they go (they are this party's to remove)."""
-        for name in names.leftovers(os.listdir(folder)):
+        for name in names.leftovers(listed(folder)):
             remove_file(folder / name)
 
     # -- whose files count: told by the proxy from the peers' live records
@@ -208,7 +208,7 @@ class SyftboxFolder(Layout):
         clock, so that an earlier run's log says nothing."""
         inbox = self.inbox(peer)
         try:
-            native = next((f for f in os.listdir(inbox) if f.endswith(NATIVE_SUFFIX)), None)
+            native = next((f for f in listed(inbox) if f.endswith(NATIVE_SUFFIX)), None)
         except OSError:
             native = None
         if native:

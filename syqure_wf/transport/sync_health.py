@@ -5,12 +5,13 @@ A SyftBox client (0.4 and the current one alike) keeps a JSON configuration
 with ``data_dir`` (the folder), ``email``, ``server_url`` and ``client_url``
 (its local API). The configuration is found where the client reads it:
 ``$SYFTBOX_CLIENT_CONFIG_PATH``, ``~/.syftbox/config.json``, or the
-``-c/--config`` argument of a running ``syftbox`` process.
+``-c/--config`` argument of a running ``syftbox`` process. Only this
+user's: a process or a file of another local user could otherwise point
+the probe at a client it runs, and hold the run's bounds still.
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
@@ -20,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SyqureError
+from .files import read_small
 from .protocol.liveness import SyncWatch
+from .protocol.records import json_of
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ def _config_paths():
         yield Path(given).expanduser()
     yield Path("~/.syftbox/config.json").expanduser()
     for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or not _ours(entry.path):
             continue
         try:
             argv = Path(entry.path, "cmdline").read_bytes().decode(errors="replace").split("\0")
@@ -61,6 +64,14 @@ def _config_paths():
                 yield Path(arg.split("=", 1)[1])
 
 
+def _ours(path) -> bool:
+    """``path`` (a /proc entry, a configuration) belongs to this user, and is no link."""
+    try:
+        return os.lstat(path).st_uid == os.getuid() and not os.path.islink(path)
+    except OSError:
+        return False
+
+
 def _client_url(data: dict) -> str | None:
     url = data.get("client_url")
     if url:
@@ -77,9 +88,11 @@ def find_client(folder: Path) -> SyncClient | None:
         if path in seen:
             continue
         seen.add(path)
+        if not _ours(path):
+            continue
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
+            data = json_of(read_small(path))[0]
+        except (OSError, SyqureError):
             continue
         data_dir = data.get("data_dir") or data.get("sync_folder") if isinstance(data, dict) else None
         if not data_dir or os.path.realpath(os.path.expanduser(str(data_dir))) != want:

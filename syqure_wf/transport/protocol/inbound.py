@@ -12,6 +12,10 @@ from .judge import WAIT_ABSENT, Decision, Verdict
 from .names import END, MSG, READY, file_name
 
 STALLED_LOOK = 0.2  # seconds between looks while a slot stalls
+# whole reads of one slot that did not match its digest before the run fails: a sync may
+# show a file mid-rewrite once or twice; a peer's marker that never matches must not
+# make this reader read and hash its message on every look until the stall bound
+DIGEST_TRIES = 5
 
 
 class Inbox:
@@ -94,6 +98,7 @@ class Arrival:
         self.reason = ""
         self.woken = True
         self.listed_at = -look_every
+        self.mismatches = 0
 
     def looked(self, decision: Decision, now: float, bound: float, interval: float):
         verdict = decision.verdict
@@ -101,6 +106,10 @@ class Arrival:
             return Take(decision) if self.writer_known else Prove()
         if verdict is Verdict.CORRUPT:
             return Corrupt(decision.reason)
+        if decision.mismatch:
+            self.mismatches += 1
+            if self.mismatches >= DIGEST_TRIES:
+                return Corrupt(f"{decision.reason}: read whole {self.mismatches} times")
         if decision is WAIT_ABSENT:
             # a listing costs a poll more than its look: one per look_every at most
             if (not self.woken or self.stalled_since is not None) and now - self.listed_at >= self.look_every:

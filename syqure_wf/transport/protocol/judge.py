@@ -57,6 +57,7 @@ class Decision:
     length: int = 0
     reason: str = ""
     sizes: tuple = ()  # FETCH: the size of each file to read
+    mismatch: bool = False  # WAIT: whole, but not what its marker's digest says (Arrival counts these)
 
 
 WAIT_ABSENT = Decision(Verdict.WAIT, reason="no marker yet")
@@ -141,7 +142,7 @@ def _judge_marked(slot: Slot, rules: Rules) -> Decision:
         if got > size:
             return Decision(Verdict.WAIT, reason=f"{part_name(seq, index)} is longer than its marker says")
     if hashlib.sha256(slot.content).hexdigest() != record["sha256"]:
-        return Decision(Verdict.WAIT, reason=f"message {seq} does not match its digest")
+        return Decision(Verdict.WAIT, reason=f"message {seq} does not match its digest", mismatch=True)
     (header,) = HEADER.unpack_from(slot.content)
     if header != length:
         return Decision(Verdict.CORRUPT, reason=f"message {seq}: header says {header}")
