@@ -1,0 +1,123 @@
+"""``syqure-wf desk`` (issue 35): the steward's page, served for site 1 of
+three real sites (the real SyftBox server and clients, an agent each), and
+used from a real headless Chromium: the waiting run is found, read and
+approved, and it completes. A peer's program that carries markup (a
+``<script>`` and an ``<img onerror>``) shows as text and runs nothing.
+
+Policies: sites 0 and 2 list the test's programs; site 1 lists none and
+asks its operator (submitters cp0 and cp1)."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from browser import chromium
+from conftest import Procs, wait_until
+from test_sites import EXAMPLE, Sites, cli, run_digest_of, sh
+from test_syftbox_real import EMAILS
+
+ATTACK = ("# <script>document.title='pwned-script'</script>"
+          "<img src=x onerror=\"document.title='pwned-img'\">\n")
+PROGRAMS = {"marked.py": ATTACK, "plain.py": "# a run for the steward to reject\n"}
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory):
+    root = tmp_path_factory.mktemp("desk")
+    programs = root / "programs"
+    programs.mkdir()
+    digests = []
+    for name, head in PROGRAMS.items():
+        (programs / name).write_text(head + (EXAMPLE / "allele_counts.py").read_text())
+        digests.append(run_digest_of({"engine": {"name": "mpyc", "program": name}}, programs, 3))
+    data = EXAMPLE / "data"
+    s = Sites(root, policies={
+        0: {"submitters": ["*"], "programs": digests},
+        1: {"submitters": EMAILS[:2], "peers": EMAILS, "programs": [],
+            "inputs": {"counts": str(data / "site1.json")}},
+        2: {"submitters": ["*"], "peers": EMAILS, "programs": digests, "unlisted_programs": "reject",
+            "inputs": {"counts": str(data / "site2.json")}}})
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def desk(sites):
+    """Site 1's desk: its URL (from its first line) and its process."""
+    procs = Procs()
+    proc = procs.start(cli("desk", *sites.site(1), "--port", "0"), log=sites.root / "desk.log")
+    first = wait_until(lambda: (lines := Path(proc.log).read_text().splitlines()) and lines[0], 30,
+                       "the desk's first line", seen=lambda: Path(proc.log).read_text())
+    yield first, proc
+    procs.cleanup()
+
+
+def get(url: str, data: bytes | None = None, headers: dict | None = None) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data, headers or {}), timeout=30) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_the_desk_needs_its_token_and_a_csrf_token_to_change_anything(sites, desk):
+    url, _ = desk
+    assert url.startswith("http://127.0.0.1:") and "/?token=" in url, url
+    base, token = url.split("?token=")
+    path = sites.folder(1) / "syqure-wf" / EMAILS[1] / "desk.token"
+    assert path.read_text().strip() == token and stat.S_IMODE(path.stat().st_mode) == 0o600
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Cookie": "desk=" + token}):
+        assert get(base, headers=headers)[0] == 401
+    assert get(base + "?token=" + token[:-1] + "x")[0] == 401
+    code, page = get(base, headers={"Authorization": "Bearer " + token})
+    assert code == 200 and EMAILS[1] in page
+    run_id = sites.submit(sites.config("desk-csrf", "plain.py"))
+    sites.wait_state(run_id, 1, "pending_approval")
+    form = f"action=approve&run_id={run_id}&submitter={EMAILS[0]}&manifest=x".encode()
+    for extra in (b"", b"&csrf=forged"):
+        code, _ = get(base + "decide", form + extra, {"Authorization": "Bearer " + token})
+        assert code == 403
+    assert sites.state(run_id, 1, seen_by=1)["state"] == "pending_approval"
+    # a stale page (another manifest version) decides nothing either
+    code, page = get(base + "run?id=" + run_id, headers={"Authorization": "Bearer " + token})
+    csrf = page.split('name="csrf" value="')[1].split('"')[0]
+    code, said = get(base + "decide", form + f"&csrf={csrf}".encode(), {"Authorization": "Bearer " + token})
+    assert code == 409 and "changed since it was read" in said
+    assert sites.state(run_id, 1, seen_by=1)["state"] == "pending_approval"
+    assert sh("reject", run_id, "--reason", "done testing", *sites.site(1)).returncode == 0
+
+
+def test_a_steward_approves_in_a_browser_and_peer_markup_stays_text(sites, desk, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    url, _ = desk
+    run_id = sites.submit(sites.config("desk-browser", "marked.py"))
+    sites.wait_state(run_id, 1, "pending_approval")
+    with chromium() as browser:
+        browser.get(url)
+        assert "token=" not in browser.current_url  # moved into a cookie
+        waiting = browser.find_element(By.ID, "waiting")
+        waiting.find_element(By.LINK_TEXT, run_id).click()
+        wait_until(lambda: browser.find_elements(By.ID, "approve"), 30, "the review sheet")
+        page = browser.find_element(By.TAG_NAME, "body").text
+        assert "asks an operator (program)" in page and sites.digest("marked.py") in page
+        assert ATTACK.strip() in page  # the peer's markup, as text
+        assert browser.find_elements(By.CSS_SELECTOR, "main script, main img") == []
+        assert "pwned" not in browser.title
+        browser.find_element(By.ID, "approve").click()
+        wait_until(lambda: "pending_approval" not in browser.find_element(By.ID, "title").text, 30,
+                   "the page to show the run approved")
+        assert "pwned" not in browser.title
+    waited = sites.wait(run_id, results=tmp_path / "results")
+    assert waited.returncode == 0, waited.stderr
+    assert sites.state(run_id, 1)["approved_by"] == "hand"
+    decisions = [e for e in sites.audit(1) if e["run_id"] == run_id and e["event"] == "decision"]
+    assert [e["how"] for e in decisions] == ["waiting", "hand"]
+    result = json.loads((tmp_path / "results" / run_id / "party-1.json").read_text())
+    assert "allele_count" in result
