@@ -5,7 +5,7 @@ approved, and it completes. A peer's program that carries markup (a
 ``<script>`` and an ``<img onerror>``) shows as text and runs nothing.
 
 Policies: sites 0 and 2 list the test's programs; site 1 lists none and
-asks its operator (submitters cp0 and cp1)."""
+asks its operator (submitters cp0 and cp1), and tells a hook (notify)."""
 from __future__ import annotations
 
 import json
@@ -18,12 +18,17 @@ from pathlib import Path
 import pytest
 
 from browser import chromium
-from conftest import Procs, wait_until
+from conftest import PY, Procs, wait_until
 from test_sites import EXAMPLE, Sites, cli, run_digest_of, sh
 from test_syftbox_real import EMAILS
 
 ATTACK = ("# <script>document.title='pwned-script'</script>"
           "<img src=x onerror=\"document.title='pwned-img'\">\n")
+HOOK = """import json, sys
+record = json.load(sys.stdin)
+with open({out!r}, "a") as f:
+    f.write(json.dumps(record) + "\\n")
+"""
 PROGRAMS = {"marked.py": ATTACK, "plain.py": "# a run for the steward to reject\n"}
 
 
@@ -37,10 +42,11 @@ def sites(tmp_path_factory):
         (programs / name).write_text(head + (EXAMPLE / "allele_counts.py").read_text())
         digests.append(run_digest_of({"engine": {"name": "mpyc", "program": name}}, programs, 3))
     data = EXAMPLE / "data"
+    (root / "hook.py").write_text(HOOK.format(out=str(root / "notified.jsonl")))
     s = Sites(root, policies={
         0: {"submitters": ["*"], "programs": digests},
         1: {"submitters": EMAILS[:2], "peers": EMAILS, "programs": [],
-            "inputs": {"counts": str(data / "site1.json")}},
+            "inputs": {"counts": str(data / "site1.json")}, "notify": {"command": [PY, "./hook.py"]}},
         2: {"submitters": ["*"], "peers": EMAILS, "programs": digests, "unlisted_programs": "reject",
             "inputs": {"counts": str(data / "site2.json")}}})
     yield s
@@ -121,3 +127,24 @@ def test_a_steward_approves_in_a_browser_and_peer_markup_stays_text(sites, desk,
     assert [e["how"] for e in decisions] == ["waiting", "hand"]
     result = json.loads((tmp_path / "results" / run_id / "party-1.json").read_text())
     assert "allele_count" in result
+
+
+def notified(sites: Sites, run_id: str) -> list[dict]:
+    path = sites.root / "notified.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [r for r in map(json.loads, lines) if r.get("run_id") == run_id]
+
+
+def test_the_notify_hook_hears_a_run_wait_and_end(sites, tmp_path):
+    run_id = sites.submit(sites.config("desk-hook", "plain.py"))
+    sites.wait_state(run_id, 1, "pending_approval")
+    told = wait_until(lambda: notified(sites, run_id), 30, "the hook to hear of the waiting run")
+    assert told[0]["state"] == "pending_approval" and told[0]["code"] == "program"
+    assert told[0]["submitter"] == EMAILS[0] and told[0]["program"] == sites.digest("plain.py")
+    assert sh("approve", run_id, *sites.site(1)).returncode == 0
+    assert sites.wait(run_id, results=tmp_path / "results").returncode == 0
+    wait_until(lambda: [r["state"] for r in notified(sites, run_id)] == ["pending_approval", "done"], 30,
+               "the hook to hear the run done", seen=lambda: notified(sites, run_id))
+    events = [e for e in sites.audit(1) if e["run_id"] == run_id and e["event"] == "notified"]
+    assert [(e["state"], e["how"], e.get("failed")) for e in events] == [
+        ("pending_approval", "command", None), ("done", "command", None)]
