@@ -141,6 +141,9 @@ def test_the_notify_hook_hears_a_run_wait_and_end(sites, tmp_path):
     told = wait_until(lambda: notified(sites, run_id), 30, "the hook to hear of the waiting run")
     assert told[0]["state"] == "pending_approval" and told[0]["code"] == "program"
     assert told[0]["submitter"] == EMAILS[0] and told[0]["program"] == sites.digest("plain.py")
+    sites.wait_state(run_id, 1, "pending_approval", seen_by=0)
+    status = sh("status", run_id, *sites.site(0)).stdout  # by when the waiting site must answer (7 days)
+    assert f"{EMAILS[1]}: pending_approval" in status and ", approve by 20" in status, status
     assert sh("approve", run_id, *sites.site(1)).returncode == 0
     assert sites.wait(run_id, results=tmp_path / "results").returncode == 0
     wait_until(lambda: [r["state"] for r in notified(sites, run_id)] == ["pending_approval", "done"], 30,
@@ -148,3 +151,16 @@ def test_the_notify_hook_hears_a_run_wait_and_end(sites, tmp_path):
     events = [e for e in sites.audit(1) if e["run_id"] == run_id and e["event"] == "notified"]
     assert [(e["state"], e["how"], e.get("failed")) for e in events] == [
         ("pending_approval", "command", None), ("done", "command", None)]
+
+
+def test_durations_on_the_command_line(tmp_path):
+    from syqure_wf.cli.duration import seconds
+
+    assert [seconds(t) for t in ("7d", "36h", "90m", "30s", "3600", "1.5h", "2w")] == [
+        604800, 129600, 5400, 30, 3600, 5400, 1209600]
+    for bad in ("", "7 days", "-1d", "1y", "d"):
+        with pytest.raises(ValueError):
+            seconds(bad)
+    done = sh("submit", "--config", EXAMPLE / "config.yaml", "--expires", "soon", "--syftbox-folder", tmp_path,
+              "--email", "a@b.c")
+    assert done.returncode == 2 and "not a duration" in done.stderr

@@ -11,6 +11,7 @@ import click
 
 from ..errors import ConfigError
 from .common import main, one_line_errors, setup_logging
+from .duration import Duration
 
 
 def site_options(func):
@@ -98,16 +99,18 @@ def digest_cmd(config_path: str, parties: int | None) -> None:
 @click.option("--to", default="", help="The parties' emails in pid order, comma-separated "
               "(default: the emails of the configuration's parties).")
 @site_options
-@click.option("--expires", type=click.FloatRange(min=1), default=3600, show_default=True,
-              help="Seconds for every site to be ready.")
+@click.option("--expires", type=Duration(minimum=1), default="7d", show_default=True,
+              help="How long every site has to approve and be ready: 7d, 36h, 90m or seconds.")
+@click.option("--run-id", default=None, help="Reuse this run id (default: the configuration's run_id, "
+              "else a fresh one for every submission).")
 @one_line_errors
-def submit_cmd(config_path: str, to: str, folder: str, email: str, expires: float) -> None:
+def submit_cmd(config_path: str, to: str, folder: str, email: str, expires: float, run_id: str | None) -> None:
     """Propose a run: check it here (compile a Sequre program), then publish
     its manifest for the parties' agents. Runs nothing. Prints the run id last."""
     from ..sites.submitter import submit
 
     emails = [e.strip() for e in to.split(",") if e.strip()]
-    click.echo(submit(config_path, emails, _board(folder, email), expires, say=click.echo))
+    click.echo(submit(config_path, emails, _board(folder, email), expires, say=click.echo, run_id=run_id))
 
 
 @main.command("agent")
@@ -207,8 +210,8 @@ def status_cmd(run_id: str, folder: str, email: str) -> None:
 @site_options
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results",
               show_default=True, help="Results go to RESULTS/<run>/.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=0,
-              help="Seconds (0: until the run ends, a site fails, or it expires).")
+@click.option("--timeout", type=Duration(), default="0",
+              help="How long to wait: 2h, 30m or seconds (0: until the run ends, a site fails, or it expires).")
 @one_line_errors
 def wait_cmd(run_id: str, folder: str, email: str, results_dir: str, timeout: float) -> None:
     """Follow a run live; exit 0 with its results collected, or non-zero
