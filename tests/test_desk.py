@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import urllib.error
 import urllib.request
@@ -29,6 +30,7 @@ record = json.load(sys.stdin)
 with open({out!r}, "a") as f:
     f.write(json.dumps(record) + "\\n")
 """
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (desk|agent)\b")
 PROGRAMS = {"marked.py": ATTACK, "plain.py": "# a run for the steward to reject\n"}
 
 
@@ -97,6 +99,10 @@ def test_the_desk_needs_its_token_and_a_csrf_token_to_change_anything(sites, des
     assert code == 409 and "changed since it was read" in said
     assert sites.state(run_id, 1, seen_by=1)["state"] == "pending_approval"
     assert sh("reject", run_id, "--reason", "done testing", *sites.site(1)).returncode == 0
+    # every log line dated in UTC (the desk's requests, without the token; the agents')
+    logged = Path(desk[1].log).read_text().splitlines()[2:] + sites.agent_log(1).splitlines()
+    assert logged and all(STAMP.match(line) for line in logged), logged
+    assert not any(token in line for line in logged)
 
 
 def test_a_steward_approves_in_a_browser_and_peer_markup_stays_text(sites, desk, tmp_path):
@@ -164,3 +170,32 @@ def test_durations_on_the_command_line(tmp_path):
     done = sh("submit", "--config", EXAMPLE / "config.yaml", "--expires", "soon", "--syftbox-folder", tmp_path,
               "--email", "a@b.c")
     assert done.returncode == 2 and "not a duration" in done.stderr
+
+
+def test_a_key_given_twice_is_refused_in_every_file_a_person_edits(tmp_path):
+    from syqure_wf.errors import ConfigError
+    from syqure_wf.run.doctor.slurm import profile_settings
+    from syqure_wf.sites.policy import load
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"submitters: ['*']\npeers: [{EMAILS[0]}]\nprograms: []\npeers: [{EMAILS[2]}]\n")
+    with pytest.raises(ConfigError, match=r"line 4\).*'peers' is given twice \(first on line 2\)"):
+        load(policy)
+    run = tmp_path / "run.yaml"
+    run.write_text("engine: {name: mpyc, program: x.py}\nparties: 3\nengine: {name: mpyc, program: y.py}\n")
+    done = sh("digest", "--config", run)
+    assert done.returncode != 0 and "'engine' is given twice" in done.stderr and "Traceback" not in done.stderr
+    (tmp_path / "profile").mkdir()
+    (tmp_path / "profile" / "config.yaml").write_text("executor: slurm\njobs: 3\nexecutor: local\n")
+    with pytest.raises(ConfigError, match="'executor' is given twice"):
+        profile_settings(str(tmp_path / "profile"))
+
+
+def test_the_readme_policy_example_is_one_valid_policy(tmp_path):
+    from syqure_wf.sites.policy import load
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("# policy.yaml at hospital B\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "policy.yaml").write_text(block.replace('"SHA256:..."', '"SHA256:' + "A" * 43 + '"'))
+    policy = load(tmp_path / "policy.yaml")
+    assert policy.computes_with("aggregator@hospital-a.org") and policy.computes_with("biobank@hospital-c.org")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import main, one_line_errors
+from .common import main, one_line_errors, stamp
 from .sites import _board, site_options
 
 
@@ -35,6 +35,6 @@ def desk_cmd(folder: str, email: str, port: int, token_file: str | None, keep_to
 
     try:
         serve(_board(folder, email), port, Path(token_file).absolute() if token_file else None, keep_token,
-              user_header, say)
+              user_header, say, log=lambda line: click.echo(f"{stamp()} {line}", err=True))
     except KeyboardInterrupt:
         pass

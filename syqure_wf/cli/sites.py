@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import click
 
 from ..errors import ConfigError
-from .common import main, one_line_errors, setup_logging
+from .common import main, one_line_errors, setup_logging, stamp
 from .duration import Duration
 
 
@@ -128,7 +127,7 @@ def agent_cmd(folder: str, email: str, policy_path: str, verbose: int) -> None:
 
     setup_logging(verbose, "agent")
     agent = Agent(Path(folder), email, Path(policy_path).absolute(),
-                  say=lambda line: click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True))
+                  say=lambda line: click.echo(f"{stamp()} {line}", err=True))
     sys.exit(agent.serve())
 
 
@@ -221,7 +220,7 @@ def wait_cmd(run_id: str, folder: str, email: str, results_dir: str, timeout: fl
     from ..sites.submitter import wait
 
     wait(_board(folder, email), run_id, Path(results_dir).absolute(), timeout,
-         say=lambda line: click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True))
+         say=lambda line: click.echo(f"{stamp()} {line}", err=True))
 
 
 @main.command("cancel")

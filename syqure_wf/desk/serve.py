@@ -5,8 +5,6 @@ on stderr (without the token)."""
 from __future__ import annotations
 
 import logging
-import sys
-import time
 from pathlib import Path
 
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -16,14 +14,15 @@ from .access import Access, token_from
 from .app import Desk
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, code="-", size="-") -> None:
-        path = self.path.split("?", 1)[0]  # never the token
-        sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} desk: {self.command} {path} {code}\n")
+def _handler(log):
+    class Quiet(WSGIRequestHandler):
+        def log_request(self, code="-", size="-") -> None:
+            log(f"desk: {self.command} {self.path.split('?', 1)[0]} {code}")  # never the token
 
-    def log(self, type: str, message: str, *args) -> None:
-        if type == "error":
-            sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} desk: {message % args}\n")
+        def log(self, type: str, message: str, *args) -> None:
+            if type == "error":
+                log(f"desk: {message % args}")
+    return Quiet
 
 
 def token_path(board: Board) -> Path:
@@ -31,12 +30,13 @@ def token_path(board: Board) -> Path:
 
 
 def serve(board: Board, port: int, token_file: Path | None = None, keep_token: bool = False,
-          user_header: str | None = None, say=print) -> None:
+          user_header: str | None = None, say=print, log=print) -> None:
+    """``say``: the URL (stdout); ``log``: one line per request."""
     path = token_file or token_path(board)
     access = Access(token_from(path, keep_token))
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = make_server("127.0.0.1", port, Desk(board, access, user_header), threaded=True,
-                         request_handler=_Quiet)
+                         request_handler=_handler(log))
     say(f"http://127.0.0.1:{server.server_port}/?token={access.token}")
     say(f"the token is also in {path} (owner-only); stop with Ctrl-C")
     try:
