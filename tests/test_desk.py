@@ -111,6 +111,8 @@ def test_a_steward_approves_in_a_browser_and_peer_markup_stays_text(sites, desk,
     url, _ = desk
     run_id = sites.submit(sites.config("desk-browser", "marked.py"))
     sites.wait_state(run_id, 1, "pending_approval")
+    filed = sh("show", run_id, "--html", *sites.site(1)).stdout  # the sheet to file, as inert as the page
+    assert "&lt;script&gt;" in filed and "<script" not in filed and "<img" not in filed and "<h1" in filed
     with chromium() as browser:
         browser.get(url)
         assert "token=" not in browser.current_url  # moved into a cookie
@@ -150,6 +152,13 @@ def test_the_notify_hook_hears_a_run_wait_and_end(sites, tmp_path):
     sites.wait_state(run_id, 1, "pending_approval", seen_by=0)
     status = sh("status", run_id, *sites.site(0)).stdout  # by when the waiting site must answer (7 days)
     assert f"{EMAILS[1]}: pending_approval" in status and ", approve by 20" in status, status
+    pending = sh("runs", "--pending", "--json", *sites.site(1))
+    assert [r["run_id"] for r in json.loads(pending.stdout)] == [run_id], pending.stdout + pending.stderr
+    sheet = json.loads(sh("show", run_id, "--json", *sites.site(1)).stdout)
+    assert sheet["state"] == "pending_approval" and sheet["files"] == ["plain.py"]
+    fields = {f["label"]: f for f in sheet["fields"]}
+    assert fields["digest"]["value"] == sites.digest("plain.py")
+    assert [row[1] for row in fields["parties"]["table"]["body"]] == EMAILS
     assert sh("approve", run_id, *sites.site(1)).returncode == 0
     assert sites.wait(run_id, results=tmp_path / "results").returncode == 0
     wait_until(lambda: [r["state"] for r in notified(sites, run_id)] == ["pending_approval", "done"], 30,

@@ -142,15 +142,25 @@ _submitter_option = click.option("--submitter", default=None,
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False, exists=True), default=None,
               help="The policy to judge it by (default: the one this site's agent runs with).")
 @click.option("--source", is_flag=True, help="Print every program file, escaped.")
+@click.option("--json", "as_json", is_flag=True, help="The same sheet as JSON.")
+@click.option("--html", "as_html", is_flag=True,
+              help="The same sheet as one self-contained HTML page, source highlighted (to file with a change request).")
 @one_line_errors
 def show_cmd(run_id: str, folder: str, email: str, submitter: str | None, policy_path: str | None,
-             source: bool) -> None:
+             source: bool, as_json: bool, as_html: bool) -> None:
     """What a run would do at this site, to read before 'approve': its
     digest, submitter and co-parties, engine, args, framing, tls, program
     files, this site's input and result, expiry, and the policy's verdict."""
     from ..sites.show import show
 
-    click.echo("\n".join(show(_board(folder, email), run_id, submitter, policy_path, source)))
+    board = _board(folder, email)
+    if as_json or as_html:
+        from ..desk import review
+
+        data = review.review(board, run_id, submitter, policy_path)
+        click.echo(json.dumps(review.as_json(data), indent=1) if as_json else review.as_html(board, data))
+        return
+    click.echo("\n".join(show(board, run_id, submitter, policy_path, source)))
 
 
 @main.command("approve")
@@ -182,12 +192,13 @@ def reject_cmd(run_id: str, reason: str, folder: str, email: str, submitter: str
 @main.command("runs")
 @site_options
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--pending", is_flag=True, help="Only the runs waiting for approval here.")
 @one_line_errors
-def runs_cmd(folder: str, email: str, as_json: bool) -> None:
+def runs_cmd(folder: str, email: str, as_json: bool, pending: bool) -> None:
     """Every run this site's agent answered: state, submitter, digest, how approved."""
     from ..sites.operator import runs, table
 
-    found = runs(_board(folder, email))
+    found = [r for r in runs(_board(folder, email)) if not pending or r.get("state") == "pending_approval"]
     click.echo(json.dumps(found, indent=1) if as_json else "\n".join(table(found)))
 
 

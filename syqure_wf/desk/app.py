@@ -6,12 +6,10 @@ templates, and could not run even if it were not."""
 from __future__ import annotations
 
 import getpass
-import hashlib
 import time
 from importlib import resources
 from urllib.parse import urlencode
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.utils import redirect
@@ -20,15 +18,13 @@ from werkzeug.wrappers import Request, Response
 from ..errors import SyqureError
 from ..sites import lifecycle as lc
 from ..sites.audit import read as read_audit
-from ..sites.board import Board, read_record
-from ..sites.manifest import MAX_BYTES, parse
+from ..sites.board import Board
+from ..sites.operator import runs
 from ..sites.operator import request as ask_agent
-from ..sites.operator import run_folder, runs
-from ..sites.peertext import shown
-from ..sites.show import show
 from ..transport.sitekey import Refused, published
 from . import sheet
 from .access import Access
+from .review import environment, review
 
 AUDIT_SHOWN = 200  # newest audit lines on the front page
 HEADERS = {
@@ -44,20 +40,10 @@ URLS = Map([Rule("/", endpoint="index"), Rule("/run", endpoint="run"),
             Rule("/static/<name>", endpoint="static")])
 
 
-def utc(t) -> str:
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(t)))
-    except (TypeError, ValueError, OverflowError):
-        return "?"
-
-
 class Desk:
     def __init__(self, board: Board, access: Access, user_header: str | None = None) -> None:
         self.board, self.access, self.user_header = board, access, user_header
-        self.env = Environment(loader=PackageLoader("syqure_wf.desk", "templates"),
-                               autoescape=select_autoescape(default=True, default_for_string=True))
-        self.env.filters["utc"] = utc
-        self.env.filters["peer"] = shown
+        self.env = environment()
 
     def __call__(self, environ, start_response):
         return self.respond(Request(environ))(environ, start_response)
@@ -96,7 +82,7 @@ class Desk:
     def run(self, req: Request) -> Response:
         run_id, submitter = req.args.get("id", ""), req.args.get("submitter") or None
         try:
-            return self.page("run.html", **self.review(run_id, submitter))
+            return self.page("run.html", **review(self.board, run_id, submitter))
         except (SyqureError, ValueError) as exc:
             return self.page("error.html", status=404, message=str(exc))
 
@@ -124,21 +110,6 @@ class Desk:
         return Response(resources.files("syqure_wf.desk").joinpath("static", name).read_text(), mimetype="text/css")
 
     # -- what the pages read
-    def review(self, run_id: str, submitter: str | None) -> dict:
-        """``show``'s sheet, the program's files, and the manifest version they are of."""
-        folder = run_folder(self.board, run_id, submitter)
-        record = read_record(folder / "record.json") or {}
-        lines = show(self.board, run_id, submitter)
-        data = self.board.read(folder / "manifest.json", MAX_BYTES)
-        version = "sha256:" + hashlib.sha256(data).hexdigest() if data is not None else None
-        if version != record.get("manifest"):
-            raise SyqureError(f"run {run_id} changed while it was read: reload the page")
-        m = parse(data)
-        files = [{"name": name, "html": sheet.source(name, body)}
-                 for name, body in sorted(m.files.items(), key=lambda kv: (kv[0] != m.entry, kv[0]))]
-        return {"record": record, "sheet": sheet.fields(lines), "files": files, "version": version,
-                "buttons": record.get("state") == lc.PENDING}
-
     def key(self) -> str:
         try:
             key = published(self.board.folder, self.board.me)
