@@ -208,3 +208,22 @@ def test_the_readme_policy_example_is_one_valid_policy(tmp_path):
     (tmp_path / "policy.yaml").write_text(block.replace('"SHA256:..."', '"SHA256:' + "A" * 43 + '"'))
     policy = load(tmp_path / "policy.yaml")
     assert policy.computes_with("aggregator@hospital-a.org") and policy.computes_with("biobank@hospital-c.org")
+
+
+def test_policy_check_says_what_a_policy_means_and_what_looks_wrong(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"submitters: [{EMAILS[0]}]\npeers: ['*']\nunlisted_programs: reject\n"
+                      f"inputs: {{counts: {tmp_path / 'missing.json'}}}\nmax_seconds: 3600\n"
+                      "notify: {command: [./hook.sh], when: [pending_approval]}\n")
+    done = sh("policy", "check", policy)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    for said in (f"Considers runs submitted by {EMAILS[0]}", "Computes with any site",
+                 "any other run is rejected", "runs at most 1 hour", "a run waits at most 7 days",
+                 "When a run is pending_approval, it runs ['./hook.sh']"):
+        assert said in done.stdout, (said, done.stdout)
+    assert "warning: input 'counts'" in done.stderr
+    policy.write_text(f"submitters: [{EMAILS[0]}]\nnotify: {{when: [started]}}\n")
+    done = sh("policy", "check", policy)
+    assert done.returncode != 0 and "notify" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    schema = json.loads(sh("policy", "schema").stdout)
+    assert "notify" in schema["properties"] and "peers" in schema["properties"]

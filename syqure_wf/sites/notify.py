@@ -21,7 +21,7 @@ HOOK_SECONDS = 60.0  # default bound on one hook
 SCHEMA = {
     "type": "object", "additionalProperties": False,
     "properties": {
-        "on": {"type": "array", "items": {"enum": list(EVENTS)},
+        "when": {"type": "array", "items": {"enum": list(EVENTS)},
                "description": "The states told (default: pending_approval, failed, done)."},
         "command": {"oneOf": [{"type": "string", "minLength": 1},
                               {"type": "array", "minItems": 1, "items": {"type": "string"}}],
@@ -63,7 +63,7 @@ class Notifier:
         """A run's record was published: tell, once per state, if the policy asks."""
         notify, base = self.config()
         state = record.get("state")
-        if not notify or state not in notify.get("on", EVENTS) or self.told.get(key) == state:
+        if not notify or state not in notify.get("when", EVENTS) or self.told.get(key) == state:
             return
         self.told[key] = state
         threading.Thread(target=self._tell, args=(dict(record), notify, base), daemon=True).start()
