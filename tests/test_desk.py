@@ -227,3 +227,15 @@ def test_policy_check_says_what_a_policy_means_and_what_looks_wrong(tmp_path):
     assert done.returncode != 0 and "notify" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     schema = json.loads(sh("policy", "schema").stdout)
     assert "notify" in schema["properties"] and "peers" in schema["properties"]
+
+
+def test_the_site_defaults_from_the_syftbox_clients_own_config(tmp_path):
+    (tmp_path / "box" / "datasites").mkdir(parents=True)
+    config = tmp_path / "client.json"
+    config.write_text(json.dumps({"data_dir": str(tmp_path / "box"), "email": EMAILS[1],
+                                  "server_url": "http://127.0.0.1:1", "client_url": "http://127.0.0.1:2"}))
+    env = {k: v for k, v in os.environ.items() if k not in ("SYFTBOX_FOLDER", "SYFTBOX_EMAIL")}
+    done = sh("runs", "--pending", env={**env, "SYFTBOX_CLIENT_CONFIG_PATH": str(config)})
+    assert done.returncode == 0 and done.stdout.startswith("RUN"), done.stderr
+    done = sh("runs", env={**env, "HOME": str(tmp_path), "SYFTBOX_CLIENT_CONFIG_PATH": str(tmp_path / "none")})
+    assert done.returncode == 2 and "--syftbox-folder" in done.stderr

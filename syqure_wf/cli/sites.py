@@ -13,12 +13,27 @@ from .common import main, one_line_errors, setup_logging, stamp
 from .duration import Duration
 
 
+def _client(name: str, flag: str):
+    """A site option's default from the SyftBox client's configuration; a usage error without one."""
+    from ..sites import clientconfig
+
+    def default():
+        value = clientconfig.setting(name)
+        if value is None:
+            raise click.UsageError(f"give {flag} (no SyftBox client configuration at {clientconfig.path()} says it)")
+        return value
+    return default
+
+
 def site_options(func):
+
     opts = [click.option("--syftbox-folder", "folder", envvar="SYFTBOX_FOLDER", required=True,
-                         type=click.Path(file_okay=False, exists=True),
-                         help="This site's SyftBox folder (holds datasites/); env SYFTBOX_FOLDER."),
+                         type=click.Path(file_okay=False, exists=True), default=_client("folder", "--syftbox-folder"),
+                         help="This site's SyftBox folder (holds datasites/); env SYFTBOX_FOLDER; "
+                              "default: the SyftBox client's (~/.syftbox/config.json)."),
             click.option("--email", "email", envvar="SYFTBOX_EMAIL", required=True,
-                         help="This site's SyftBox email; env SYFTBOX_EMAIL.")]
+                         default=_client("email", "--email"),
+                         help="This site's SyftBox email; env SYFTBOX_EMAIL; default: the SyftBox client's.")]
     for opt in reversed(opts):
         func = opt(func)
     return func
