@@ -130,6 +130,10 @@ def test_a_steward_approves_in_a_browser_and_peer_markup_stays_text(sites, desk,
         assert "pwned" not in browser.title
     waited = sites.wait(run_id, results=tmp_path / "results")
     assert waited.returncode == 0, waited.stderr
+    watched = sh("watch", run_id, "--timeout", "120", *sites.site(2), timeout=180)  # at a site that did not submit
+    assert watched.returncode == 0 and f"party 1 {EMAILS[1]}: done by hand" in watched.stdout, watched.stdout
+    assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", line)
+               for line in watched.stdout.splitlines()), watched.stdout
     assert sites.state(run_id, 1)["approved_by"] == "hand"
     decisions = [e for e in sites.audit(1) if e["run_id"] == run_id and e["event"] == "decision"]
     assert [e["how"] for e in decisions] == ["waiting", "hand"]
