@@ -167,6 +167,9 @@ def test_the_notify_hook_hears_a_run_wait_and_end(sites, tmp_path):
     assert sites.wait(run_id, results=tmp_path / "results").returncode == 0
     wait_until(lambda: [r["state"] for r in notified(sites, run_id)] == ["pending_approval", "done"], 30,
                "the hook to hear the run done", seen=lambda: notified(sites, run_id))
+    party_log = (sites.private(1, run_id) / "party.log").read_text()  # its party's progress, dated
+    assert re.search(r"^\d{4}-\d\d-\d\dT[\d:.]+Z party\[1\]: progress: .*peer 0: sent \d+ msgs/", party_log, re.M), \
+        party_log
     events = [e for e in sites.audit(1) if e["run_id"] == run_id and e["event"] == "notified"]
     assert [(e["state"], e["how"], e.get("failed")) for e in events] == [
         ("pending_approval", "command", None), ("done", "command", None)]
@@ -243,3 +246,16 @@ def test_the_site_defaults_from_the_syftbox_clients_own_config(tmp_path):
     assert done.returncode == 0 and done.stdout.startswith("RUN"), done.stderr
     done = sh("runs", env={**env, "HOME": str(tmp_path), "SYFTBOX_CLIENT_CONFIG_PATH": str(tmp_path / "none")})
     assert done.returncode == 2 and "--syftbox-folder" in done.stderr
+
+
+def test_a_party_progress_line_names_messages_bytes_and_whom_it_waits_on():
+    from syqure_wf.run.progressline import line
+
+    assert line(None) == "progress: starting, no channel open yet"
+    record = {"state": "running", "channels": {
+        "0": {"peer": 0, "sent_messages": 12, "sent_bytes": 3400, "received_messages": 10, "received_bytes": 2100,
+              "waiting_s": 0.2},
+        "2": {"peer": 2, "sent_messages": 3, "sent_bytes": 90, "received_messages": 0, "received_bytes": 0,
+              "waiting_s": 14.6}}}
+    assert line(record) == ("progress: running; peer 0: sent 12 msgs/3.4 KB, received 10 msgs/2.1 KB; "
+                            "peer 2: sent 3 msgs/90 B, received 0 msgs/0 B; waiting on 2 (15 s)")

@@ -124,7 +124,8 @@ def submit_cmd(config_path: str, to: str, folder: str, email: str, expires: floa
     from ..sites.submitter import submit
 
     emails = [e.strip() for e in to.split(",") if e.strip()]
-    click.echo(submit(config_path, emails, _board(folder, email), expires, say=click.echo, run_id=run_id))
+    click.echo(submit(config_path, emails, _board(folder, email), expires, run_id=run_id,
+                      say=lambda line: click.echo(f"{stamp()} {line}")))  # the run id alone, last
 
 
 @main.command("agent")
