@@ -259,3 +259,12 @@ def test_a_party_progress_line_names_messages_bytes_and_whom_it_waits_on():
               "waiting_s": 14.6}}}
     assert line(record) == ("progress: running; peer 0: sent 12 msgs/3.4 KB, received 10 msgs/2.1 KB; "
                             "peer 2: sent 3 msgs/90 B, received 0 msgs/0 B; waiting on 2 (15 s)")
+
+
+def test_the_policy_schema_ships_as_a_file_for_editors():
+    from importlib import resources
+
+    shipped = json.loads(resources.files("syqure_wf").joinpath("schemas/policy.schema.json").read_text())
+    now = json.loads(sh("policy", "schema").stdout)
+    assert shipped == now, ("syqure_wf/schemas/policy.schema.json is not the policy's schema: regenerate it with "
+                            "syqure-wf policy schema > syqure_wf/schemas/policy.schema.json")
