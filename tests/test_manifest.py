@@ -59,7 +59,7 @@ def manifest(program, **raw) -> dict:
     return from_config(config, "run.yaml", program.parent, EMAILS, EMAILS[0], 3600, now=1000.0)
 
 
-def test_a_manifest_round_trips_and_its_run_id_comes_from_its_content(program):
+def test_a_manifest_round_trips_and_every_submission_gets_a_fresh_run_id(program):
     m = manifest(program)
     parsed = parse(encode(m))
     assert parsed.parties == EMAILS and parsed.submitter == EMAILS[0] and parsed.inputs == {1: "counts"}
@@ -70,8 +70,10 @@ def test_a_manifest_round_trips_and_its_run_id_comes_from_its_content(program):
     assert parsed.expires == 4600.0 and parsed.run_id.startswith("job-")
     later = from_config({"engine": {"name": "mpyc", "program": "main.py"}, "inputs": {1: "counts"}},
                         "run.yaml", program.parent, EMAILS, EMAILS[0], 60, now=5000.0)
-    assert later["run_id"] == m["run_id"]  # the same submission, whenever it is made
-    assert manifest(program, inputs={1: "other"})["run_id"] != m["run_id"]
+    # a rerun is a new run: its id is fresh (its content's hash, then when, then chance)
+    assert later["run_id"] != m["run_id"] and later["run_id"][:12] == m["run_id"][:12]
+    assert manifest(program)["run_id"] != m["run_id"]
+    assert manifest(program, inputs={1: "other"})["run_id"][:12] != m["run_id"][:12]
     assert manifest(program, run_id="mine")["run_id"] == "mine"
 
 

@@ -224,13 +224,14 @@ def test_one_submit_and_one_wait_collect_what_a_local_run_computes(sites, tmp_pa
 
 
 @pytest.mark.slow  # the default run keeps the scenarios the issue names
-def test_a_derived_run_id_is_the_same_for_the_same_submission(sites):
+def test_a_derived_run_id_is_fresh_for_every_submission(sites):
     cfg = sites.root / "derived.yaml"
     cfg.write_text(yaml.safe_dump({"engine": {"name": "mpyc", "program": str(sites.programs / "allele_counts.py")},
                                    "inputs": {1: "counts", 2: "counts"}}))
     first = sites.submit(cfg)
-    assert first.startswith("job-") and sites.submit(cfg) == first
-    assert sites.wait(first).returncode == 0
+    again = sites.submit(cfg)  # a rerun never meets the first one's outcome
+    assert first.startswith("job-") and again.startswith("job-") and again != first
+    assert sites.wait(first).returncode == 0 and sites.wait(again).returncode == 0
 
 
 # -- by hand

@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import sys
+import time
 
 import click
 
@@ -38,9 +39,23 @@ def one_line_errors(func):
     return wrapper
 
 
+def stamp() -> str:
+    """Now, dated, in UTC to the millisecond: what every log line starts with
+    (lines from several sites then sort into one story)."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+class _UTC(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{stamp()} {super().format(record)}"
+
+
 def setup_logging(verbose: int, name: str) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format=f"{name}: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_UTC(f"{name}: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

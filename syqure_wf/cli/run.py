@@ -10,7 +10,8 @@ import click
 
 from ..errors import ConfigError
 from ..transport.protocol.framing import FRAMINGS
-from .common import _prog, load_config, main, one_line_errors, setup_logging
+from .common import _prog, load_config, main, one_line_errors, setup_logging, stamp
+from .duration import Duration
 
 
 @main.command("party")
@@ -21,10 +22,12 @@ from .common import _prog, load_config, main, one_line_errors, setup_logging
 @click.option("--output", "output_path", default=None, help="Where the party's program writes its result.")
 @click.option("--binary", "binary_path", default=None, type=click.Path(dir_okay=False, exists=True),
               help="sequre: the program built by 'syqure-wf build' (no build here).")
+@click.option("--progress-every", type=Duration(), default="10s", show_default=True,
+              help="A progress line this often (messages and bytes per peer, whom it waits on); 0: none.")
 @click.option("-v", "--verbose", count=True)
 @one_line_errors
 def party_cmd(config_path: str, pid: int, input_path: str | None, output_path: str | None,
-              binary_path: str | None, verbose: int) -> None:
+              binary_path: str | None, progress_every: float, verbose: int) -> None:
     """Run one party: its proxy and its MPC program."""
     from pathlib import Path
 
@@ -45,9 +48,21 @@ def party_cmd(config_path: str, pid: int, input_path: str | None, output_path: s
         cfg = cfg.with_party(pid, input=Path(input_path).absolute())
     if output_path:
         cfg = cfg.with_party(pid, output=Path(output_path).absolute())
-    result = asyncio.run(run_party(cfg, pid))
+    ticker = _progress(cfg, pid, progress_every)
+    try:
+        result = asyncio.run(run_party(cfg, pid))
+    finally:
+        ticker.stop()
     click.echo(f"party {pid}: done; output {cfg.party(pid).output}", err=True)
     sys.exit(result.exit_code)
+
+
+def _progress(cfg, pid: int, every: float):
+    from ..run.progressline import Ticker
+    from ..transport.status import read_status
+
+    return Ticker(lambda: read_status(cfg.status_dir_of(pid), pid),
+                  lambda line: click.echo(f"{stamp()} party[{pid}]: {line}", err=True), every).start()
 
 
 @main.command("run", context_settings={"ignore_unknown_options": True})

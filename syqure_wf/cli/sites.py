@@ -5,20 +5,35 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import click
 
 from ..errors import ConfigError
-from .common import main, one_line_errors, setup_logging
+from .common import main, one_line_errors, setup_logging, stamp
+from .duration import Duration
+
+
+def _client(name: str, flag: str):
+    """A site option's default from the SyftBox client's configuration; a usage error without one."""
+    from ..sites import clientconfig
+
+    def default():
+        value = clientconfig.setting(name)
+        if value is None:
+            raise click.UsageError(f"give {flag} (no SyftBox client configuration at {clientconfig.path()} says it)")
+        return value
+    return default
 
 
 def site_options(func):
+
     opts = [click.option("--syftbox-folder", "folder", envvar="SYFTBOX_FOLDER", required=True,
-                         type=click.Path(file_okay=False, exists=True),
-                         help="This site's SyftBox folder (holds datasites/); env SYFTBOX_FOLDER."),
+                         type=click.Path(file_okay=False, exists=True), default=_client("folder", "--syftbox-folder"),
+                         help="This site's SyftBox folder (holds datasites/); env SYFTBOX_FOLDER; "
+                              "default: the SyftBox client's (~/.syftbox/config.json)."),
             click.option("--email", "email", envvar="SYFTBOX_EMAIL", required=True,
-                         help="This site's SyftBox email; env SYFTBOX_EMAIL.")]
+                         default=_client("email", "--email"),
+                         help="This site's SyftBox email; env SYFTBOX_EMAIL; default: the SyftBox client's.")]
     for opt in reversed(opts):
         func = opt(func)
     return func
@@ -98,16 +113,19 @@ def digest_cmd(config_path: str, parties: int | None) -> None:
 @click.option("--to", default="", help="The parties' emails in pid order, comma-separated "
               "(default: the emails of the configuration's parties).")
 @site_options
-@click.option("--expires", type=click.FloatRange(min=1), default=3600, show_default=True,
-              help="Seconds for every site to be ready.")
+@click.option("--expires", type=Duration(minimum=1), default="7d", show_default=True,
+              help="How long every site has to approve and be ready: 7d, 36h, 90m or seconds.")
+@click.option("--run-id", default=None, help="Reuse this run id (default: the configuration's run_id, "
+              "else a fresh one for every submission).")
 @one_line_errors
-def submit_cmd(config_path: str, to: str, folder: str, email: str, expires: float) -> None:
+def submit_cmd(config_path: str, to: str, folder: str, email: str, expires: float, run_id: str | None) -> None:
     """Propose a run: check it here (compile a Sequre program), then publish
     its manifest for the parties' agents. Runs nothing. Prints the run id last."""
     from ..sites.submitter import submit
 
     emails = [e.strip() for e in to.split(",") if e.strip()]
-    click.echo(submit(config_path, emails, _board(folder, email), expires, say=click.echo))
+    click.echo(submit(config_path, emails, _board(folder, email), expires, run_id=run_id,
+                      say=lambda line: click.echo(f"{stamp()} {line}")))  # the run id alone, last
 
 
 @main.command("agent")
@@ -125,7 +143,7 @@ def agent_cmd(folder: str, email: str, policy_path: str, verbose: int) -> None:
 
     setup_logging(verbose, "agent")
     agent = Agent(Path(folder), email, Path(policy_path).absolute(),
-                  say=lambda line: click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True))
+                  say=lambda line: click.echo(f"{stamp()} {line}", err=True))
     sys.exit(agent.serve())
 
 
@@ -140,15 +158,25 @@ _submitter_option = click.option("--submitter", default=None,
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False, exists=True), default=None,
               help="The policy to judge it by (default: the one this site's agent runs with).")
 @click.option("--source", is_flag=True, help="Print every program file, escaped.")
+@click.option("--json", "as_json", is_flag=True, help="The same sheet as JSON.")
+@click.option("--html", "as_html", is_flag=True,
+              help="The same sheet as one self-contained HTML page, source highlighted (to file with a change request).")
 @one_line_errors
 def show_cmd(run_id: str, folder: str, email: str, submitter: str | None, policy_path: str | None,
-             source: bool) -> None:
+             source: bool, as_json: bool, as_html: bool) -> None:
     """What a run would do at this site, to read before 'approve': its
     digest, submitter and co-parties, engine, args, framing, tls, program
     files, this site's input and result, expiry, and the policy's verdict."""
     from ..sites.show import show
 
-    click.echo("\n".join(show(_board(folder, email), run_id, submitter, policy_path, source)))
+    board = _board(folder, email)
+    if as_json or as_html:
+        from ..desk import review
+
+        data = review.review(board, run_id, submitter, policy_path)
+        click.echo(json.dumps(review.as_json(data), indent=1) if as_json else review.as_html(board, data))
+        return
+    click.echo("\n".join(show(board, run_id, submitter, policy_path, source)))
 
 
 @main.command("approve")
@@ -180,12 +208,13 @@ def reject_cmd(run_id: str, reason: str, folder: str, email: str, submitter: str
 @main.command("runs")
 @site_options
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--pending", is_flag=True, help="Only the runs waiting for approval here.")
 @one_line_errors
-def runs_cmd(folder: str, email: str, as_json: bool) -> None:
+def runs_cmd(folder: str, email: str, as_json: bool, pending: bool) -> None:
     """Every run this site's agent answered: state, submitter, digest, how approved."""
     from ..sites.operator import runs, table
 
-    found = runs(_board(folder, email))
+    found = [r for r in runs(_board(folder, email)) if not pending or r.get("state") == "pending_approval"]
     click.echo(json.dumps(found, indent=1) if as_json else "\n".join(table(found)))
 
 
@@ -207,8 +236,8 @@ def status_cmd(run_id: str, folder: str, email: str) -> None:
 @site_options
 @click.option("--results", "results_dir", type=click.Path(file_okay=False), default="results",
               show_default=True, help="Results go to RESULTS/<run>/.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=0,
-              help="Seconds (0: until the run ends, a site fails, or it expires).")
+@click.option("--timeout", type=Duration(), default="0",
+              help="How long to wait: 2h, 30m or seconds (0: until the run ends, a site fails, or it expires).")
 @one_line_errors
 def wait_cmd(run_id: str, folder: str, email: str, results_dir: str, timeout: float) -> None:
     """Follow a run live; exit 0 with its results collected, or non-zero
@@ -218,7 +247,7 @@ def wait_cmd(run_id: str, folder: str, email: str, results_dir: str, timeout: fl
     from ..sites.submitter import wait
 
     wait(_board(folder, email), run_id, Path(results_dir).absolute(), timeout,
-         say=lambda line: click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True))
+         say=lambda line: click.echo(f"{stamp()} {line}", err=True))
 
 
 @main.command("cancel")

@@ -36,13 +36,40 @@ def check_schema(raw, where: str, spec: dict | None = None) -> None:
         raise ConfigError(f"{where}: {_key(error)}: {message}")
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (it
+    would keep the last silently: a policy's second ``peers:`` drops the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if key == "<<":
+                    continue
+                try:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"the key {key!r} is given twice (first on line {seen[key] + 1})",
+                            key_node.start_mark)
+                    seen[key] = key_node.start_mark.line
+                except TypeError:
+                    continue  # an unhashable key: PyYAML says so itself
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str):
+    """YAML a person wrote: safe, and every key of a mapping once."""
+    return yaml.load(text, Loader=UniqueKeyLoader)
+
+
 def read_yaml(path: Path) -> dict:
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read the configuration {path}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" (line {mark.line + 1})" if mark else ""

@@ -26,6 +26,7 @@ from . import observations as seen
 from .audit import Audit
 from .board import Board, dump
 from .manifest import MAX_BYTES, ManifestError
+from .notify import Notifier
 from .partyconfig import party_config, write_program
 from .policy import Policy
 from .intake import Key
@@ -40,6 +41,8 @@ class Effects:
         self.release = release
         self.procs: dict[Key, subprocess.Popen] = {}  # each run's build, then its party
         self.configs: dict[Key, run_config.RunConfig] = {}  # each run's party's configuration, as checked
+        self.notifier = Notifier(board.private / "notify.log", self.me, lambda: (policy().notify, _base(policy())),
+                                 say, audit.write)
 
     def perform(self, run: Run, action):
         """Perform ``action`` of ``run``; its outcome, if it has one."""
@@ -60,6 +63,7 @@ class Effects:
         write_private(folder / "record.json", dump(a.record))
         sub, rid = run.key
         self.board.publish(self.board.state_path(run.me, sub, rid), dump(a.record), a.record.get("readers") or [])
+        self.notifier.published(run.key, a.record)
 
     def _audit(self, run: Run, a: do.Audit) -> None:
         self.audit.write(a.event, a.run_id, a.program, **a.fields)
@@ -161,3 +165,7 @@ class Effects:
 
     _PERFORM = {do.Publish: _publish, do.Audit: _audit, do.Say: _say, do.Release: _release, do.Prepare: _prepare,
                 do.StartBuild: _start_build, do.StartParty: _start_party, do.Share: _share, do.Stop: _stop}
+
+
+def _base(policy: Policy) -> Path:
+    return policy.source.parent if policy.source else Path.cwd()

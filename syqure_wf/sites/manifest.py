@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import json
 import re
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -142,13 +143,15 @@ def from_config(raw: dict, where: str, base_dir: Path, to: list[str], submitter:
         if not 0 <= int(pid) < len(parties):
             raise ConfigError(f"{where}: inputs: there is no party {pid} (pids are 0..{len(parties) - 1})")
     core = core_of(config, parties, submitter, entry, files, inputs)
-    run_id = raw.get("run_id") or "job-" + hashlib.sha256(
-        json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
+    now = time.time() if now is None else now
+    # a fresh id for every submission (a rerun never meets an old outcome); the same id only when named
+    run_id = raw.get("run_id") or "job-{}-{}-{}".format(
+        hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:8],
+        time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)), secrets.token_hex(3))
     try:
         check_run_id(run_id)
     except ManifestError as exc:
         raise ConfigError(f"{where}: run_id: {exc}") from None
-    now = time.time() if now is None else now
     return {"format": FORMAT, "run_id": run_id, "created": round(now, 3), "expires": round(now + expires_in, 3),
             **core, "program": {**core["program"], "files": [
                 {"name": n, "sha256": hashlib.sha256(b).hexdigest(), "data": base64.b64encode(b).decode()}

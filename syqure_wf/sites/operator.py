@@ -39,10 +39,13 @@ def record_of(board: Board, run_id: str, submitter: str | None = None) -> dict:
 
 
 def request(board: Board, run_id: str, action: str, reason: str = "", say=print,
-            submitter: str | None = None) -> str:
-    """Ask the agent to approve or reject ``run_id``; its state once it acted."""
+            submitter: str | None = None, manifest: str | None = None, by: str | None = None) -> str:
+    """Ask the agent to approve or reject ``run_id``; its state once it acted.
+    ``manifest``: the version the operator read (the desk's page), else the kept one."""
     record = record_of(board, run_id, submitter)
     submitter = record["submitter"]
+    if manifest is not None and manifest != record["manifest"]:
+        raise ConfigError(f"run {run_id} at {board.me} changed since it was read: review it again")
     if action == "approve" and record["state"] != lc.PENDING:
         raise ConfigError(f"run {run_id} is not waiting for approval at {board.me} (it is {record['state']})")
     if record["state"] in lc.ENDED:
@@ -50,7 +53,7 @@ def request(board: Board, run_id: str, action: str, reason: str = "", say=print,
     make_private_dir(board.requests)
     write_private(board.requests / f"{run_id}-{secrets.token_hex(3)}.json",
                   dump({"run_id": run_id, "submitter": submitter, "action": action, "reason": reason,
-                        "manifest": record["manifest"], "by": getpass.getuser(), "time": round(time.time(), 3)}))
+                        "manifest": manifest or record["manifest"], "by": by or getpass.getuser(), "time": round(time.time(), 3)}))
     deadline = time.time() + ANSWER_WAIT
     while time.time() < deadline:
         now = record_of(board, run_id, submitter)["state"]

@@ -20,6 +20,7 @@ from ..run.schema import check_schema, read_yaml
 from ..transport.sitekey import FINGERPRINT
 from .lifecycle import ACCEPTED, PENDING, READY, REJECTED
 from .manifest import Manifest, ManifestError, check_email
+from .notify import SCHEMA as NOTIFY
 
 DIGEST = {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}
 WEEK = 7 * 86400.0
@@ -77,6 +78,7 @@ SCHEMA = {
                   "description": "The sites this site computes with (default: the submitters): an email, "
                                  "'*' for any, or {email, fingerprint}: the fingerprint its site key must "
                                  "have, as 'syqure-wf keys' shows it."},
+        "notify": NOTIFY,
     },
 }
 
@@ -98,6 +100,7 @@ class Policy:
     engine: dict = field(default_factory=dict)
     isolation: str = "auto"
     peers: dict[str, str | None] | None = None  # email or '*' -> pinned key fingerprint; None: the submitters
+    notify: dict = field(default_factory=dict)  # whom to tell of a run (sites/notify.py)
     source: Path | None = None
 
     def accepts(self, email: str) -> bool:
@@ -143,7 +146,8 @@ def load(path: str | os.PathLike) -> Policy:
                   max_message=int(raw.get("max_message", MAX_MESSAGE)),
                   memory=memory_of(raw["memory"], f"{source}: memory") if "memory" in raw else None,
                   share_results=raw.get("share_results", "submitter"), engine=engine,
-                  isolation=raw.get("isolation", "auto"), peers=peers, source=source)
+                  isolation=raw.get("isolation", "auto"), peers=peers, source=source,
+                  notify=dict(raw.get("notify") or {}))
 
 
 class PolicyFile:

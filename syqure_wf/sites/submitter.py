@@ -17,11 +17,11 @@ from .events import Events
 from .manifest import MAX_BYTES, ManifestError, encode, from_config, parse, same_submission
 
 RESULT_WAIT = 120.0  # seconds for a shared result to follow its site's 'done' through the sync
-DEFAULT_EXPIRY = 3600.0
+DEFAULT_EXPIRY = 7 * 86400.0  # days: a steward answers within a working week, not an hour
 
 
 def submit(config_path: str, to: list[str], board: Board, expires_in: float = DEFAULT_EXPIRY,
-           say=print) -> str:
+           say=print, run_id: str | None = None) -> str:
     """Check the run here (its program compiled, for Sequre), then publish
     its manifest in this site's datasite. Returns the run id."""
     from ..run.schema import check_schema, read_yaml
@@ -29,6 +29,8 @@ def submit(config_path: str, to: list[str], board: Board, expires_in: float = DE
     source = Path(config_path).resolve()
     raw = read_yaml(source)
     check_schema(raw, str(source))
+    if run_id:
+        raw["run_id"] = run_id
     manifest = from_config(raw, str(source), source.parent, to, board.me, expires_in)
     m = parse(encode(manifest))  # what every site will check, checked here first
     _check_here(m, board)
@@ -93,7 +95,12 @@ def describe(site: str, pid: int, record: dict | None) -> str:
         return f"  party {pid} {site}: no answer yet"
     how = f" by {record['approved_by']}" if record.get("approved_by") and record["state"] != lc.REJECTED else ""
     why = f" ({record.get('code')}: {record.get('reason')})" if record.get("reason") else ""
-    return f"  party {pid} {site}: {record['state']}{how}{why}"
+    by = f", approve by {_utc(record['expires'])}" if record["state"] == lc.PENDING and record.get("expires") else ""
+    return f"  party {pid} {site}: {record['state']}{how}{why}{by}"
+
+
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(float(t)))
 
 
 def status(board: Board, run_id: str) -> tuple[str, list[str]]:

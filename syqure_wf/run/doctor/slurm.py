@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from ...errors import ConfigError
+from ..schema import load_yaml
 from .check import Check, fail, info, last_line, ok
 
 
@@ -20,7 +21,7 @@ def profile_settings(profile: str) -> dict:
     elif not path.exists():
         path = Path("profiles") / profile / "config.yaml"
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}  # a profile: every key once
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"--profile: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return data if isinstance(data, dict) else {}
