@@ -352,12 +352,12 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
         poll_ms=raw.get("poll_ms"), max_message=raw.get("max_message", DEFAULT_MAX_MESSAGE),
         timeouts=timeouts, syftbox=raw.get("syftbox") or {}, raw=raw)
     check_port_overlap(cfg)
-    if (raw.get("confine") or {}).get("files") == "landlock":  # no start without it: said before any party starts
-        from .confine import landlock_abi
+    if raw.get("confine"):  # a wall it demands and this machine lacks: said before any party starts
+        from .confine import required_problem
 
-        why = landlock_abi()[1]
+        why = required_problem(raw["confine"])
         if why:
-            raise ConfigError(f"{where}: confine.files: landlock, but {why}")
+            raise ConfigError(f"{where}: {why}")
     problem = engine.config_problem(cfg)
     if problem:
         raise ConfigError(f"{where}: {problem}")

@@ -60,7 +60,11 @@ SCHEMA = {
                                                             {"type": "array", "items": {"type": "string"}}]}},
                    "description": "This site's own engine settings (where Codon is, its cache...)."},
         "isolation": {"enum": ["auto", "none", "netns"],
-                      "description": "netns: this site's party in a network namespace of its own."},
+                      "description": "netns: this site's party in a network namespace of its own, or no "
+                                     "run; auto (default): one where this machine can make it; none."},
+        "confine": {"enum": ["auto", "required"],
+                    "description": "required: no run without Landlock and the seccomp socket filter; "
+                                   "auto (default): each where this machine has it, said in the party's record."},
         "peers": {"type": "array", "items": {"oneOf": [
             {"type": "string", "minLength": 1},
             {"type": "object", "additionalProperties": False, "required": ["email", "fingerprint"],
@@ -87,6 +91,7 @@ class Policy:
     share_results: str = "submitter"
     engine: dict = field(default_factory=dict)
     isolation: str = "auto"
+    confine: str = "auto"  # required: no run without every wall (run/confine.py)
     peers: dict[str, str | None] | None = None  # email or '*' -> pinned key fingerprint; None: the submitters
     source: Path | None = None
 
@@ -131,7 +136,8 @@ def load(path: str | os.PathLike) -> Policy:
                   max_parties=int(raw.get("max_parties", 64)), min_parties=int(raw.get("min_parties", 3)),
                   max_expiry=float(raw.get("max_expiry", WEEK)),
                   share_results=raw.get("share_results", "submitter"), engine=engine,
-                  isolation=raw.get("isolation", "auto"), peers=peers, source=source)
+                  isolation=raw.get("isolation", "auto"), confine=raw.get("confine", "auto"),
+                  peers=peers, source=source)
 
 
 class PolicyFile:
