@@ -270,3 +270,74 @@ def test_doctor_says_a_submitted_party_gets_a_namespace_and_where_it_cannot():
     assert state == "--" and "a submitted party gets its own user and network namespace here" in line
     state, line = doctor_lines(NO_NAMESPACES)["namespaces"]
     assert state == "--" and "not here" in line and "Operation not permitted" in line
+
+
+# -- the build of a submitted program
+
+FAKE_CODON = """#!/bin/sh
+# a compiler that looks around, as a hostile program could make Codon do
+if [ "$1" = --version ]; then echo "codon 0.18-test"; exit 0; fi
+echo "env: $(env | cut -d= -f1 | sort | tr '\\n' ' ')"
+cat "{secret}" >/dev/null 2>&1 && echo "read: done" || echo "read: refused"
+exec /usr/bin/python3 -c '
+import socket
+for name, fn in (("unix", lambda: socket.socket(socket.AF_UNIX).connect("{unix}")),
+                 ("udp", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", {udp})))):
+    try:
+        fn()
+        print(name + ": done")
+    except OSError as exc:
+        print(name + ": refused " + type(exc).__name__)
+raise SystemExit(1)
+'
+"""
+
+
+@walls_here
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="the compiler stand-in needs /usr/bin/python3")
+def test_the_build_of_a_submitted_program_is_confined_with_a_clean_environment(tmp_path, listeners, monkeypatch):
+    """A submitted run's build (its confine: settings) runs Codon, and all it
+    starts, as its party would run: it reads no file of the site, opens no
+    Unix or UDP socket, and sees none of the agent's variables. (The compiler
+    here is a script standing in for Codon; a real confined build: the slow test below.)"""
+    from syqure_wf.engines.build import build
+    from syqure_wf.errors import SyqureError
+
+    secret = tmp_path / "site" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("not for the build")
+    codon = tmp_path / "codon-home" / "bin" / "codon"
+    codon.parent.mkdir(parents=True)
+    codon.write_text(FAKE_CODON.format(secret=secret, unix=listeners.path, udp=listeners.udp.getsockname()[1]))
+    codon.chmod(0o755)
+    program = tmp_path / "program" / "main.codon"
+    program.parent.mkdir()
+    program.write_text("print(1)\n")
+    monkeypatch.setenv("SYQURE_WF_TEST_TOKEN", "the agent's")
+    with pytest.raises(SyqureError, match="does not compile"):
+        build({"codon": str(codon), "cache": str(tmp_path / "cache")}, program,
+              confine={"env": "clean", "files": "auto", "sockets": "auto"})
+    said = next((tmp_path / "cache").glob("*.failed.log")).read_text()
+    assert "the build runs confined: Landlock ABI" in said
+    assert "read: refused" in said and "unix: refused PermissionError" in said, said
+    assert "udp: refused PermissionError" in said and "SYQURE_WF_TEST_TOKEN" not in said, said
+    assert listeners.received() == {}
+
+
+@pytest.mark.slow
+@walls_here
+def test_a_confined_codon_build_compiles_and_runs(tmp_path):
+    from sequre_install import sequre_env, sequre_home
+
+    from syqure_wf.engines.build import build
+
+    env = sequre_env(sequre_home(), "fork", tmp_path / "cache")
+    program = tmp_path / "program" / "hello.py"
+    program.parent.mkdir()
+    program.write_text("print(40 + 2)\n")
+    codon = next(Path(p) / "codon" for p in env["PATH"].split(os.pathsep) if (Path(p) / "codon").exists())
+    done = build({"codon": str(codon), "cache": str(tmp_path / "cache")}, program,
+                 confine={"env": "clean", "files": "landlock", "sockets": "seccomp"})
+    assert "the build runs confined" in (done.binary.parent / "build.log").read_text()
+    ran = subprocess.run([str(done.binary)], capture_output=True, text=True, timeout=60)
+    assert ran.stdout.strip() == "42", ran

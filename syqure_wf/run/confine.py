@@ -285,6 +285,59 @@ def network_line(cfg) -> str:
     return f"network: the host's ({'isolation: ' + cfg.isolation if problem is None else problem})"
 
 
+# what a Codon build reads of the environment besides the base: its own settings
+BUILD_ENV = ("CODON_*", "CC", "CXX", "LIBRARY_PATH", "LD_LIBRARY_PATH")
+
+
+def install_roots(command: str) -> list[Path]:
+    """The folders a compiler ``command`` runs from: the root above its bin/,
+    and the same for each executable a wrapper script names (Codon's
+    install may sit elsewhere, behind a script that sets its path)."""
+    found, seen = [], set()
+
+    def add(exe: str) -> None:
+        real = Path(os.path.realpath(exe))
+        if real in seen or not real.is_file():
+            return
+        seen.add(real)
+        found.append(real.parent.parent if real.parent.name == "bin" else real.parent)
+        try:
+            with open(real, "rb") as f:
+                head = f.read(65536)
+        except OSError:
+            return
+        if head.startswith(b"#!"):
+            for word in head.decode(errors="replace").replace("=", " ").split():
+                word = word.strip("'\";")
+                if word.startswith("/") and os.access(word, os.X_OK) and not word.startswith(("/usr", "/bin")):
+                    add(word)
+
+    add(command)
+    return found
+
+
+def build_confinement(cfg_confine: dict, compiler: str, reads, out: Path, environ: dict, own: dict
+                      ) -> Confinement | None:
+    """A Codon build of a submitted program, as its run's ``confine:`` says
+    (None: unconfined, a run started by hand): a clean environment (its
+    temporary files in ``out``), Landlock's view (reads the compiler's
+    install, ``reads`` and the system; writes only ``out``; no TCP port) and
+    the socket filter."""
+    s = Settings.given(cfg_confine or {})
+    if s.files == "none" and s.sockets == "none" and s.env != "clean":
+        return None
+    problem = required_problem(cfg_confine)
+    if problem:
+        raise ConfigError(problem)
+    env = clean_env(environ, BUILD_ENV, {**own, "TMPDIR": str(out)})
+    sockets, said_sockets = sockets_wall(s)
+    landlock = None
+    if s.files != "none" and not landlock_abi()[1]:
+        landlock = Landlock(view([*install_roots(compiler), *reads], [], [out], []))
+    files = f"Landlock ABI {landlock_abi()[0]}" if landlock else "files not confined"
+    return Confinement(env, landlock, sockets, f"{files}; {said_sockets}; clean environment")
+
+
 def probe() -> dict:
     """Confine a child Python here as a party would be: {} when it could
     write its output folder, could not read a file beside it and could open
