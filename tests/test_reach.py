@@ -303,6 +303,10 @@ def test_the_build_of_a_submitted_program_is_confined_with_a_clean_environment(t
     from syqure_wf.engines.build import build
     from syqure_wf.errors import SyqureError
 
+    def jail(compiler, reads, out):
+        return confine.build_confinement({"env": "clean", "files": "auto", "sockets": "auto"}, compiler, reads, out,
+                                         dict(os.environ), {})
+
     secret = tmp_path / "site" / "secret.txt"
     secret.parent.mkdir()
     secret.write_text("not for the build")
@@ -315,8 +319,7 @@ def test_the_build_of_a_submitted_program_is_confined_with_a_clean_environment(t
     program.write_text("print(1)\n")
     monkeypatch.setenv("SYQURE_WF_TEST_TOKEN", "the agent's")
     with pytest.raises(SyqureError, match="does not compile"):
-        build({"codon": str(codon), "cache": str(tmp_path / "cache")}, program,
-              confine={"env": "clean", "files": "auto", "sockets": "auto"})
+        build({"codon": str(codon), "cache": str(tmp_path / "cache")}, program, confine=jail)
     said = next((tmp_path / "cache").glob("*.failed.log")).read_text()
     assert "the build runs confined: Landlock ABI" in said
     assert "read: refused" in said and "unix: refused PermissionError" in said, said
@@ -336,8 +339,10 @@ def test_a_confined_codon_build_compiles_and_runs(tmp_path):
     program.parent.mkdir()
     program.write_text("print(40 + 2)\n")
     codon = next(Path(p) / "codon" for p in env["PATH"].split(os.pathsep) if (Path(p) / "codon").exists())
+    required = {"env": "clean", "files": "landlock", "sockets": "seccomp"}
     done = build({"codon": str(codon), "cache": str(tmp_path / "cache")}, program,
-                 confine={"env": "clean", "files": "landlock", "sockets": "seccomp"})
+                 confine=lambda compiler, reads, out: confine.build_confinement(required, compiler, reads, out,
+                                                                                dict(os.environ), {}))
     assert "the build runs confined" in (done.binary.parent / "build.log").read_text()
     ran = subprocess.run([str(done.binary)], capture_output=True, text=True, timeout=60)
     assert ran.stdout.strip() == "42", ran

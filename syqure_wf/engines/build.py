@@ -152,10 +152,11 @@ def binary_path(spec: dict, program: Path, env: dict | None = None) -> Path:
 
 
 def build(spec: dict, program: Path, env: dict | None = None, *, timeout: float = BUILD_TIMEOUT,
-          say=None, confine: dict | None = None) -> Build:
+          say=None, confine=None) -> Build:
     """The binary of ``program``: from the cache, or compiled now (once, even
-    when several processes ask at the same moment); with ``confine`` (a
-    submitted run's), Codon runs confined as its party would (run/confine.py)."""
+    when several processes ask at the same moment). ``confine(compiler,
+    reads, out)``, where given, says how Codon runs: its environment and what
+    runs in the child before exec (run/confine.py: ``build_jail``)."""
     from filelock import FileLock, Timeout
 
     started = time.monotonic()
@@ -181,11 +182,10 @@ def build(spec: dict, program: Path, env: dict | None = None, *, timeout: float 
     return Build(target, True, time.monotonic() - started, tc)
 
 
-def build_run(cfg, say=None) -> Build:
+def build_run(cfg, say=None, confine=None) -> Build:
     """Build (or take from the cache) the program of run configuration ``cfg``;
     its parties then run that binary (``cfg.with_engine(binary=...)``)."""
-    return build(cfg.engine, cfg.resolve(cfg.engine["program"]), cfg.engine.get("env"), say=say,
-                 confine=cfg.raw.get("confine"))
+    return build(cfg.engine, cfg.resolve(cfg.engine["program"]), cfg.engine.get("env"), say=say, confine=confine)
 
 
 def _ready(binary: Path) -> bool:
@@ -193,16 +193,14 @@ def _ready(binary: Path) -> bool:
 
 
 def _compile(tc: Toolchain, program: Path, flags: list[str], folder: Path, timeout: float,
-             env: dict | None, confine: dict | None = None) -> None:
-    from ..run.confine import build_confinement
-
+             env: dict | None, confine=None) -> None:
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(mode=0o700)
     log = tmp / "build.log"
     cmd = [tc.codon, "build", *flags, "-plugin", "sequre", "-o", str(tmp / program.stem), program.name]
     reads = [program.parent, *([tc.stdlib, tc.stdlib.parent] if tc.stdlib else [])]
-    jail = build_confinement(confine, tc.codon, reads, tmp, dict(os.environ), env or {})
+    jail = confine(tc.codon, reads, tmp) if confine else None
     try:
         with open(log, "wb") as out:
             out.write((shlex.join(cmd) + "\n").encode())

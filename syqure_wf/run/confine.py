@@ -316,6 +316,12 @@ def install_roots(command: str) -> list[Path]:
     return found
 
 
+def build_jail(cfg):
+    """How run ``cfg``'s Codon build runs (``engines.build.build``'s ``confine``)."""
+    given, own = cfg.raw.get("confine") or {}, cfg.engine.get("env") or {}
+    return lambda compiler, reads, out: build_confinement(given, compiler, reads, out, dict(os.environ), own)
+
+
 def build_confinement(cfg_confine: dict, compiler: str, reads, out: Path, environ: dict, own: dict
                       ) -> Confinement | None:
     """A Codon build of a submitted program, as its run's ``confine:`` says
