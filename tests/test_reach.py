@@ -203,6 +203,20 @@ def test_a_policy_that_requires_confinement_demands_every_wall(tmp_path):
     assert isolation_of(policy_with(tmp_path, isolation="none")) == "none"
 
 
+def test_where_no_namespace_can_be_made_a_policy_that_demands_one_refuses(tmp_path):
+    """Under a container-like profile (unshare refused): the default gives
+    the party the host's network, said in its record; isolation: netns is
+    one line naming why, before the site says ready (sites/partyconfig.py)."""
+    code = ("from syqure_wf.sites.partyconfig import isolation\nfrom syqure_wf.sites.policy import Policy\n"
+            "from syqure_wf.errors import ConfigError\nprint(isolation(Policy()))\n"
+            "try:\n    isolation(Policy(isolation='netns'))\nexcept ConfigError as exc:\n    print(exc)\n")
+    done = subprocess.run([*NO_NAMESPACES, PY, "-c", code], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    said = done.stdout.splitlines()
+    assert said[0] == "none", done.stderr
+    assert "this site's policy asks for it" in said[1] and "Operation not permitted" in said[1], said
+
+
 @walls_here
 def test_confine_required_on_a_host_without_landlock_refuses_the_run(tmp_path):
     """Site 1's agent runs where Landlock is missing (its system call fails

@@ -254,8 +254,7 @@ def confine(cfg, pid: int, engine, launch, environ: dict) -> Confinement:
     if problem:  # config.py said so already, unless the machine changed since
         raise ConfigError(f"{cfg.where}: {problem}")
     net = network_line(cfg)
-    walls = sockets_wall(s)
-    sockets, said_sockets = walls
+    sockets, said_sockets = sockets_wall(s)
     abi, why = landlock_abi()
     if s.files == "none" or why:
         none = f"files not confined ({'confine.files: none' if s.files == 'none' else why})"

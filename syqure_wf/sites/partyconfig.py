@@ -63,7 +63,6 @@ def isolation(policy) -> str:
         check_netns("this site's policy asks for it")
     if policy.isolation != "auto":
         return policy.isolation
-
     return "netns" if netns_problem() is None else "none"
 
 
