@@ -825,7 +825,8 @@ def test_a_submitted_party_reads_only_its_own_and_the_run_completes(sites, tmp_p
         assert strange == [], strange
         status = json.loads((sites.folder(pid) / "datasites" / EMAILS[pid] / "app_data/syqure/runs"
                              / channel_id(EMAILS[0], run_id) / "status" / f"party-{pid}.json").read_text())
-        assert status["confinement"] == f"Landlock ABI {landlock_abi()[0]}; clean environment", status
+        assert status["confinement"] == f"Landlock ABI {landlock_abi()[0]}; seccomp: TCP sockets only; " \
+            "network: a namespace of its own (only its loopback); clean environment", status  # test_reach.py
         assert sites.state(run_id, pid)["approved_by"] == "policy"
     assert not any(Path(w).exists() for w in writes)
 

@@ -194,7 +194,9 @@ def build_cmd(config_path: str, out_path: str | None, if_needed: bool) -> None:
             return
         raise ConfigError(f"{cfg.where}: engine: only a sequre program without engine.command is built")
     program = cfg.resolve(cfg.engine["program"])
-    done = build_run(cfg, say=lambda line: click.echo(line, err=True))
+    from ..run.confine import build_jail
+
+    done = build_run(cfg, say=lambda line: click.echo(line, err=True), confine=build_jail(cfg))
     if out_path:
         from pathlib import Path
 

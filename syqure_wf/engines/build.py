@@ -153,9 +153,11 @@ def binary_path(spec: dict, program: Path, env: dict | None = None) -> Path:
 
 
 def build(spec: dict, program: Path, env: dict | None = None, *, timeout: float = BUILD_TIMEOUT,
-          say=None) -> Build:
+          say=None, confine=None) -> Build:
     """The binary of ``program``: from the cache, or compiled now (once, even
-    when several processes ask at the same moment)."""
+    when several processes ask at the same moment). ``confine(compiler,
+    reads, out)``, where given, says how Codon runs: its environment and what
+    runs in the child before exec (run/confine.py: ``build_jail``)."""
     from filelock import FileLock, Timeout
 
     started = time.monotonic()
@@ -175,17 +177,17 @@ def build(spec: dict, program: Path, env: dict | None = None, *, timeout: float 
             if say:
                 say(f"compiling {program.name} with Codon {tc.version} ({tc.flavour} Sequre, "
                     f"{' '.join(flags)}): once for this machine, cached in {folder}")
-            _compile(tc, program, flags, folder, timeout, env)
+            _compile(tc, program, flags, folder, timeout, env, confine)
     except Timeout:
         raise SyqureError(f"engine.program: waited {timeout:g} s for another process compiling "
                           f"{program.name} (lock {lock.lock_file})") from None
     return Build(target, True, time.monotonic() - started, tc)
 
 
-def build_run(cfg, say=None) -> Build:
+def build_run(cfg, say=None, confine=None) -> Build:
     """Build (or take from the cache) the program of run configuration ``cfg``;
     its parties then run that binary (``cfg.with_engine(binary=...)``)."""
-    return build(cfg.engine, cfg.resolve(cfg.engine["program"]), cfg.engine.get("env"), say=say)
+    return build(cfg.engine, cfg.resolve(cfg.engine["program"]), cfg.engine.get("env"), say=say, confine=confine)
 
 
 def _ready(binary: Path) -> bool:
@@ -197,22 +199,33 @@ def _ready(binary: Path) -> bool:
 
 
 def _compile(tc: Toolchain, program: Path, flags: list[str], folder: Path, timeout: float,
-             env: dict | None) -> None:
+             env: dict | None, confine=None) -> None:
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(mode=0o700)
     log = tmp / "build.log"
     cmd = [tc.codon, "build", *flags, "-plugin", "sequre", "-o", str(tmp / program.stem), program.name]
+    reads = [program.parent, *([tc.stdlib, tc.stdlib.parent] if tc.stdlib else [])]
+    jail = confine(tc.codon, reads, tmp) if confine else None
     try:
         with open(log, "wb") as out:
             out.write((shlex.join(cmd) + "\n").encode())
+            if jail:
+                out.write(f"syqure-wf: the build runs confined: {jail.line}\n".encode())
             out.flush()
             proc = subprocess.run(cmd, cwd=program.parent, stdout=out, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}, timeout=timeout)
+                                  stdin=subprocess.DEVNULL, timeout=timeout,
+                                  env=jail.env if jail else {**os.environ, **(env or {})},
+                                  preexec_fn=jail.preexec if jail else None)
     except subprocess.TimeoutExpired:
         raise SyqureError(f"engine.program: compiling {program.name} took over {timeout:g} s (log {log})") from None
     except OSError as exc:
         raise SyqureError(f"engine.program: cannot run {tc.codon}: {exc.strerror}") from None
+    except subprocess.SubprocessError as exc:  # the confinement failed in the child
+        raise SyqureError(f"engine.program: cannot confine the build: {exc}") from None
+    finally:
+        if jail:
+            jail.close()
     if proc.returncode != 0 or not (tmp / program.stem).is_file():
         text = _ANSI.sub("", log.read_text(errors="replace"))
         kept = folder.with_name(folder.name + ".failed.log")

@@ -355,12 +355,12 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
     from .limits import parse as memory_of
 
     memory_of(raw.get("memory"), f"{where}: memory")  # a bad size: said before any party starts
-    if (raw.get("confine") or {}).get("files") == "landlock":  # no start without it: said before any party starts
-        from .confine import landlock_abi
+    if raw.get("confine"):  # a wall it demands and this machine lacks: said before any party starts
+        from .confine import required_problem
 
-        why = landlock_abi()[1]
+        why = required_problem(raw["confine"])
         if why:
-            raise ConfigError(f"{where}: confine.files: landlock, but {why}")
+            raise ConfigError(f"{where}: {why}")
     problem = engine.config_problem(cfg)
     if problem:
         raise ConfigError(f"{where}: {problem}")

@@ -15,6 +15,11 @@ default for runs started by hand).
     and connects only its own TCP ports; it signals only its own processes.
     ``auto``: where the kernel has Landlock, else none (said why);
     ``landlock``: no start without it.
+``sockets: seccomp | auto | none`` (by default ``auto`` when files are confined)
+    A seccomp filter: TCP sockets and connected Unix pairs only, no pathname
+    or abstract Unix socket, no UDP, no raw socket (run/sockets.py).
+    ``auto``: where seccomp can be had, else none (said why); ``seccomp``:
+    no start without it.
 
 Landlock does not hide that a path exists (``stat`` still answers), only
 what is in it. ``view`` (which paths, which ports) is pure; ``Landlock``
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from .sockets import Filter, seccomp_problem
 
 BASE_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "LC_*", "TZ")
 # The system's part of an engine's install: libraries, locales, time zones,
@@ -47,11 +53,28 @@ FILES = ("none", "auto", "landlock")
 class Settings:
     env: str = "inherit"  # inherit | clean
     files: str = "none"  # none | auto | landlock
+    sockets: str = "none"  # none | auto | seccomp
 
     @classmethod
     def of(cls, cfg) -> "Settings":
-        given = cfg.raw.get("confine") or {}
-        return cls(env=given.get("env", "inherit"), files=given.get("files", "none"))
+        return cls.given(cfg.raw.get("confine") or {})
+
+    @classmethod
+    def given(cls, given: dict) -> "Settings":
+        files = given.get("files", "none")
+        return cls(env=given.get("env", "inherit"), files=files,
+                   sockets=given.get("sockets", "none" if files == "none" else "auto"))
+
+
+def required_problem(given: dict) -> str | None:
+    """What this machine lacks of a ``confine:`` that demands a wall
+    (files: landlock, sockets: seccomp), or None."""
+    s = Settings.given(given or {})
+    if s.files == "landlock" and landlock_abi()[1]:
+        return f"confine.files: landlock, but {landlock_abi()[1]}"
+    if s.sockets == "seccomp" and seccomp_problem():
+        return f"confine.sockets: seccomp, but {seccomp_problem()}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -201,6 +224,7 @@ class Confinement:
     ``summary`` (no local paths) for its status record."""
     env: dict
     landlock: Landlock | None = None
+    sockets: Filter | None = None
     line: str = ""
     summary: str = ""
     before: list = field(default_factory=list)  # more preexec steps (the death signal)
@@ -210,10 +234,14 @@ class Confinement:
             step()
         if self.landlock is not None:
             self.landlock.restrict()
+        if self.sockets is not None:
+            self.sockets.load()
 
     def close(self) -> None:
         if self.landlock is not None:
             self.landlock.close()
+        if self.sockets is not None:
+            self.sockets.close()
 
 
 def confine(cfg, pid: int, engine, launch, environ: dict) -> Confinement:
@@ -222,49 +250,133 @@ def confine(cfg, pid: int, engine, launch, environ: dict) -> Confinement:
     env = (clean_env(environ, engine.environment, launch.env) if s.env == "clean"
            else {**environ, **launch.env})
     said_env = "clean environment" if s.env == "clean" else "the environment of its runner"
-    if s.files == "none":
-        none = f"files not confined (confine.files: none); {said_env}"
-        return Confinement(env, None, none, none)
+    problem = required_problem(cfg.raw.get("confine") or {})
+    if problem:  # config.py said so already, unless the machine changed since
+        raise ConfigError(f"{cfg.where}: {problem}")
+    net = network_line(cfg)
+    sockets, said_sockets = sockets_wall(s)
     abi, why = landlock_abi()
-    if why:
-        if s.files == "landlock":  # config.py said so already, unless the machine changed since
-            raise ConfigError(f"{cfg.where}: confine.files: landlock, but {why}")
-        none = f"files not confined ({why}); {said_env}"
-        return Confinement(env, None, none, none)
+    if s.files == "none" or why:
+        none = f"files not confined ({'confine.files: none' if s.files == 'none' else why})"
+        return Confinement(env, None, sockets, f"{none}; {said_sockets}; {net}; {said_env}",
+                           f"{none}; {said_sockets}; {net}; {said_env}")
     v = party_view(cfg, pid, engine, launch)
-    return Confinement(env, Landlock(v), f"Landlock ABI {abi}: {v.describe()}; {said_env}",
-                       f"Landlock ABI {abi}; {said_env}")
+    return Confinement(env, Landlock(v), sockets, f"Landlock ABI {abi}: {v.describe()}; {said_sockets}; {net}; "
+                       f"{said_env}", f"Landlock ABI {abi}; {said_sockets}; {net}; {said_env}")
 
 
-def probe() -> str | None:
-    """Confine a child Python here as a party would be: None when it could
-    write its output folder and could not read a file beside it, else what
-    went wrong."""
+def sockets_wall(s: Settings) -> tuple[Filter | None, str]:
+    """The socket filter ``s`` asks for and this machine gives, and what to say of it."""
+    if s.sockets == "none":
+        return None, "sockets not filtered (confine.sockets: none)"
+    if seccomp_problem():
+        return None, f"sockets not filtered ({seccomp_problem()})"
+    return Filter(), "seccomp: TCP sockets only"
+
+
+def network_line(cfg) -> str:
+    """Whose network the party is in: its own namespace, or the host's and why."""
+    from .isolation import inside, netns_problem
+
+    if inside():
+        return "network: a namespace of its own (only its loopback)"
+    problem = netns_problem()
+    return f"network: the host's ({'isolation: ' + cfg.isolation if problem is None else problem})"
+
+
+# what a Codon build reads of the environment besides the base: its own settings
+BUILD_ENV = ("CODON_*", "CC", "CXX", "LIBRARY_PATH", "LD_LIBRARY_PATH")
+
+
+def install_roots(command: str) -> list[Path]:
+    """The folders a compiler ``command`` runs from: the root above its bin/,
+    and the same for each executable a wrapper script names (Codon's
+    install may sit elsewhere, behind a script that sets its path)."""
+    found, seen = [], set()
+
+    def add(exe: str) -> None:
+        real = Path(os.path.realpath(exe))
+        if real in seen or not real.is_file():
+            return
+        seen.add(real)
+        found.append(real.parent.parent if real.parent.name == "bin" else real.parent)
+        try:
+            with open(real, "rb") as f:
+                head = f.read(65536)
+        except OSError:
+            return
+        if head.startswith(b"#!"):
+            for word in head.decode(errors="replace").replace("=", " ").split():
+                word = word.strip("'\";")
+                if word.startswith("/") and os.access(word, os.X_OK) and not word.startswith(("/usr", "/bin")):
+                    add(word)
+
+    add(command)
+    return found
+
+
+def build_jail(cfg):
+    """How run ``cfg``'s Codon build runs (``engines.build.build``'s ``confine``)."""
+    given, own = cfg.raw.get("confine") or {}, cfg.engine.get("env") or {}
+    return lambda compiler, reads, out: build_confinement(given, compiler, reads, out, dict(os.environ), own)
+
+
+def build_confinement(cfg_confine: dict, compiler: str, reads, out: Path, environ: dict, own: dict
+                      ) -> Confinement | None:
+    """A Codon build of a submitted program, as its run's ``confine:`` says
+    (None: unconfined, a run started by hand): a clean environment (its
+    temporary files in ``out``), Landlock's view (reads the compiler's
+    install, ``reads`` and the system; writes only ``out``; no TCP port) and
+    the socket filter."""
+    s = Settings.given(cfg_confine or {})
+    if s.files == "none" and s.sockets == "none" and s.env != "clean":
+        return None
+    problem = required_problem(cfg_confine)
+    if problem:
+        raise ConfigError(problem)
+    env = clean_env(environ, BUILD_ENV, {**own, "TMPDIR": str(out)})
+    sockets, said_sockets = sockets_wall(s)
+    landlock = None
+    if s.files != "none" and not landlock_abi()[1]:
+        landlock = Landlock(view([*install_roots(compiler), *reads], [], [out], []))
+    files = f"Landlock ABI {landlock_abi()[0]}" if landlock else "files not confined"
+    return Confinement(env, landlock, sockets, f"{files}; {said_sockets}; clean environment")
+
+
+def probe() -> dict:
+    """Confine a child Python here as a party would be: {} when it could
+    write its output folder, could not read a file beside it and could open
+    no UDP socket; else, per wall ("landlock", "seccomp"), what went wrong."""
     import subprocess
     import sys
     import tempfile
 
     from ..engines.engine import python_install
 
-    code = ("import sys\ntry:\n    open(sys.argv[1]).read()\nexcept PermissionError:\n    pass\n"
-            "else:\n    sys.exit('it read a file outside its view')\nopen(sys.argv[2], 'w').write('ok')\n")
+    code = ("import socket, sys\ntry:\n    open(sys.argv[1]).read()\nexcept PermissionError:\n    pass\n"
+            "else:\n    sys.exit('landlock: it read a file outside its view')\n"
+            "try:\n    socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nexcept PermissionError:\n    pass\n"
+            "else:\n    sys.exit('seccomp: it opened a UDP socket')\nopen(sys.argv[2], 'w').write('ok')\n")
     with tempfile.TemporaryDirectory(prefix="syqure-wf-confine-") as tmp:
         other, out = Path(tmp, "other"), Path(tmp, "out")
         other.write_text("not for the party")
         out.mkdir()
+        if landlock_abi()[1] or seccomp_problem():
+            return {}  # nothing to try: the caller says what is missing
         try:
-            jail = Landlock(view(python_install(), [], [out], []))
+            jail = Confinement({}, Landlock(view(python_install(), [], [out], [])), Filter())
         except (ConfigError, OSError) as exc:
-            return f"no ruleset: {exc}"
+            return {"landlock": f"no ruleset: {exc}"}
         try:
             done = subprocess.run([sys.executable, "-c", code, str(other), str(out / "result")],
-                                  preexec_fn=jail.restrict, capture_output=True, text=True, timeout=60,
+                                  preexec_fn=jail.preexec, capture_output=True, text=True, timeout=60,
                                   stdin=subprocess.DEVNULL, cwd=tmp)
         except (OSError, subprocess.SubprocessError) as exc:
-            return f"a confined Python did not start: {exc}"
+            return {"landlock": f"a confined Python did not start: {exc}"}
         finally:
             jail.close()
         if done.returncode != 0 or not (out / "result").is_file():
             said = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-            return f"a confined Python failed: {said}"
-    return None
+            wall = "seccomp" if said.startswith("seccomp") else "landlock"
+            return {wall: f"a confined Python failed: {said}"}
+    return {}

@@ -2,7 +2,14 @@
 loopback of its own, so that builds with compiled-in ports (Sequre) never
 meet. A ``syqure-wf party`` whose run says ``isolation: netns`` re-executes
 itself inside a new namespace; its proxy and its program share it, and the
-message folder (a file system) is seen by all."""
+message folder (a file system) is seen by all. A site's agent gives every
+party it runs one (``isolation: auto`` in its policy; sites/partyconfig.py):
+nothing on the host's network, the host's loopback included, is in reach.
+
+The namespace comes with a user namespace of its own (``unshare --user
+--map-root-user``): no root needed wherever the kernel lets users make one,
+and root gets no more than a user inside (files of other users are out of
+its reach). Inside, the process is uid 0 of that namespace only."""
 from __future__ import annotations
 
 import functools
@@ -14,6 +21,7 @@ import sys
 from ..errors import ConfigError
 
 MARK = "SYQURE_WF_NETNS"  # set inside the namespace: enter it once
+UNSHARE = ("unshare", "--user", "--map-root-user", "--net", "--")
 
 
 @functools.lru_cache(maxsize=1)
@@ -24,12 +32,14 @@ def netns_problem() -> str | None:
     if not shutil.which("unshare") or not shutil.which("ip"):
         return "unshare and ip (util-linux, iproute2) are not installed"
     try:
-        probe = subprocess.run(["unshare", "--net", "--", "ip", "link", "set", "lo", "up"],
-                               capture_output=True, text=True, timeout=20)
+        probe = subprocess.run([*UNSHARE, "ip", "link", "set", "lo", "up"],
+                               capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"unshare --net failed: {exc}"
+        return f"no user and network namespace: {exc}"
     if probe.returncode != 0:
-        return f"unshare --net failed: {(probe.stderr.strip().splitlines() or ['exit %d' % probe.returncode])[-1]}"
+        said = (probe.stderr.strip().splitlines() or ['exit %d' % probe.returncode])[-1]
+        return f"no user and network namespace ({said}; is kernel.unprivileged_userns_clone or " \
+               "AppArmor's userns restriction on?)"
     return None
 
 
@@ -37,7 +47,7 @@ def check_netns(why: str) -> None:
     problem = netns_problem()
     if problem:
         raise ConfigError(f"isolation: {why}, so each party needs a network namespace of its own, "
-                          f"but {problem}: run as root (or with CAP_SYS_ADMIN), or run one party per "
+                          f"but {problem}: let users make namespaces (sysctl), or run one party per "
                           "machine (syqure-wf party --pid N on each)")
 
 
@@ -62,7 +72,7 @@ def inside() -> bool:
 def reexec_inside(argv: list[str]) -> None:
     """Replace this process by ``argv`` run in a new network namespace with its loopback up."""
     os.environ[MARK] = "1"
-    os.execvp("unshare", ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *argv])
+    os.execvp("unshare", [*UNSHARE, "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *argv])
 
 
 def isolation_for(cfg, parties_here: int) -> str:

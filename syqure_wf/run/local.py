@@ -78,7 +78,9 @@ def isolate_and_build(cfg: RunConfig, parties_here: int, say=None) -> RunConfig:
     if get_engine(cfg.engine["name"]).needs_build(cfg.engine):
         from ..engines.build import build_run
 
-        done = build_run(cfg, say=say)
+        from .confine import build_jail
+
+        done = build_run(cfg, say=say, confine=build_jail(cfg))
         cfg = cfg.with_engine(binary=str(done.binary))
         if say and done.compiled:
             say(f"compiled {done.binary.name} in {done.seconds:.0f} s")

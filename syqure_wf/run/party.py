@@ -17,7 +17,7 @@ from pathlib import Path
 from ..transport.aio import SignalStop, cancel_all
 from .children import die_with_parent, stop_group
 from .config import RunConfig, check_inputs
-from .confine import confine
+from .confine import build_jail, confine
 from .limits import limit_memory, parse as memory_of, ran_out, shown
 from ..engines import get_engine
 from ..errors import PeerFailed, Stopped, SyqureError
@@ -69,7 +69,8 @@ class PartyRunner:
         if self.engine.needs_build(cfg.engine):  # once per machine; a rerun takes it from the cache
             from ..engines.build import build_run
 
-            done = build_run(cfg, say=lambda line: print(f"party {pid}: {line}", file=sys.stderr, flush=True))
+            done = build_run(cfg, say=lambda line: print(f"party {pid}: {line}", file=sys.stderr, flush=True),
+                             confine=build_jail(cfg))
             self.cfg = cfg = cfg.with_engine(binary=str(done.binary))
             self.times["build_s"] = round(done.seconds, 1)
         launch = self.engine.launch(cfg, pid)

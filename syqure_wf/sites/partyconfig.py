@@ -34,9 +34,11 @@ def party_config(m: Manifest, pid: int, folder: Path, program: Path, local_input
            # other sites' parties run elsewhere: only this site's ports are this machine's
            "parties": [{"pid": i, "email": e, "host": "localhost" if i == pid else f"site-{i}"}
                        for i, e in enumerate(m.parties)],
-           "engine": engine, "workdir": str(workdir), "timeouts": timeouts, "isolation": policy.isolation,
-           # the program: a clean environment, and Landlock's view where the kernel has it (run/confine.py)
-           "confine": {"env": "clean", "files": "auto"},
+           "engine": engine, "workdir": str(workdir), "timeouts": timeouts, "isolation": isolation(policy),
+           # the program: a clean environment, Landlock's view and the socket filter (run/confine.py):
+           # where this machine has them, or no run (policy confine: required)
+           "confine": {"env": "clean", **({"files": "landlock", "sockets": "seccomp"}
+                                          if policy.confine == "required" else {"files": "auto", "sockets": "auto"})},
            "max_message": min(m.config.get("max_message", policy.max_message), policy.max_message),
            **{k: m.config[k] for k in ("framing",) if k in m.config}}
     if policy.memory is not None:
@@ -53,6 +55,18 @@ def party_config(m: Manifest, pid: int, folder: Path, program: Path, local_input
         base = free_base(2 * span)
         raw["parties"][pid].update(base_port=base, party_base_port=base + span)
     return raw
+
+
+def isolation(policy) -> str:
+    """A network namespace of its own for the party wherever this machine can
+    make one (run/isolation.py); the policy's netns demands it, none refuses it."""
+    from ..run.isolation import check_netns, netns_problem
+
+    if policy.isolation == "netns":  # refused before this site says ready
+        check_netns("this site's policy asks for it")
+    if policy.isolation != "auto":
+        return policy.isolation
+    return "netns" if netns_problem() is None else "none"
 
 
 EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")

@@ -69,7 +69,11 @@ SCHEMA = {
                                                             {"type": "array", "items": {"type": "string"}}]}},
                    "description": "This site's own engine settings (where Codon is, its cache...)."},
         "isolation": {"enum": ["auto", "none", "netns"],
-                      "description": "netns: this site's party in a network namespace of its own."},
+                      "description": "netns: this site's party in a network namespace of its own, or no "
+                                     "run; auto (default): one where this machine can make it; none."},
+        "confine": {"enum": ["auto", "required"],
+                    "description": "required: no run without Landlock and the seccomp socket filter; "
+                                   "auto (default): each where this machine has it, said in the party's record."},
         "peers": {"type": "array", "items": {"oneOf": [
             {"type": "string", "minLength": 1},
             {"type": "object", "additionalProperties": False, "required": ["email", "fingerprint"],
@@ -99,6 +103,7 @@ class Policy:
     share_results: str = "submitter"
     engine: dict = field(default_factory=dict)
     isolation: str = "auto"
+    confine: str = "auto"  # required: no run without every wall (run/confine.py)
     peers: dict[str, str | None] | None = None  # email or '*' -> pinned key fingerprint; None: the submitters
     notify: dict = field(default_factory=dict)  # whom to tell of a run (sites/notify.py)
     source: Path | None = None
@@ -146,8 +151,8 @@ def load(path: str | os.PathLike) -> Policy:
                   max_message=int(raw.get("max_message", MAX_MESSAGE)),
                   memory=memory_of(raw["memory"], f"{source}: memory") if "memory" in raw else None,
                   share_results=raw.get("share_results", "submitter"), engine=engine,
-                  isolation=raw.get("isolation", "auto"), peers=peers, source=source,
-                  notify=dict(raw.get("notify") or {}))
+                  isolation=raw.get("isolation", "auto"), confine=raw.get("confine", "auto"),
+                  peers=peers, source=source, notify=dict(raw.get("notify") or {}))
 
 
 class PolicyFile:
