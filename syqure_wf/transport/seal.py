@@ -34,7 +34,7 @@ from ..errors import ConfigError, CorruptMessage
 from .protocol.framing import HEADER
 from .protocol.judge import Decision, Verdict
 from .protocol.names import MSG
-from .segments import SEGMENT, TAG, VERSION, Opening, Seal, count, plain_size, sealed_size
+from .segments import SEALED_SEGMENT, SEGMENT, TAG, VERSION, Opening, Seal, count, plain_size, sealed_size
 
 __all__ = ["Seal", "SealedFolder", "SealedWriter", "secret_key"]
 
@@ -42,6 +42,7 @@ MIN_SECRET = 16
 KEY_BYTES = 32
 END_CONTENT = HEADER.pack(-1)  # a sealed end of stream: a length no message has
 INLINE = 1 << 20  # a sealed message up to this size is opened whole, larger ones as they are sent
+BATCH = 16  # sealed segments a large message's writer hands on at once (1 MiB: written, not copied)
 SECRET_SALT = b"syqure-wf seal v2"
 
 
@@ -98,12 +99,12 @@ class SealedWriter:
     8 bytes written) says its length. One per direction, reused: a proxy
     writes one message at a time to a peer."""
 
-    __slots__ = ("inner", "seal", "seq", "plain", "out", "size", "total", "first", "index", "done")
+    __slots__ = ("inner", "seal", "seq", "plain", "out", "size", "total", "first", "index", "done", "batched")
 
     def __init__(self, seal: Seal):
         self.seal, self.plain, self.out = seal, bytearray(), bytearray()
         self.inner, self.seq, self.size, self.total = None, 0, 0, -1
-        self.first = self.index = self.done = 0
+        self.first = self.index = self.done = self.batched = 0
 
     def start(self, inner_writer, seq: int) -> "SealedWriter":
         self.inner, self.seq, self.size, self.total, self.index = inner_writer, seq, 0, -1, -1
@@ -130,33 +131,42 @@ class SealedWriter:
                          + self.first.to_bytes(12, "big"))
         held, self.size, self.index, self.done = bytes(self.plain[:self.size]), 0, 0, 0
         grown(self.plain, SEGMENT)
+        grown(self.out, BATCH * SEALED_SEGMENT)
+        self.batched = 0
         self._stream(held)
 
     def _stream(self, data) -> None:
         view = memoryview(data)
         while view:
+            if not self.size and len(view) >= SEGMENT and self.done + SEGMENT < self.total:
+                self._seal(view[:SEGMENT], last=False)  # a whole segment as it came: no copy
+                view = view[SEGMENT:]
+                continue
             take = min(SEGMENT - self.size, len(view))
             self.plain[self.size:self.size + take] = view[:take]
             self.size += take
             view = view[take:]
             if self.size == SEGMENT and self.done + SEGMENT < self.total:
-                self._seal(last=False)
+                self._seal(memoryview(self.plain)[:SEGMENT], last=False)
+                self.size = 0
 
-    def _seal(self, last: bool) -> None:
-        size = self.size + TAG
-        out = memoryview(grown(self.out, size))[:size]
-        self.seal.seal_segment(self.first, self.seq, self.index, last, memoryview(self.plain)[:self.size], out)
-        self.inner.write(out)  # the inner writer copies or writes it before returning
+    def _seal(self, plain, last: bool) -> None:
+        """One segment into the batch; a full batch (or the last segment) to the inner writer."""
+        at = self.batched
+        self.batched = end = at + len(plain) + TAG
+        self.seal.seal_segment(self.first, self.seq, self.index, last, plain, memoryview(self.out)[at:end])
         self.index += 1
-        self.done += self.size
-        self.size = 0
+        self.done += len(plain)
+        if last or end + SEALED_SEGMENT > len(self.out):
+            self.inner.write(memoryview(self.out)[:end])  # the inner writer copies or writes it before returning
+            self.batched = 0
 
     def commit(self, placed=None) -> None:
         if self.index >= 0:
             if self.done + self.size != self.total:
                 raise CorruptMessage(f"message {self.seq}: {self.done + self.size} bytes written, "
                                      f"its header says {self.total}")
-            self._seal(last=True)
+            self._seal(memoryview(self.plain)[:self.size], last=True)
         else:
             size = HEADER.size + sealed_size(self.size)
             out = memoryview(grown(self.out, size))[:size]

@@ -156,25 +156,28 @@ class Opening:
         self.first = int.from_bytes(head[1:], "big")
         self.n = count(self.size)
         self.index = 0
+        self._sealed = bytearray(min(self.n, self.PIECE) * SEALED_SEGMENT)
         self.head = self._open(1)  # segment 0: the content's header
 
-    def _read(self, size: int) -> bytearray:
-        buf = bytearray(size)
-        view, got = memoryview(buf), 0
+    def _read(self, size: int, buf: bytearray | None = None) -> memoryview:
+        """The next ``size`` sealed bytes, into ``buf`` (reused: what is opened goes to fresh buffers)."""
+        if buf is None or len(buf) < size:
+            buf = bytearray(size)
+        view, got = memoryview(buf)[:size], 0
         while got < size:
             n = self.readinto(view[got:])
             if not n:
                 raise InvalidTag  # shorter than its length says
             got += n
-        return buf
+        return view
 
     def _open(self, segments: int) -> bytearray:
         """The next ``segments`` segments, opened into one buffer."""
         start, stop = self.index, min(self.n, self.index + segments)
         plain_end = min(self.size, stop * SEGMENT)
-        sealed = self._read(plain_end - start * SEGMENT + TAG * (stop - start))
+        sealed = self._read(plain_end - start * SEGMENT + TAG * (stop - start), self._sealed)
         out = bytearray(plain_end - start * SEGMENT)
-        sview, oview = memoryview(sealed), memoryview(out)
+        sview, oview = sealed, memoryview(out)
         for i in range(start, stop):
             at, length = (i - start) * SEALED_SEGMENT, min(SEGMENT, self.size - i * SEGMENT)
             self.seal.open_segment(self.first, self.seq, i, i == self.n - 1, sview[at:at + length + TAG],
