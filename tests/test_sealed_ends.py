@@ -109,3 +109,22 @@ def test_ends_planted_by_the_sync_through_real_syftbox(procs, tmp_path):
     views = [net.folders[reader] / "datasites" / sender / "app_data/syqure/runs" / run_id / f"{s}_to_{r}"
              for r, reader in enumerate(EMAILS) for s, sender in enumerate(EMAILS) if s != r]
     _run_with_planted_ends(procs, tmp_path, job_config(tmp_path, net, run_id), run_id, views)
+
+
+def test_a_peer_sealing_in_another_format_is_named():
+    """A peer of the whole-message format (no ``seal_format`` in its record)
+    cannot open ours nor we its: the run stops at once, naming it."""
+    from types import SimpleNamespace
+
+    from syqure_wf.errors import SyqureError
+    from syqure_wf.transport.proxy import Proxy
+    from syqure_wf.transport.segments import VERSION
+
+    me = SimpleNamespace(settings=SimpleNamespace(sealing="secret"), peers={1: SimpleNamespace(incarnation="i1")},
+                         folder=SimpleNamespace(layout="shared"))
+    Proxy._check_sealing(me, 1, {"sealing": "secret", "seal_format": VERSION, "incarnation": "i1"})
+    Proxy._check_sealing(me, 1, {"sealing": "secret", "incarnation": "i0"})  # a dead incarnation's record
+    with pytest.raises(SyqureError, match="party 1 seals its messages in format 1, this party in format 2"):
+        Proxy._check_sealing(me, 1, {"sealing": "secret", "incarnation": "i1"})
+    me.settings.sealing = "off"
+    Proxy._check_sealing(me, 1, {"sealing": "off", "incarnation": "i1"})
