@@ -34,7 +34,7 @@ from ..errors import ConfigError, CorruptMessage
 from .protocol.framing import HEADER
 from .protocol.judge import Decision, Verdict
 from .protocol.names import MSG
-from .segments import SEALED_SEGMENT, SEGMENT, TAG, VERSION, Opening, Seal, count, plain_size, sealed_size
+from .segments import HEAD, SEALED_SEGMENT, SEGMENT, TAG, VERSION, Opening, Seal, count, plain_size, sealed_size
 
 __all__ = ["Seal", "SealedFolder", "SealedWriter", "secret_key"]
 
@@ -107,7 +107,7 @@ class SealedWriter:
         self.first = self.index = self.done = self.batched = 0
 
     def start(self, inner_writer, seq: int) -> "SealedWriter":
-        self.inner, self.seq, self.size, self.total, self.index = inner_writer, seq, 0, -1, -1
+        self.inner, self.seq, self.size, self.index = inner_writer, seq, 0, -1
         return self
 
     def write(self, data) -> None:
@@ -115,25 +115,27 @@ class SealedWriter:
             self._stream(data)
             return
         end = self.size + len(data)
+        if end > SEGMENT:  # more than a segment: a large message
+            self._begin(data)
+            return
         if end > len(self.plain):
             grown(self.plain, end)
         self.plain[self.size:end] = data
         self.size = end
-        if self.total < 0 and end >= HEADER.size:
-            self.total = HEADER.size + max(0, HEADER.unpack_from(self.plain)[0])
-            if self.total > SEGMENT:
-                self._begin()
 
-    def _begin(self) -> None:
+    def _begin(self, data) -> None:
         """A large message: its file header and the seal's head now, its segments as they fill."""
+        held = bytes(self.plain[:self.size])
+        (length,) = HEADER.unpack_from((held + bytes(data[:HEADER.size]))[:HEADER.size])
+        self.total = HEADER.size + max(0, length)
         self.first = self.seal.start(count(self.total))
         self.inner.write(HEADER.pack(sealed_size(self.total)) + bytes((VERSION,))
                          + self.first.to_bytes(12, "big"))
-        held, self.size, self.index, self.done = bytes(self.plain[:self.size]), 0, 0, 0
+        self.size, self.index, self.done, self.batched = 0, 0, 0, 0
         grown(self.plain, SEGMENT)
         grown(self.out, BATCH * SEALED_SEGMENT)
-        self.batched = 0
         self._stream(held)
+        self._stream(data)
 
     def _stream(self, data) -> None:
         view = memoryview(data)
@@ -167,11 +169,11 @@ class SealedWriter:
                 raise CorruptMessage(f"message {self.seq}: {self.done + self.size} bytes written, "
                                      f"its header says {self.total}")
             self._seal(memoryview(self.plain)[:self.size], last=True)
-        else:
-            size = HEADER.size + sealed_size(self.size)
+        else:  # one segment (a larger message streams)
+            size = HEADER.size + HEAD + TAG + self.size
             out = memoryview(grown(self.out, size))[:size]
             HEADER.pack_into(out, 0, size - HEADER.size)
-            self.seal.seal_into(self.seq, memoryview(self.plain)[:self.size], out[HEADER.size:])
+            self.seal.seal_one(self.seq, memoryview(self.plain)[:self.size], out[HEADER.size:])
             self.inner.write(out)
         self.inner.commit(placed)
 

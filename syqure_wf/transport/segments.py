@@ -29,6 +29,8 @@ NONCE, TAG = 12, 16
 HEAD = 1 + NONCE  # the version and the first nonce
 SEALED_SEGMENT = SEGMENT + TAG
 NONCE_MASK = (1 << 8 * NONCE) - 1
+_ONE = HEAD + SEALED_SEGMENT  # the most a message of one segment takes, sealed
+_EMPTY = HEAD + TAG  # what no segment takes
 
 
 def count(plain: int) -> int:
@@ -86,14 +88,19 @@ class Seal:
             raise InvalidTag
         self._decrypt(_nonce(first, index), sealed, self._prefix + b"%d|%d|%d" % (seq, index, last), out)
 
+    def seal_one(self, seq: int, plain, out: memoryview) -> None:
+        """A message of one segment (at most SEGMENT bytes) into ``out``
+        (exactly ``len(plain) + HEAD + TAG``): the small messages' path, kept short."""
+        self._nonce = first = (self._nonce + 1) & NONCE_MASK
+        out[0] = VERSION
+        out[1:HEAD] = nonce = first.to_bytes(NONCE, "big")
+        self._encrypt(nonce, plain, self._prefix + b"%d|0|1" % seq, out[HEAD:])
+
     def seal_into(self, seq: int, plain, out: memoryview) -> None:
         """A whole message into ``out`` (exactly ``sealed_size(len(plain))``)."""
         size = len(plain)
-        if size <= SEGMENT:  # one segment: the small messages' path, kept short
-            self._nonce = first = (self._nonce + 1) & NONCE_MASK
-            out[0] = VERSION
-            out[1:HEAD] = nonce = first.to_bytes(NONCE, "big")
-            self._encrypt(nonce, plain, self._prefix + b"%d|0|1" % seq, out[HEAD:])
+        if size <= SEGMENT:
+            self.seal_one(seq, plain, out)
             return
         n = count(size)
         first = self.start(n)
@@ -108,13 +115,16 @@ class Seal:
     def open_into(self, seq: int, sealed, out) -> None:
         """A whole sealed message into ``out`` (exactly its ``plain_size``); InvalidTag if it does not open."""
         sealed = memoryview(sealed)
-        size = plain_size(len(sealed))
+        size = len(sealed)
+        if size <= _ONE:  # one segment: its nonce is the first
+            if size <= _EMPTY or len(out) != size - _EMPTY or sealed[0] != VERSION:
+                raise InvalidTag
+            self._decrypt(sealed[1:HEAD], sealed[HEAD:], self._prefix + b"%d|0|1" % seq, out)
+            return
+        size = plain_size(size)
         if size is None or size != len(out) or sealed[0] != VERSION:
             raise InvalidTag
         first = int.from_bytes(sealed[1:HEAD], "big")
-        if size <= SEGMENT:
-            self._decrypt(_nonce(first, 0), sealed[HEAD:], self._prefix + b"%d|0|1" % seq, out)
-            return
         n, out = count(size), memoryview(out)
         for i in range(n):
             at = HEAD + i * SEALED_SEGMENT
