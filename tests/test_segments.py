@@ -202,3 +202,12 @@ def test_a_segment_that_does_not_open_stops_the_message_there(tmp_path):
         for piece in content.pieces(0):
             got.append(len(piece))
     assert sum(got) < 5 * SEGMENT  # nothing from the altered segment on
+
+
+def test_a_writer_given_more_than_its_header_says_stops(tmp_path):
+    _, writer = folders(tmp_path)
+    w = writer.open_message(0, 0)
+    w.write(struct.pack("<q", 2 * SEGMENT))
+    with pytest.raises(CorruptMessage, match="more bytes written than its header says"):
+        w.write(bytes(3 * SEGMENT))
+    w.abort()

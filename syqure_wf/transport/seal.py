@@ -145,6 +145,8 @@ class SealedWriter:
                 view = view[SEGMENT:]
                 continue
             take = min(SEGMENT - self.size, len(view))
+            if not take:  # the last segment is full and more came: never sealed, never looped on
+                raise CorruptMessage(f"message {self.seq}: more bytes written than its header says ({self.total})")
             self.plain[self.size:self.size + take] = view[:take]
             self.size += take
             view = view[take:]
@@ -179,6 +181,7 @@ class SealedWriter:
 
     def abort(self) -> None:
         self.inner.abort()
+
 
 class SealedFolder:
     """Any layout, with every message sealed on write and opened on read.
