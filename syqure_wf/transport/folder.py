@@ -31,15 +31,24 @@ class Layout:
     parties: int
     reused_folder = False  # the caller names the run folder and reruns reuse it: a rerun clears this party's own earlier files
     synced = False  # a peer's files arrive as it writes them
+    # Ends of stream are ``.end`` files; a sealed run (seal.SealedFolder) seals
+    # them as messages instead, and an ``.end`` file there is nobody's: unseen.
+    plain_ends = True
 
     def peers(self) -> list[int]:
         return [p for p in range(self.parties) if p != self.pid]
 
     def listing(self, folder) -> dict[int, set[str]]:
         try:
-            return names.group(listed(folder))
+            present = names.group(listed(folder))
         except FileNotFoundError:
             return {}
+        if not self.plain_ends:
+            for seq in [s for s, kinds in present.items() if names.END in kinds]:
+                present[seq].discard(names.END)
+                if not present[seq]:
+                    del present[seq]
+        return present
 
     def refuse_leftovers(self, folder, remedy: str) -> None:
         """A writer's fresh outbox must be empty: anything there is an earlier run's."""
@@ -200,7 +209,7 @@ class SharedFolder(Layout):
         when ``peek``. All of it through one descriptor, never through a link."""
         folder = self._in[peer]
         ready = _exists(os.path.join(folder, names.file_name(seq, names.READY)))
-        end = False if ready else _exists(os.path.join(folder, names.file_name(seq, names.END)))
+        end = not ready and self.plain_ends and _exists(os.path.join(folder, names.file_name(seq, names.END)))
         if not ready and not end:
             return WAIT_ABSENT, None
         path = os.path.join(folder, names.file_name(seq, names.MSG))

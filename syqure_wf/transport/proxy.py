@@ -29,6 +29,7 @@ from .protocol.completion import ChannelState, Drain, Linger, PeerEnd, Settle
 from .protocol.framing import make_framer
 from .protocol.liveness import DONE, FAILED, FAST_BEAT, RUNNING, PeerWatch, SyncWatch, beat_interval, writer_patience
 from .protocol.ports import plan_channels
+from .segments import VERSION as SEAL_FORMAT
 from .settings import ProxySettings, make_folder
 from .status import StatusRecord, read_status
 from .sync_health import watch_sync
@@ -134,7 +135,8 @@ class Proxy:
         self.running = True
         self.status.update(state=RUNNING, incarnation=self.incarnation, channels=self.stats(), framing=s.framing,
                            convention=s.convention, layout=self.folder.layout, wakeup=self.wakeups.note,
-                           sealing=s.sealing, **({"site_key": self.keys.site.fingerprint} if self.keys else {}))
+                           sealing=s.sealing, **({"site_key": self.keys.site.fingerprint} if self.keys else {}),
+                           **({"seal_format": SEAL_FORMAT} if s.sealing != "off" else {}))
 
     async def run(self, party_exit: asyncio.Future | None = None) -> dict:
         """Carry traffic until done. With ``party_exit`` (the party runner), done
@@ -197,6 +199,13 @@ class Proxy:
             who = f"party {pid}" + (f" ({self.folder.emails[pid]})" if self.folder.layout == "syftbox" else "")
             raise SyqureError(f"{who} seals its messages with {theirs}, this party with {mine}: every party "
                               "of a run must (encryption: the same setting everywhere)")
+        form = (record or {}).get("seal_format")
+        if mine != "off" and theirs == mine and form != SEAL_FORMAT \
+                and record.get("incarnation") == self.peers[pid].incarnation:
+            who = f"party {pid}" + (f" ({self.folder.emails[pid]})" if self.folder.layout == "syftbox" else "")
+            raise SyqureError(f"{who} seals its messages in format {form or 1}, this party in format "
+                              f"{SEAL_FORMAT} (PROTOCOL.md, A sealed message): every party of a run must "
+                              "run a syqure-wf that seals alike")
 
     async def _handshake(self) -> None:
         """Each peer's channel keys, from its site's verified key (PeerKeys);

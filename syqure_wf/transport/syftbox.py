@@ -178,7 +178,7 @@ class SyftboxFolder(Layout):
     def look(self, peer: int, seq: int, peek: bool = False):
         folder = self.inbox(peer)
         rules = Rules(self.max_message, self.run_id, self.max_file, self._writers.get(peer))
-        end = read_small(folder / names.file_name(seq, names.END))
+        end = read_small(folder / names.file_name(seq, names.END)) if self.plain_ends else None
         if end is not None:
             return judge(Slot(seq, end=True, marked=True, record=names.decode_record(end), where=str(folder)),
                          rules=rules), None

@@ -6,7 +6,7 @@ In ``{from}_to_{to}/``::
     {seq:08d}.msg    [8-byte LE signed length N][N bytes]
     {seq:08d}.partK  continuation K of a message split across files (syftbox)
     {seq:08d}.ready  marker, created after the message is complete
-    {seq:08d}.end    end of stream of one connection (no .msg)
+    {seq:08d}.end    end of stream of one connection (no .msg); runs that seal nothing only
     .run             the run id the writer stamped before its first message
     writer.id        the incarnation token of the proxy process writing here (synced: not hidden)
 """
