@@ -40,7 +40,10 @@ def ensure_installed() -> None:
 
 
 def image() -> str:
-    """The tag of this checkout's image (built at most once per session)."""
+    """The tag of this checkout's image (built at most once per session;
+    SYQURE_TEST_IMAGE names one already built from this checkout instead)."""
+    if "tag" not in _built and os.environ.get("SYQURE_TEST_IMAGE"):
+        _built["tag"] = os.environ["SYQURE_TEST_IMAGE"]
     if "tag" not in _built:
         if not (SHARED / "install.sh").is_file():
             pytest.skip(f"no Sequre bundle for the image: {SHARED} is missing (CI has it)")
