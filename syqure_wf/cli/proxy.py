@@ -50,6 +50,9 @@ def proxy_options(func):
                      help="Seconds an incomplete message or a hole in the sequence may last."),
         click.option("--linger", type=float, default=LINGER, show_default=True,
                      help="Seconds to wait for a new connection once every channel closed."),
+        click.option("--party-pid", type=click.IntRange(min=1), default=None,
+                     help="The party's process: only connections from it or its children are carried "
+                          "(without it, any local process may take a channel; SECURITY.md)."),
         click.option("--secret-file", type=click.Path(dir_okay=False), default=None,
                      help="Seal every message with this run secret (needs --run-id)."),
         click.option("-v", "--verbose", count=True, help="More output (-vv for debug)."),

@@ -71,7 +71,8 @@ class PartyRunner:
             make_private_dir(cfg.party(pid).results)
         self.status = StatusRecord(cfg.status_dir_of(pid), pid, cfg.n, cfg.run_id)
         if cfg.transport == "files":
-            self.proxy = Proxy(cfg.proxy_settings(pid), status=self.status)
+            self.proxy = Proxy(cfg.proxy_settings(pid), status=self.status,
+                               party=lambda: self.process.pid if self.process else None)
             await self.proxy.start()
         else:
             make_private_dir(cfg.status_dir_of(pid))
