@@ -117,11 +117,11 @@ class Channel:
         link.release("proof")
         self._accepted.put_nowait(link)
 
-    async def _prove(self, link: Link) -> str | None:
+    async def _prove(self, link: Link, patience: float = PROOF_WAIT) -> str | None:
         """None once the connection is shown to come from the party's process, else why not."""
         if self.hub.party is None:  # a proxy not told its party's pid (SECURITY.md)
             return None
-        deadline = time.monotonic() + PROOF_WAIT
+        deadline = time.monotonic() + patience
         while True:
             if link.transport.is_closing():
                 return "it closed before its proof"
@@ -198,18 +198,23 @@ class Channel:
         s = self.settings
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + (s.connect_timeout or float("inf"))
+        refused = None  # why the first connection that was not the party's was refused
         while True:
             try:
                 _, link = await loop.create_connection(lambda: Link(self), s.host, self.plan.port)
             except OSError as exc:
                 why = exc.strerror or str(exc)
             else:
-                why = await self._prove(link)
+                why = await self._prove(link, min(PROOF_WAIT, max(deadline - time.monotonic(), 1.0)))
                 if why is None:
                     link.release("proof")
                     return link
                 self._refuse(link, why)
+                refused = refused or why
             if time.monotonic() > deadline:
+                if refused:
+                    raise SyqureError(f"channel {self.name}: party {s.pid} is not listening on {self.where} "
+                                      f"after {s.connect_timeout:g} s: another process is ({refused})")
                 raise SyqureError(f"channel {self.name}: party {s.pid} is not listening on "
                                   f"{self.where} after {s.connect_timeout:g} s ({why})")
             await asyncio.sleep(DIAL_RETRY)

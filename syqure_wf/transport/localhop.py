@@ -21,6 +21,7 @@ import struct
 from dataclasses import dataclass
 
 TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
+LISTEN = 0x0A
 Address = tuple  # (ipaddress.IPv4Address | IPv6Address, port)
 
 
@@ -29,6 +30,7 @@ class Entry:
     local: Address
     remote: Address
     inode: int  # 0: no open file holds it yet (a connection still in a listener's queue)
+    state: int = 0  # the kernel's TCP state: 1 established, 10 listening
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def parse(text: str) -> list[Entry]:
         if len(fields) < 10:
             continue
         try:
-            out.append(Entry(_address(fields[1]), _address(fields[2]), int(fields[9])))
+            out.append(Entry(_address(fields[1]), _address(fields[2]), int(fields[9]), int(fields[3], 16)))
         except ValueError:
             continue
     return out
