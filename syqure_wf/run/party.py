@@ -79,14 +79,17 @@ class PartyRunner:
         jail = confine(cfg, pid, self.engine, launch, dict(os.environ))
         jail.before.append(die_with_parent())
         try:
+            listener = self._listener()
             self.status.update(state=RUNNING, engine=cfg.engine["name"], log=str(self.log),
                                command=launch.describe(), output=str(cfg.party(pid).output),
-                               confinement=jail.summary)
+                               confinement=jail.summary, **({"listener": listener} if listener else {}))
             sentinel.start(self.status.path)
             self.times["engine_started"] = time.time()
             with open(self.log, "ab") as log:
                 os.chmod(self.log, 0o600)
                 log.write(f"syqure-wf: party {pid} confinement: {jail.line}\n".encode())
+                if listener:
+                    log.write(f"syqure-wf: party {pid} listener: {listener}\n".encode())
                 log.flush()
                 try:
                     self.process = await asyncio.create_subprocess_exec(
@@ -100,6 +103,18 @@ class PartyRunner:
         finally:
             jail.close()  # the child has it; nothing else may use it
         return await self._supervise()
+
+    def _listener(self) -> str | None:
+        """Said when the program's own listener is open beyond loopback (SECURITY.md)."""
+        binds = self.engine.open_listener(self.cfg.engine)
+        if not binds:
+            return None
+        from .isolation import inside
+
+        if inside():
+            return f"binds {binds}, in a network namespace of its own: only its proxy reaches it"
+        return (f"binds {binds} with no network namespace of its own: any process of this machine or its "
+                "network may connect to it before its proxy does (isolation: netns)")
 
     async def _supervise(self) -> PartyResult:
         cfg, pid = self.cfg, self.pid
