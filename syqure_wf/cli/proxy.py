@@ -32,7 +32,7 @@ def proxy_options(func):
                      help="Poll the folder at this interval instead of file events (not needed: network "
                           "and FUSE file systems, and folders whose events miss peers' writes, are polled anyway)."),
         click.option("--host", default="127.0.0.1", show_default=True,
-                     help="Address for the party's side; keep it on loopback: channels carry secret shares."),
+                     help="Address for the party's side: a loopback address (others are refused; channels carry secret shares)."),
         click.option("--run-id", default=None, help="Binds messages to one run; every party gives the same."),
         click.option("--max-message", type=click.IntRange(min=1), default=DEFAULT_MAX_MESSAGE,
                      show_default=True, help="Largest message in bytes."),
