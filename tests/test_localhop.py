@@ -108,7 +108,8 @@ def test_an_accepted_connection_is_proven_of_its_process_and_descendants_only(pr
     mine = socket.create_connection(("127.0.0.1", port))
     own, _ = listener.accept()
     assert not prove(own.getsockname(), own.getpeername(), party.pid).proven
-    assert prove(own.getsockname(), own.getpeername(), None).reason == "the party's process has not started"
+    early = prove(own.getsockname(), own.getpeername(), None)
+    assert early.wait and early.reason == "the party's process has not started"
     for s in (conn, grand, mine, own):
         s.close()
 

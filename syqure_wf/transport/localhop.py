@@ -163,8 +163,8 @@ def open_sockets(pids: list[int]) -> set[int]:
 
 def prove(sockname, peername, party_pid: int | None) -> Verdict:
     """Does the connection with these ends (ours) come from party process ``party_pid``?"""
-    if party_pid is None:
-        return Verdict(False, reason="the party's process has not started")
+    if party_pid is None:  # being started: its runner learns its pid in a moment
+        return Verdict(False, wait=True, reason="the party's process has not started")
     if not os.path.isdir(f"/proc/{party_pid}"):
         return Verdict(False, reason=f"the party's process {party_pid} is not running")
     try:
