@@ -48,16 +48,19 @@ def test_parse_reads_addresses_ports_and_inodes():
 
 @pytest.mark.skipif(sys.byteorder != "little", reason="the samples are a little-endian kernel's")
 def test_judge_finds_the_other_end():
-    entries = parse(TCP)
     # our accepted socket is 127.0.0.1:42017 <- 50738: the other end is entry 1
-    assert other_end(entries, (IP4, 42017), (IP4, 50738)).inode == 31000
-    assert judge(entries, (IP4, 42017), (IP4, 50738), {31000}, "p").proven
-    no = judge(entries, (IP4, 42017), (IP4, 50738), {1, 2}, "the party")
+    inode = other_end(TCP, (IP4, 42017), (IP4, 50738))
+    assert inode == 31000
+    assert judge(inode, {31000}, (IP4, 50738), "p").proven
+    no = judge(inode, {1, 2}, (IP4, 50738), "the party")
     assert not no.proven and not no.wait and "not an open socket of the party" in no.reason
     # we dialled 50738 -> 42017: the other end is not accepted yet (inode 0): wait
-    assert judge(entries, (IP4, 50738), (IP4, 42017), {31000}, "p").wait
-    gone = judge(entries, (IP4, 1), (IP4, 2), {31000}, "p")
+    assert judge(other_end(TCP, (IP4, 50738), (IP4, 42017)), {31000}, (IP4, 42017), "p").wait
+    gone = judge(other_end(TCP, (IP4, 1), (IP4, 2)), {31000}, (IP4, 2), "p")
     assert not gone.proven and not gone.wait
+    # an IPv4 connection of a dual-stack socket is written mapped, in tcp6
+    assert other_end(TCP6, (IP4, 9001), (IP4, 9000)) == 4343
+    assert other_end(TCP6, (IP4, 9000), (IP4, 9001)) is None
 
 
 def test_loopback_only():

@@ -75,26 +75,40 @@ def endpoint(addr) -> Address:
     return normal(addr[0]), int(addr[1])
 
 
-def other_end(entries: list[Entry], ours_local: Address, ours_remote: Address) -> Entry | None:
-    """The entry of the socket at the other end of our connection."""
-    for e in entries:
-        if e.local == ours_remote and e.remote == ours_local:
-            return e
+def kernel_forms(addr: Address) -> set[str]:
+    """How the kernel's tables write an address and port: an IPv4 address in
+    ``tcp`` and, mapped, in ``tcp6`` (a dual-stack socket's)."""
+    ip, port = addr
+    raws = [ip.packed, ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + ip.packed).packed] if ip.version == 4 \
+        else [ip.packed]
+    return {"".join(f"{struct.unpack('=I', raw[i:i + 4])[0]:08X}" for i in range(0, len(raw), 4)) + f":{port:04X}"
+            for raw in raws}
+
+
+def other_end(text: str, ours_local: Address, ours_remote: Address) -> int | None:
+    """The inode of the socket at the other end of our connection, in one
+    table's text: its local address is our remote one, and the other way round."""
+    theirs_local, theirs_remote = kernel_forms(ours_remote), kernel_forms(ours_local)
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 10 and fields[1] in theirs_local and fields[2] in theirs_remote:
+            try:
+                return int(fields[9])
+            except ValueError:
+                return None
     return None
 
 
-def judge(entries: list[Entry], ours_local: Address, ours_remote: Address, party_sockets: set[int],
-          party: str) -> Verdict:
-    """Is the other end of our connection one of the party's open sockets?"""
-    e = other_end(entries, ours_local, ours_remote)
-    if e is None:
+def judge(inode: int | None, party_sockets: set[int], ours_remote: Address, party: str) -> Verdict:
+    """Is ``inode``, the other end of our connection, one of the party's open sockets?"""
+    if inode is None:
         return Verdict(False, reason=f"no local socket is connected from {ours_remote[0]}:{ours_remote[1]} "
                                      "(not a connection from this machine's network)")
-    if e.inode == 0:
+    if inode == 0:
         return Verdict(False, wait=True, reason="its other end is not yet accepted by any process")
-    if e.inode in party_sockets:
+    if inode in party_sockets:
         return Verdict(True)
-    return Verdict(False, reason=f"its other end (socket {e.inode}) is not an open socket of {party}")
+    return Verdict(False, reason=f"its other end (socket {inode}) is not an open socket of {party}")
 
 
 def loopback_problem(host: str) -> str | None:
@@ -172,6 +186,18 @@ def prove(sockname, peername, party_pid: int | None) -> Verdict:
     except OSError as exc:
         return Verdict(False, reason=f"cannot see the open files of the party's process {party_pid}: "
                                      f"{exc.strerror} (run the proxy as the party's user)")
+    ours_local, ours_remote = endpoint(sockname), endpoint(peername)
+    inode = None
+    for path in TABLES:
+        try:
+            with open(path) as f:
+                inode = other_end(f.read(), ours_local, ours_remote)
+        except OSError:
+            continue  # no IPv6 here
+        if inode is not None:
+            break
     party = f"the party's process {party_pid} or its children"
-    return judge(read_tables(), endpoint(sockname), endpoint(peername), open_sockets(process_tree(party_pid)),
-                 party)
+    verdict = judge(inode, open_sockets([party_pid]), ours_remote, party)
+    if verdict.proven or verdict.wait or inode is None:
+        return verdict
+    return judge(inode, open_sockets(process_tree(party_pid)[1:]), ours_remote, party)  # a child's?
