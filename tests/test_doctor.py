@@ -74,6 +74,7 @@ def test_sequre_can_run_here_and_the_plugin_check_is_cached(tmp_path):
     assert lines["sequre stdlib"] == ("ok", f"{home / 'fork' / 'stdlib'} (fork flavour)")
     assert lines["sequre plugin"][0] == "ok" and lines["libgmp"][0] == "ok"
     assert lines["namespaces"][0] == "ok"  # three parties here: one namespace each
+    assert lines["sequre listener"][0] == "ok" and "binds 0.0.0.0" in lines["sequre listener"][1]
     assert len(list((tmp_path / "cache" / "doctor").glob("plugin-*.ok"))) == 1
 
 

@@ -36,8 +36,17 @@ def test_mpyc_higher_party_listens_on_one_port():
 
 
 def test_mpyc_args_reach_the_proxy():
+    # its own entry names its host: the launcher binds MPyC's listener there, not on every interface
     assert mpyc_party_args(1, 3, 20100, 12366) == [
-        "-P", "127.0.0.1:12366", "-P", ":12366", "-P", "127.0.0.1:20103", "-I", "1"]
+        "-P", "127.0.0.1:12366", "-P", "127.0.0.1:12366", "-P", "127.0.0.1:20103", "-I", "1"]
+
+
+def test_dial_party_listens_on_nothing():
+    # the party dials its proxy on every channel, lower peers' included
+    assert all(c.role is Role.ACCEPT for p in range(3) for c in plan_channels(p, 3, 20000, 12365, "dial"))
+    assert ports_used(2, 3, 20200, 12367, "dial") == {"proxy": {20202, 20203}, "party": set()}
+    assert mpyc_party_args(1, 3, 20100, 12366, convention="dial") == [
+        "-P", "127.0.0.1:20101", "-P", "127.0.0.1:12366", "-P", "127.0.0.1:20103", "-I", "1"]
 
 
 @pytest.mark.parametrize("pid,n", [(0, 1), (3, 3), (-1, 3)])

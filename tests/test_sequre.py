@@ -79,6 +79,8 @@ def test_fork_example_through_files_equals_the_mpyc_job(procs, tmp_path, home, c
     check_results(work, mpyc_result)
     record = json.loads((work / "messages" / "status" / "party-1.json").read_text())
     assert sum(ch["sent_messages"] for ch in record["channels"].values()) > 0
+    # its listener binds every interface (compiled in): its namespace is what keeps it private
+    assert record["local_hop"] == "proven" and "network namespace of its own" in record["listener"]
 
 
 def test_a_rerun_compiles_nothing(procs, tmp_path, home, cache, mpyc_result):

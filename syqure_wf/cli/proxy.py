@@ -32,7 +32,7 @@ def proxy_options(func):
                      help="Poll the folder at this interval instead of file events (not needed: network "
                           "and FUSE file systems, and folders whose events miss peers' writes, are polled anyway)."),
         click.option("--host", default="127.0.0.1", show_default=True,
-                     help="Address for the party's side; keep it on loopback: channels carry secret shares."),
+                     help="Address for the party's side: a loopback address (others are refused; channels carry secret shares)."),
         click.option("--run-id", default=None, help="Binds messages to one run; every party gives the same."),
         click.option("--max-message", type=click.IntRange(min=1), default=DEFAULT_MAX_MESSAGE,
                      show_default=True, help="Largest message in bytes."),
@@ -50,6 +50,9 @@ def proxy_options(func):
                      help="Seconds an incomplete message or a hole in the sequence may last."),
         click.option("--linger", type=float, default=LINGER, show_default=True,
                      help="Seconds to wait for a new connection once every channel closed."),
+        click.option("--party-pid", type=click.IntRange(min=1), default=None,
+                     help="The party's process: only connections from it or its children are carried "
+                          "(without it, any local process may take a channel; SECURITY.md)."),
         click.option("--secret-file", type=click.Path(dir_okay=False), default=None,
                      help="Seal every message with this run secret (needs --run-id)."),
         click.option("-v", "--verbose", count=True, help="More output (-vv for debug)."),

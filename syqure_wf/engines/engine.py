@@ -52,6 +52,12 @@ class Engine:
         """Parties of this engine on one host need a network namespace each."""
         return False
 
+    def open_listener(self, spec: dict) -> str | None:
+        """Where the party's own listener binds when that is not loopback and
+        cannot be changed (compiled in): only a network namespace of its own
+        keeps other processes from connecting to it first. None: loopback or nothing."""
+        return None
+
     def needs_build(self, spec: dict) -> bool:
         return False
 

@@ -1,7 +1,9 @@
 """MPyC (the default engine): any MPyC program, given the ``-P``/``-I`` port
-plan that reaches its local proxy. MPyC's higher party listens for all lower
-peers on one port, so the proxies use the ``mpyc`` convention; its wire
-format is its own, so the framing is ``stream``. Every party starts through
+plan that reaches its local proxy. MPyC's higher party would listen for all
+lower peers on one port; started here it listens on nothing and dials its
+proxy on every channel (``unpickle.local_hop``, the ``dial`` convention), so
+that its proxy can prove each connection is the party's. Its wire format is
+its own, so the framing is ``stream``. Every party starts through
 ``unpickle.py``: it unpickles plain data and MPyC's own types, nothing else."""
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ class MPyC(Engine):
         return None
 
     def convention(self, spec):
-        return "mpyc"
+        return "dial"
 
     def config_problem(self, cfg):
         return tls_problem(cfg.engine) or program_problem(cfg, (".py",))
@@ -44,14 +46,16 @@ class MPyC(Engine):
     def launch(self, cfg, pid):
         values = placeholders(cfg, pid)
         args = [fill(a, values, "engine.args") for a in cfg.engine.get("args", [])]
-        p = cfg.party(pid)
+        p, env = cfg.party(pid), common_env(cfg, pid)
         if cfg.transport == "tcp":  # direct, for comparison: each party's own port
             plan = [a for k in range(cfg.n) for a in
                     ("-P", (":" if k == pid else f"{cfg.host}:") + str(cfg.party(k).party_base_port))]
             plan += ["-I", str(pid)]
         else:
-            plan = mpyc_party_args(pid, cfg.n, p.base_port, p.party_base_port, cfg.host)
-        return Launch([sys.executable, str(GUARD), values["program"], *args, *plan], common_env(cfg, pid))
+            plan = mpyc_party_args(pid, cfg.n, p.base_port, p.party_base_port, cfg.host, cfg.convention)
+            if cfg.convention == "dial":
+                env[unpickle.DIAL] = "1"
+        return Launch([sys.executable, str(GUARD), values["program"], *args, *plan], env)
 
     def reads(self, cfg, launch):
         # the program and the files it imports from its folder (listed, for Python's imports);

@@ -71,6 +71,11 @@ class Sequre(Engine):
     def shared_port_base(self, spec: dict) -> bool:
         return spec.get("port_base_compiled_in", not spec.get("command"))
 
+    def open_listener(self, spec: dict) -> str | None:
+        # both flavours' comms.codon: CSocket(ip_address='0.0.0.0', ...) for the lower pid's
+        # channels and the data-sharing port; no setting changes it
+        return None if spec.get("command") else "0.0.0.0 (every interface, compiled into Sequre)"
+
     def needs_isolation(self, cfg) -> bool:
         """Several parties of this build on one host would want the same ports."""
         return self.shared_port_base(cfg.engine) and cfg.transport == "files"

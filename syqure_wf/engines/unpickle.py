@@ -176,6 +176,59 @@ def tag_senders(runtime) -> None:
     cls._receive_message = _receive_message
 
 
+DIAL = "SYQURE_WF_MPYC_DIAL"  # "1": the party dials its proxy where MPyC would listen
+
+
+class _NoServer:
+    def close(self) -> None:
+        pass
+
+
+def local_hop(runtime) -> None:
+    """MPyC binds its listener without a host, on every interface. Here it
+    binds its own ``-P`` entry's host (loopback); with ``DIAL`` set (a party
+    behind its proxy, convention ``dial``) it listens on nothing and dials
+    each lower peer's ``-P`` entry, its proxy's port for that channel, where
+    the proxy proves the connection is this process's (PROTOCOL.md)."""
+    cls = type(runtime)
+    start = getattr(cls, "start", None)
+    if start is None:
+        return
+    import asyncio
+    import socket
+
+    async def dial_lower(rt, loop, factory, ssl=None):
+        for peer in rt.parties[:rt.pid]:
+            while True:  # as MPyC retries its own dials
+                sock = socket.socket(socket.AF_INET6 if ":" in peer.host else socket.AF_INET)
+                sock.setblocking(False)
+                try:
+                    await loop.sock_connect(sock, (peer.host, peer.port))
+                    break
+                except OSError:
+                    sock.close()
+                    await asyncio.sleep(0.1)
+            await loop.connect_accepted_socket(factory, sock, ssl=ssl)  # MPyC's server side, TLS too
+        return _NoServer()
+
+    async def start_local(self):
+        loop = self._loop
+        create_server = loop.create_server
+
+        async def server(factory, host=None, port=None, **kw):
+            if os.environ.get(DIAL) == "1":
+                return await dial_lower(self, loop, factory, kw.get("ssl"))
+            return await create_server(factory, host or self.parties[self.pid].host, port, **kw)
+
+        loop.create_server = server
+        try:
+            return await start(self)
+        finally:
+            del loop.create_server
+
+    cls.start = start_local
+
+
 def main(argv: list[str]) -> None:
     if not argv:
         sys.exit("usage: unpickle.py PROGRAM [ARGS...]")
@@ -190,6 +243,7 @@ def main(argv: list[str]) -> None:
     from mpyc.runtime import mpc  # reads (and takes out) MPyC's options from sys.argv, as the program would
 
     tag_senders(mpc)
+    local_hop(mpc)
     import runpy
 
     runpy.run_path(program, run_name="__main__")

@@ -83,7 +83,8 @@ class PartyRunner:
                                    private=cfg.logs_dir / f"party-{pid}.status.json" if published else None,
                                    hide=(str(cfg.workdir), str(Path.home()), *map(str, _local_folders(cfg))))
         if cfg.transport == "files":
-            self.proxy = Proxy(cfg.proxy_settings(pid), status=self.status)
+            self.proxy = Proxy(cfg.proxy_settings(pid), status=self.status,
+                               party=lambda: self.process.pid if self.process else None)
             await self.proxy.start()
         else:
             make_private_dir(cfg.status_dir_of(pid))
@@ -92,14 +93,17 @@ class PartyRunner:
         self.memory = memory_of(cfg.raw.get("memory"))
         jail.before.append(limit_memory(self.memory))
         try:
+            listener = self._listener()
             self.status.update(state=RUNNING, engine=cfg.engine["name"], log=str(self.log),
                                command=launch.describe(), output=str(cfg.party(pid).output),
-                               confinement=jail.summary)
+                               confinement=jail.summary, **({"listener": listener} if listener else {}))
             sentinel.start(self.status.path)
             self.times["engine_started"] = time.time()
             with open(self.log, "ab") as log:
                 os.chmod(self.log, 0o600)
                 log.write(f"syqure-wf: party {pid} confinement: {jail.line}\n".encode())
+                if listener:
+                    log.write(f"syqure-wf: party {pid} listener: {listener}\n".encode())
                 log.flush()
                 try:
                     self.process = await asyncio.create_subprocess_exec(
@@ -113,6 +117,18 @@ class PartyRunner:
         finally:
             jail.close()  # the child has it; nothing else may use it
         return await self._supervise()
+
+    def _listener(self) -> str | None:
+        """Said when the program's own listener is open beyond loopback (SECURITY.md)."""
+        binds = self.engine.open_listener(self.cfg.engine)
+        if not binds:
+            return None
+        from .isolation import inside
+
+        if inside():
+            return f"binds {binds}, in a network namespace of its own: only its proxy reaches it"
+        return (f"binds {binds} with no network namespace of its own: any process of this machine or its "
+                "network may connect to it before its proxy does (isolation: netns)")
 
     async def _supervise(self) -> PartyResult:
         cfg, pid = self.cfg, self.pid

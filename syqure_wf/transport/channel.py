@@ -13,6 +13,7 @@ from typing import Callable
 from ..errors import CorruptMessage, SyqureError
 from .aio import bounded, cancel_all
 from .link import Link, Upstream
+from .localhop import prove
 from .protocol import inbound
 from .protocol.framing import HEADER, make_framer
 from .protocol.inbound import Arrival, Inbox, WriterProof
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 SEND_PIECE = 1 << 20  # a message held in memory goes to the party in pieces of this size
 DIAL_RETRY = 0.1
 WRITER_POLL = 0.05  # while a first message waits for proof that its writer runs
+PROOF_POLL = 0.02  # while a dialled connection waits for the party to accept it
+PROOF_WAIT = 10.0  # seconds the party may take to accept a connection it listens for
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Hub:
     beat_soon: Callable[[], None]
     changed: Callable[[], None]
     arrived: Callable[[bool], None]  # a look found a message: announced by an event or not
+    party: Callable[[], int | None] | None = None  # the party's pid (None: not running yet); None: no proof
 
 
 class Channel:
@@ -60,6 +64,9 @@ class Channel:
         self.dropped = 0  # messages the party had closed its side for
         self._accepted: asyncio.Queue = asyncio.Queue()
         self._server: asyncio.AbstractServer | None = None
+        self._latest: Link | None = None  # the party's latest connection: the next one waits for its end
+        self._admitting: set = set()
+        self.refused = 0  # connections not proven to come from the party
         self._pending: tuple | None = None
         self.waiting_since: float | None = None  # for progress: who waits on whom
         self.writer_known = inbound.writer_known_at_start(
@@ -90,12 +97,54 @@ class Channel:
 
     def _on_accept(self) -> Link:
         link = Link(self)
-        self._accepted.put_nowait(link)
+        task = asyncio.ensure_future(self._admit(link))
+        self._admitting.add(task)
+        task.add_done_callback(self._admitting.discard)
         return link
+
+    async def _admit(self, link: Link) -> None:
+        """One connection at a time, each the party's own (PROTOCOL.md, the local hop)."""
+        await link.made
+        why = await self._prove(link)
+        if why is None and not self._accepted.empty():
+            why = "another connection of the party already waits its turn"
+        if why is not None:
+            return self._refuse(link, why)
+        before, self._latest = self._latest, link
+        if before is not None and not before.upstream_done.done():
+            link.hold("turn")
+            before.upstream_done.add_done_callback(lambda _: link.release("turn"))
+        link.release("proof")
+        self._accepted.put_nowait(link)
+
+    async def _prove(self, link: Link, patience: float = PROOF_WAIT) -> str | None:
+        """None once the connection is shown to come from the party's process, else why not."""
+        if self.hub.party is None:  # a proxy not told its party's pid (SECURITY.md)
+            return None
+        deadline = time.monotonic() + patience
+        while True:
+            if link.transport.is_closing():
+                return "it closed before its proof"
+            verdict = prove(*link.ends(), self.hub.party())
+            if verdict.proven:
+                return None
+            if not verdict.wait or time.monotonic() > deadline:
+                return verdict.reason
+            await asyncio.sleep(PROOF_POLL)
+
+    def _refuse(self, link: Link, why: str) -> None:
+        self.refused += 1
+        theirs = link.ends()[1] if link.transport is not None else None
+        log.warning("channel %s: refused a connection%s: %s", self.name,
+                    f" from {theirs[0]}:{theirs[1]}" if theirs else "", why)
+        link.refuse()
+        self.hub.changed()
 
     def close(self) -> None:
         if self._server:
             self._server.close()
+        for task in list(self._admitting):
+            task.cancel()
 
     def when_keyed(self, callback) -> None:
         self._on_keyed.append(callback)
@@ -149,15 +198,25 @@ class Channel:
         s = self.settings
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + (s.connect_timeout or float("inf"))
+        refused = None  # why the first connection that was not the party's was refused
         while True:
             try:
                 _, link = await loop.create_connection(lambda: Link(self), s.host, self.plan.port)
-                return link
             except OSError as exc:
-                if time.monotonic() > deadline:
-                    raise SyqureError(f"channel {self.name}: party {s.pid} is not listening on "
-                                      f"{self.where} after {s.connect_timeout:g} s "
-                                      f"({exc.strerror or exc})") from None
+                why = exc.strerror or str(exc)
+            else:
+                why = await self._prove(link, min(PROOF_WAIT, max(deadline - time.monotonic(), 1.0)))
+                if why is None:
+                    link.release("proof")
+                    return link
+                self._refuse(link, why)
+                refused = refused or why
+            if time.monotonic() > deadline:
+                if refused:
+                    raise SyqureError(f"channel {self.name}: party {s.pid} is not listening on {self.where} "
+                                      f"after {s.connect_timeout:g} s: another process is ({refused})")
+                raise SyqureError(f"channel {self.name}: party {s.pid} is not listening on "
+                                  f"{self.where} after {s.connect_timeout:g} s ({why})")
             await asyncio.sleep(DIAL_RETRY)
 
     async def _carry(self, link: Link) -> None:
@@ -301,7 +360,7 @@ class Channel:
 
     def stats(self) -> dict:
         waiting = time.monotonic() - self.waiting_since if self.waiting_since else 0.0
-        return {"peer": self.peer, "connections": self.connections, "active": self.active,
+        return {"peer": self.peer, "connections": self.connections, "active": self.active, "refused": self.refused,
                 "waiting_s": round(waiting, 1), "dropped_messages": self.dropped,
                 "sent_messages": self.outbox.sent, "sent_bytes": self.outbox.bytes,
                 "received_messages": self.inbox.delivered, "received_bytes": self.inbox.bytes,

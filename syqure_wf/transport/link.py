@@ -78,19 +78,42 @@ class Link(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.writable = True  # False once the party's side is gone
         self._resume: asyncio.Future | None = None
+        # Nothing is read from the connection while a hold is on: "proof" until it is
+        # proven to come from the party (localhop.py), "key" until the peer's key is
+        # verified (no share leaves before), "turn" while the party's connection before it is open.
+        self._holds = {"proof"}
+        self.proven = False  # unproven, its bytes are never framed and its end writes nothing
+        self.made = loop.create_future()
 
     def connection_made(self, transport) -> None:
         self.transport = transport
         transport.set_write_buffer_limits(high=WRITE_BUFFER)
         self._sock = transport.get_extra_info("socket") if QUICKACK is not None else None
         self._quickack()
-        if not self.channel.keyed:  # no share leaves before the peer's key is verified
-            transport.pause_reading()
-            self.channel.when_keyed(self._keyed)
+        transport.pause_reading()
+        if not self.channel.keyed:
+            self._holds.add("key")
+            self.channel.when_keyed(lambda: self.release("key"))
+        self.made.set_result(None)
 
-    def _keyed(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+    def hold(self, reason: str) -> None:
+        self._holds.add(reason)
+
+    def release(self, reason: str) -> None:
+        if reason == "proof":
+            self.proven = True
+        self._holds.discard(reason)
+        if not self._holds and self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
+
+    def ends(self) -> tuple:
+        """(ours, theirs): the two addresses of the connection, as this proxy sees them."""
+        return self.transport.get_extra_info("sockname"), self.transport.get_extra_info("peername")
+
+    def refuse(self) -> None:
+        """Not the party's: reset, with nothing sent, framed or written."""
+        if self.transport is not None:
+            self.transport.abort()
 
     def _quickack(self) -> None:
         if self._sock is not None:
@@ -123,6 +146,9 @@ class Link(asyncio.Protocol):
 
     def _finish(self, error: Exception | None) -> None:
         if self.upstream_done.done():
+            return
+        if not self.proven:  # a refused connection, or one that ended before its proof
+            self.upstream_done.set_result(None)
             return
         if error is None:
             try:

@@ -20,9 +20,10 @@ import secrets
 import time
 from pathlib import Path
 
-from ..errors import SyqureError
+from ..errors import ConfigError, SyqureError
 from .aio import cancel_all
 from .channel import Channel, Hub
+from .localhop import loopback_problem
 from .progress import Progress
 from .protocol import completion, names
 from .protocol.completion import ChannelState, Drain, Linger, PeerEnd, Settle
@@ -45,10 +46,18 @@ class Proxy:
     """All channels of one party. ``run`` returns a summary or raises SyqureError."""
 
     def __init__(self, settings: ProxySettings, *, status: StatusRecord | None = None,
-                 resumable: bool = False):
+                 resumable: bool = False, party=None):
+        """``party``: gives the pid of the party's process (None until it runs);
+        every connection towards the party must then come from that process."""
         self.settings = s = settings
         if s.run_id:
             names.check_id(s.run_id, "run id")
+        problem = loopback_problem(s.host)
+        if problem:
+            raise ConfigError(f"host: {problem}")
+        if party is None and s.party_pid is not None:
+            party = lambda: s.party_pid  # noqa: E731
+        self.party = party
         self.plans = plan_channels(s.pid, s.parties, s.base_port, s.party_base_port, s.convention)
         make_framer(s.framing)  # refuse an unknown framing before anything starts
         self.folder = make_folder(s)
@@ -126,7 +135,10 @@ class Proxy:
         if self.wakeups.polling:
             log.info("%s", self.wakeups.note)
         hub = Hub(s, self.folder, self.progress, self.watcher, self.wakeups, self.clock, self.started,
-                  self.beat_soon, self.changed, self.arrived)
+                  self.beat_soon, self.changed, self.arrived, self.party)
+        if self.party is None:
+            log.info("party %d: connections to it are not proven to come from its process (no --party-pid): "
+                        "any local process may take a channel", s.pid)
         pending = self.keys.pending if self.keys else ()
         self.channels = [Channel(hub, plan, self.peers[plan.peer], plan.peer not in pending) for plan in self.plans]
         for ch in self.channels:
@@ -135,7 +147,8 @@ class Proxy:
         self.running = True
         self.status.update(state=RUNNING, incarnation=self.incarnation, channels=self.stats(), framing=s.framing,
                            convention=s.convention, layout=self.folder.layout, wakeup=self.wakeups.note,
-                           sealing=s.sealing, **({"site_key": self.keys.site.fingerprint} if self.keys else {}),
+                           sealing=s.sealing, local_hop="proven" if self.party else "unproven",
+                           **({"site_key": self.keys.site.fingerprint} if self.keys else {}),
                            **({"seal_format": SEAL_FORMAT} if s.sealing != "off" else {}))
 
     async def run(self, party_exit: asyncio.Future | None = None) -> dict:

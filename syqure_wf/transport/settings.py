@@ -38,6 +38,7 @@ class ProxySettings:
     secret: bytes | None = None  # seal every message (seal.py) with this run secret (syftbox: mixed in)
     seal: str = "auto"  # auto: syftbox by the sites' keys, shared by the secret if any; off: never
     pinned: dict | None = None  # syftbox: email -> the fingerprint its site key must have
+    party_pid: int | None = None  # standalone: the party's process, whose connections alone are taken
 
     @property
     def sealing(self) -> str:

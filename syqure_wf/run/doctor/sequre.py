@@ -57,7 +57,23 @@ def sequre_checks(spec: dict, needed: bool) -> list[Check]:
         out.append(miss("libgmp", "not found (the fork dlopens it)", "apt-get install libgmp10 (or set SEQURE_GMP_PATH)"))
     else:
         out.append(info("libgmp", "not found (upstream Sequre does not load it)"))
+    if needed:
+        out.append(listener_check())
     return out
+
+
+def listener_check() -> Check:
+    """Sequre's lower pid listens on every interface, compiled in (SECURITY.md):
+    a network namespace per party is what keeps others from connecting first."""
+    from ..isolation import netns_problem
+
+    what = "a party's own listener binds 0.0.0.0 (compiled into Sequre)"
+    problem = netns_problem()
+    if problem is None:
+        return ok("sequre listener", f"{what}; a network namespace per party can be made here (isolation: netns): "
+                                     "then only its proxy reaches it")
+    return info("sequre listener", f"{what}, and no network namespace can be made here ({problem}): any process "
+                                   "of this machine or its network may connect to it before its proxy")
 
 
 def plugin_problem(tc, spec: dict) -> str | None:

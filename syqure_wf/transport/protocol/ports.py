@@ -6,6 +6,10 @@ Pure: knows nothing of sockets. Two conventions exist:
   party b CONNECTS to ``B_b + offset(a, b)``; one port per channel.
 * ``mpyc``: for a pair a < b, party b LISTENS on ONE port (its base ``S_b``)
   for all lower peers, and party a CONNECTS to ``B_a + offset(a, b)``.
+* ``dial``: the party listens on nothing; it CONNECTS to ``B + offset(a, b)``
+  on every channel (an MPyC party started by syqure-wf: its launcher dials
+  its lower peers' channels where MPyC would listen), and the proxy proves
+  each connection is the party's (PROTOCOL.md, the local hop).
 
 ``B`` is the base of ports the proxy listens on (``--base-port``), ``S`` the
 base of ports the local party listens on (``--sequre-base-port``); the proxy
@@ -17,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-CONVENTIONS = ("sequre", "mpyc")
+CONVENTIONS = ("sequre", "mpyc", "dial")
 
 
 class Role(str, Enum):
@@ -67,7 +71,7 @@ def plan_channels(pid: int, parties: int, base_port: int, party_base_port: int,
         if peer == pid:
             continue
         off = channel_offset(pid, peer, parties)
-        party_listens = (pid < peer) if convention == "sequre" else (pid > peer)
+        party_listens = (pid < peer) if convention == "sequre" else (pid > peer) and convention == "mpyc"
         if party_listens:
             port = party_base_port + (off if convention == "sequre" else 0)
             plans.append(ChannelPlan(pid, peer, Role.DIAL, port))
@@ -86,18 +90,19 @@ def ports_used(pid: int, parties: int, base_port: int, party_base_port: int,
 
 
 def mpyc_party_args(pid: int, parties: int, base_port: int, party_base_port: int,
-                    host: str = "127.0.0.1") -> list[str]:
+                    host: str = "127.0.0.1", convention: str = "mpyc") -> list[str]:
     """``-P``/``-I`` arguments that make MPyC party ``pid`` talk to its proxy.
 
-    MPyC dials only higher peers; entries for lower peers are never dialled
-    but need a non-empty host, so they name the party's own listening port.
+    MPyC dials only higher peers. Its own entry names its host: the launcher
+    binds MPyC's listener there (MPyC itself binds every interface). With
+    the ``mpyc`` convention entries for lower peers are never dialled but
+    need a host, so they name the party's own port; with ``dial`` they name
+    the proxy's port of that channel, which the launcher dials instead of listening.
     """
     check_party(pid, parties)
     args: list[str] = []
     for k in range(parties):
-        if k == pid:
-            entry = f":{party_base_port}"
-        elif k > pid:
+        if k > pid or (k < pid and convention == "dial"):
             entry = f"{host}:{base_port + channel_offset(pid, k, parties)}"
         else:
             entry = f"{host}:{party_base_port}"
