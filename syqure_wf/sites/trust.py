@@ -33,12 +33,14 @@ class Trust:
         too), read once; None where no agent ran."""
         if not hasattr(self, "_policy"):
             from ..errors import SyqureError
+            from ..transport.files import read_small
+            from ..transport.protocol.records import mapping_of
             from ..transport.sitekey import private_dir
-            from .board import read_record
             from .policy import load
 
-            given = (read_record(private_dir(self.folder, self.me) / "agent.json") or {}).get("policy")
             try:
+                agent = mapping_of(read_small(private_dir(self.folder, self.me) / "agent.json", 1 << 16)) or {}
+                given = agent.get("policy")
                 self._policy = load(given) if isinstance(given, str) else None
             except (SyqureError, OSError):
                 self._policy = None
