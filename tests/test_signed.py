@@ -183,3 +183,28 @@ def test_two_concurrent_first_sights_leave_one_pin(tmp_path, keys):
         assert [g[0] for g in got] == ["pinned", "refused"], got
         winner = next(fp for what, fp in got if what == "pinned")
         assert KnownSites(folder, EMAILS[0]).read() == {EMAILS[2]: winner}
+
+
+# -- the manifest's hash in the handshake
+
+def test_two_sites_shown_different_manifests_derive_different_channel_keys(keys):
+    """The agent gives each party the SHA-256 of the manifest it approved as
+    the run secret mixed into every channel key (effects.py): the same
+    manifest gives one key per direction, two manifests give keys that
+    never authenticate each other's messages."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from syqure_wf.transport.handshake import channel_keys, contribute
+
+    a, b = keys[EMAILS[0]], keys[EMAILS[1]]
+    ea, eb = X25519PrivateKey.generate(), X25519PrivateKey.generate()
+    ca = contribute(a, ea, "run", 0, EMAILS[:2], "i0")
+    cb = contribute(b, eb, "run", 1, EMAILS[:2], "i1")
+    shown = {name: hashlib.sha256(name.encode()).digest() for name in ("manifest A", "manifest B")}
+    a_out, a_in = channel_keys(a, ea, ca, b.public(), cb, shown["manifest A"])
+    same_out, same_in = channel_keys(b, eb, cb, a.public(), ca, shown["manifest A"])
+    assert (a_out, a_in) == (same_in, same_out)
+    b_out, b_in = channel_keys(b, eb, cb, a.public(), ca, shown["manifest B"])
+    assert a_out != b_in and a_in != b_out

@@ -36,7 +36,7 @@ class Run:
     exited: float = 0.0  # when the party failed (a cancel may still explain it)
     exit_code: int = 0
     party: dict = field(default_factory=dict)  # its party's status record, as last seen
-    received: object = None  # the Received it was decided on (keys, pins, reads): decided again on the same
+    seen_keys: tuple = (None, None, 0)  # the keys, pins and reads it was decided on: decided again on the same
     _out: list = field(default_factory=list, init=False, repr=False)  # the actions of the event in hand
     _now: float = field(default=0.0, init=False, repr=False)
 
@@ -87,7 +87,7 @@ class Run:
         m = e.manifest
         d = Decision(lc.REJECTED, "limit", e.full) if e.full else \
             decide(m, e.policy, self.me, self._now, e.keys, e.known, e.reads)
-        self.manifest, self.received = m, e
+        self.manifest, self.seen_keys = m, (e.keys, e.known, e.reads)
         self.record.update(pid=m.pid_of(self.me), program=m.digest, manifest=m.sha256, readers=m.readers(),
                            expires=round(expiry(m, e.policy, self._now), 3), keys=dict(e.keys or {}),
                            input=m.inputs.get(m.pid_of(self.me)))
@@ -113,10 +113,8 @@ class Run:
     def _policy_changed(self, e: seen.PolicyChanged) -> None:
         """A run not started yet, decided again."""
         if self.state in (lc.PENDING, lc.ACCEPTED, lc.READY) and self.manifest is not None:
-            was = self.received
             d = redecide(self.state, self.record.get("approved_by", ""),
-                         decide(self.manifest, e.policy, self.me, self._now, getattr(was, "keys", None),
-                                getattr(was, "known", None), getattr(was, "reads", 0)))
+                         decide(self.manifest, e.policy, self.me, self._now, *self.seen_keys))
             if d is not None:
                 self._decided(d)
 

@@ -38,8 +38,12 @@ def show(board: Board, run_id: str, submitter: str | None = None, policy_path: s
     except ManifestError as exc:
         raise ConfigError(f"run {run_id} at {board.me}: its kept manifest cannot be read: {exc}") from None
     policy = _policy(board, policy_path)
+    try:
+        known = KnownSites(board.folder, board.me).read()
+    except Refused:
+        known = {}
     return lines(m, record, policy, board.me, time.time(), source,
-                 key_cells(board, sorted({*m.parties, m.submitter}), policy))
+                 key_cells(board, sorted({*m.parties, m.submitter}), policy), known)
 
 
 def _policy(board: Board, given: str | None) -> policies.Policy | None:
@@ -84,15 +88,17 @@ def key_cells(board: Board, parties: list[str], policy: policies.Policy | None) 
 
 
 def lines(m: Manifest, record: dict, policy: policies.Policy | None, me: str, now: float,
-          source: bool = False, keys: dict[str, str] | None = None) -> list[str]:
-    """The run as its operator reads it (pure: everything given)."""
+          source: bool = False, keys: dict[str, str] | None = None, known: dict | None = None) -> list[str]:
+    """The run as its operator reads it (pure: everything given; ``known``:
+    the keys pinned here, which with the keys the run was decided on tell a
+    key never met)."""
     pid = m.pid_of(me)
     engine = m.config["engine"]
     ended = record.get("state") in lc.ENDED and record.get("code")
     out = [f"run {shown(m.run_id)} from {shown(m.submitter)}, at {me}: {record.get('state')}"
            + (f" ({record.get('code')}: {shown(record.get('reason') or '')})" if ended else ""),
            f"digest   {m.digest}",
-           f"policy   {_verdict(m, policy, me, now, record)}",
+           f"policy   {_verdict(m, policy, me, now, record, known)}",
            f"expires  {_when(float(record.get('expires') or m.expires), now)}",
            f"engine   {engine['name']}" + (f" ({engine['flavour']})" if engine.get("flavour") else "")
            + f", framing {m.config.get('framing')}, tls {'true' if engine.get('tls') else 'false'}",
@@ -149,12 +155,12 @@ def _table(rows: list[dict]) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
 
 
-def _verdict(m: Manifest, policy: policies.Policy | None, me: str, now: float, record: dict | None = None) -> str:
+def _verdict(m: Manifest, policy: policies.Policy | None, me: str, now: float, record: dict | None = None,
+             known: dict | None = None) -> str:
     if policy is None:
         return "unknown (no agent has run here: give --policy)"
-    if (record or {}).get("state") == lc.PENDING and record.get("code") == "key":  # the keys it was decided on
-        return f"asks an operator (key): {shown(record.get('reason') or '').split(': ', 1)[-1]}"
-    d = policies.decide(m, policy, me, now)
+    keys = (record or {}).get("keys")  # the keys the run was decided on
+    d = policies.decide(m, policy, me, now, keys if isinstance(keys, dict) else None, known or {})
     if d.state == lc.ACCEPTED:
         return "approves this digest"
     if d.state == lc.PENDING:
