@@ -55,20 +55,20 @@ def test_the_digest_covers_every_byte_every_name_and_the_entry(program):
 
 
 def manifest(program, **raw) -> dict:
-    config = {"engine": {"name": "mpyc", "program": program.name}, "inputs": {1: "counts"}, **raw}
+    config = {"engine": {"name": "mpyc", "program": program.name}, "inputs": {1: "counts", 2: "counts"}, **raw}
     return from_config(config, "run.yaml", program.parent, EMAILS, EMAILS[0], 3600, now=1000.0)
 
 
 def test_a_manifest_round_trips_and_every_submission_gets_a_fresh_run_id(program):
     m = manifest(program)
     parsed = parse(encode(m))
-    assert parsed.parties == EMAILS and parsed.submitter == EMAILS[0] and parsed.inputs == {1: "counts"}
+    assert parsed.parties == EMAILS and parsed.submitter == EMAILS[0] and parsed.inputs == {1: "counts", 2: "counts"}
     assert parsed.program_digest == digest("main.py", program_files(program))
     assert set(parsed.files) == set(program_files(program))
-    assert parsed.digest == run_digest(parsed.config, "main.py", program_files(program), 3)
+    assert parsed.digest == run_digest(parsed.config, "main.py", program_files(program), EMAILS, parsed.inputs)
     assert parsed.config["framing"] == "stream" and parsed.config["engine"]["tls"] is False
     assert parsed.expires == 4600.0 and parsed.run_id.startswith("job-")
-    later = from_config({"engine": {"name": "mpyc", "program": "main.py"}, "inputs": {1: "counts"}},
+    later = from_config({"engine": {"name": "mpyc", "program": "main.py"}, "inputs": {1: "counts", 2: "counts"}},
                         "run.yaml", program.parent, EMAILS, EMAILS[0], 60, now=5000.0)
     # a rerun is a new run: its id is fresh (its content's hash, then when, then chance)
     assert later["run_id"] != m["run_id"] and later["run_id"][:12] == m["run_id"][:12]
@@ -142,7 +142,7 @@ def test_a_manifest_still_arriving_is_incomplete_not_bad(program):
 
 
 def test_the_policy_decides_with_a_code_and_a_line(program):
-    m = parse(encode(manifest(program)))
+    m = parse(encode(manifest(program, inputs={1: "counts", 2: "counts"})))
     policy = Policy(submitters=["*"], programs=[m.digest], inputs={"counts": Path("/data/c.json")})
     assert decide(m, policy, EMAILS[1], 1000).state == lc.ACCEPTED
     cases = [
@@ -160,7 +160,7 @@ def test_the_policy_decides_with_a_code_and_a_line(program):
         if line:
             assert d.reason == line
     assert decide(m, policy, EMAILS[1], 10_000).code == "expired"
-    slow = parse(encode(manifest(program, timeouts={"run": 7200})))
+    slow = parse(encode(manifest(program, timeouts={"run": 7200}, inputs={1: "counts", 2: "counts"})))
     assert decide(slow, Policy(submitters=["*"], programs=[slow.digest], inputs=policy.inputs, max_seconds=60),
                   EMAILS[1], 1000).code == "limit"
 
@@ -205,24 +205,38 @@ def test_the_run_digest_is_the_documented_bytes(program):
               "framing": "stream"}
     by_hand = ('{"args":["--holders","1,2"],"engine":"mpyc","entry":"main.py","files":{'
                + ",".join(f'"{n}":"{sha[n]}"' for n in sorted(sha))
-               + '},"flavour":null,"format":"syqure-wf run 2","framing":"stream","parties":3,"tls":false}')
-    assert canonical(covered(config, "main.py", files, 3)) == by_hand.encode()
-    assert run_digest(config, "main.py", files, 3) == "sha256:" + hashlib.sha256(by_hand.encode()).hexdigest()
-    assert run_digest(config, "main.py", sha, 3) == run_digest(config, "main.py", files, 3)  # hashes or bytes
+               + '},"flavour":null,"format":"syqure-wf run 3","framing":"stream","inputs":{"1":"counts"},'
+               + '"parties":3,"roles":[' + ",".join(f'"{e}"' for e in EMAILS) + '],"tls":false}')
+    assert canonical(covered(config, "main.py", files, EMAILS, {1: "counts"})) == by_hand.encode()
+    assert run_digest(config, "main.py", files, EMAILS, {1: "counts"}) == \
+        "sha256:" + hashlib.sha256(by_hand.encode()).hexdigest()
+    assert run_digest(config, "main.py", sha, EMAILS, {1: "counts"}) == \
+        run_digest(config, "main.py", files, EMAILS, {1: "counts"})  # hashes or bytes
 
 
-@pytest.mark.parametrize("change", ["args", "threshold", "parties", "framing", "tls", "engine", "bytes", "entry"])
+@pytest.mark.parametrize("change", ["args", "threshold", "parties", "framing", "tls", "engine", "bytes", "entry",
+                                    "permuted", "input", "holder"])
 def test_the_run_digest_covers_what_the_run_does(program, change):
+    """Roles included: the approved run with its parties permuted (whose
+    results would solve for one site's counts), a holder's input switched to
+    another mapped file, or another holder, is another digest."""
     files = program_files(program)
     config = {"engine": {"name": "mpyc", "program": "main.py", "tls": False}, "framing": "stream"}
-    before = run_digest(config, "main.py", files, 3)
-    config, entry, n = copy.deepcopy(config), "main.py", 3
+    inputs = {1: "counts", 2: "counts"}
+    before = run_digest(config, "main.py", files, EMAILS, inputs)
+    config, entry, roles = copy.deepcopy(config), "main.py", list(EMAILS)
     if change == "args":
         config["engine"]["args"] = ["--holders", "1"]
     elif change == "threshold":
         config["engine"]["args"] = ["-T", "0"]
     elif change == "parties":
-        n = 2
+        roles = roles[:2]
+    elif change == "permuted":
+        roles = [roles[1], roles[0], roles[2]]
+    elif change == "input":
+        inputs = {1: "counts", 2: "genomes"}
+    elif change == "holder":
+        inputs = {0: "counts", 2: "counts"}
     elif change == "framing":
         config["framing"] = "sequre"
     elif change == "tls":
@@ -233,7 +247,7 @@ def test_the_run_digest_covers_what_the_run_does(program, change):
         files = {**files, "lib/deep.py": b"h = 2\n"}
     else:
         entry = "helper.codon"
-    assert run_digest(config, entry, files, n) != before
+    assert run_digest(config, entry, files, roles, inputs) != before
 
 
 @pytest.mark.parametrize("arg", ["{input}", "--result={output}", "{pid:>4000000000}", "x}"])
@@ -290,7 +304,9 @@ def test_a_run_id_leaves_room_for_its_channels(program):
 
 
 def policy_for(m, **kw) -> Policy:
-    return Policy(**{"submitters": ["*"], "programs": [m.digest], "inputs": {"counts": Path("/data/c.json")}, **kw})
+    """(a single holder allowed: these are about what an operator may approve, not disclosure)"""
+    return Policy(**{"submitters": ["*"], "programs": [m.digest], "inputs": {"counts": Path("/data/c.json")},
+                     "min_other_holders": 0, **kw})
 
 
 @pytest.mark.parametrize("case, code", [
@@ -424,17 +440,23 @@ def test_a_peer_file_that_cannot_be_read_is_refused_once(tmp_path):
     assert told == [("state.json", "bad_file", "nested too deep")]
     import json
 
-    path.write_text(json.dumps(state(heartbeat="soon")))
+    from syqure_wf.sites.signature import sign
+    from syqure_wf.transport.sitekey import load_or_create
+
+    key = load_or_create(tmp_path, EMAILS[1])  # a state is its site's signed word (signature.py)
+    path.write_bytes(sign(key, "state", json.dumps(state(heartbeat="soon")).encode()))
     assert board.state_of(EMAILS[1], EMAILS[0], "r1") is None and told[-1][1] == "bad_state"
-    path.write_text(json.dumps(state()))
+    path.write_bytes(sign(key, "state", json.dumps(state()).encode()))
     assert board.state_of(EMAILS[1], EMAILS[0], "r1")["state"] == lc.READY
+    path.write_text(json.dumps(state()))  # unsigned: refused once, never acted on
+    assert board.state_of(EMAILS[1], EMAILS[0], "r1") is None and told[-1][1] == "unsigned"
     path.write_text('{"run_id": "r1", "ha')  # half synced: read again later, not refused
-    assert board.state_of(EMAILS[1], EMAILS[0], "r1") is None and len(told) == 2
+    assert board.state_of(EMAILS[1], EMAILS[0], "r1") is None and len(told) == 3
     cancel = board.cancel_path(EMAILS[0], "r1")
     cancel.parent.mkdir(parents=True)
     cancel.write_bytes(nested(200_000))
     assert not board.cancelled(EMAILS[0], "r1") and not board.cancelled(EMAILS[0], "r1")
-    assert told[-1] == ("cancel.json", "bad_file", "nested too deep") and len(told) == 3
+    assert told[-1] == ("cancel.json", "bad_file", "nested too deep") and len(told) == 4
 
 
 def test_one_json_reader_for_records_requests_and_peer_files(tmp_path):

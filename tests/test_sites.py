@@ -3,13 +3,15 @@ datasites on a real SyftBox 0.4 server with a real client each, an agent at
 each site with its own policy, MPyC parties started by the agents.
 
 Policies (one net for the module; every scenario has its own run id):
-  site 0  submitters *           peers *     programs D, D2, L   unlisted: ask
+  site 0  submitters *           peers *     programs D, D2, L   unlisted: ask     inputs counts
   site 1  submitters cp0, cp1    peers all   programs D, L       unlisted: ask     inputs counts
   site 2  submitters *           peers all   programs D, D2, L   unlisted: reject  inputs counts
-D is the allele-counts example's run digest (3 parties, no args), D2 the
-same program with another comment (site 1 asks its operator), L a long
-round-heavy program (with the args the tests give it), and every marker
-program (which writes a file when executed) is listed nowhere.
+D is the allele-counts example's run digest (3 parties in pid order, no
+args, inputs 'counts' at pids 1 and 2), D2 the same program with another
+comment (site 1 asks its operator), L a long round-heavy program (with the
+args the tests give it, no inputs), and every marker program (which writes
+a file when executed) is listed nowhere. Every policy lists the three
+sites' key fingerprints (a site key never met waits for an operator).
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ from syqure_wf.engines.program import digest
 from syqure_wf.sites.board import channel_id
 from syqure_wf.sites.digest import run_digest
 from syqure_wf.sites.manifest import submitted
+from syqure_wf.sites.signature import sign
+from syqure_wf.transport.sitekey import load_or_create
 
 EXAMPLE = REPO / "examples" / "allele-counts"
 INTERVAL = 0.1
@@ -76,25 +80,34 @@ class Sites:
             b"# the same program, another digest: site 1 asks its operator\n" + (EXAMPLE / "allele_counts.py").read_bytes())
         (self.programs / "long.py").write_bytes((REPO / "tests/programs/mpyc_rounds.py").read_bytes())
         self.D, self.D2 = self.digest("allele_counts.py"), self.digest("allele_counts2.py")
-        self.L = self.digest("long.py", ["--rounds", "100000"])
+        self.L = self.digest("long.py", ["--rounds", "100000"], inputs={})
         data = EXAMPLE / "data"
+        # each site's key, made before its agent starts: the policies list them (a key never met waits)
+        self.keys = {pid: load_or_create(self.folder(pid), EMAILS[pid]) for pid in range(3)}
+        self.pins = [{"email": e, "fingerprint": self.keys[p].fingerprint} for p, e in enumerate(EMAILS)]
         self.policies = {
-            0: {"submitters": ["*"], "programs": [self.D, self.D2, self.L]},
-            1: {"submitters": EMAILS[:2], "peers": EMAILS, "programs": [self.D, self.L],
+            0: {"submitters": ["*"], "peers": ["*", *self.pins], "programs": [self.D, self.D2, self.L],
                 "inputs": {"counts": str(data / "site1.json")}},
-            2: {"submitters": ["*"], "peers": EMAILS, "programs": [self.D, self.D2, self.L],
+            1: {"submitters": EMAILS[:2], "peers": self.pins, "programs": [self.D, self.L],
+                "inputs": {"counts": str(data / "site1.json")}},
+            2: {"submitters": ["*"], "peers": self.pins, "programs": [self.D, self.D2, self.L],
                 "unlisted_programs": "reject", "inputs": {"counts": str(data / "site2.json")}},
         }
         self.policies = policies or self.policies
+        for policy in self.policies.values():  # given ones too: every site's key listed
+            policy.setdefault("peers", ["*", *self.pins])
         self.agents: dict[int, subprocess.Popen] = {}
         for pid in range(3):
             self.policy_path(pid).write_text(yaml.safe_dump(self.policies[pid]))
             self.start_agent(pid)
 
-    def digest(self, name: str, args=None, parties: int = 3) -> str:
-        """The run digest of program ``name`` with ``args`` among ``parties``."""
+    def digest(self, name: str, args=None, parties: int = 3, to=None, inputs=None) -> str:
+        """The run digest of program ``name`` with ``args`` among ``parties``
+        (``to``, default the first sites in pid order; ``inputs`` default
+        'counts' at pids 1 and 2)."""
+        inputs = {p: "counts" for p in (1, 2) if p < parties} if inputs is None else inputs
         return run_digest_of({"engine": {"name": "mpyc", "program": name, **({"args": args} if args else {})}},
-                             self.programs, parties)
+                             self.programs, to or EMAILS[:parties], inputs)
 
     def folder(self, pid: int) -> Path:
         return self.folders[EMAILS[pid]]
@@ -137,9 +150,9 @@ class Sites:
 
     def state(self, run_id: str, pid: int, seen_by: int = 0, by: int = 0) -> dict:
         path = self.jobs(pid, run_id, by, seen_by) / "state.json"
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
+        try:  # (signed by its site: the body)
+            return json.loads(json.loads(path.read_text())["body"])
+        except (OSError, ValueError, KeyError, TypeError):
             return {}
 
     def wait_state(self, run_id: str, pid: int, states, timeout: float = 60, seen_by: int | None = None,
@@ -171,9 +184,14 @@ class Sites:
         self.procs.cleanup()
 
 
-def run_digest_of(raw: dict, base: Path, parties: int) -> str:
+def run_digest_of(raw: dict, base: Path, roles: list[str], inputs: dict) -> str:
     config, entry, files = submitted(raw, "test", base)
-    return run_digest(config, entry, files, parties)
+    return run_digest(config, entry, files, roles, inputs)
+
+
+def signed(sites: "Sites", pid: int, kind: str, body: bytes) -> bytes:
+    """``body`` as site ``pid`` signs it (a hostile site signs what it writes too)."""
+    return sign(load_or_create(sites.folder(pid), EMAILS[pid]), kind, body)
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +220,7 @@ def test_one_submit_and_one_wait_collect_what_a_local_run_computes(sites, tmp_pa
     local = tmp_path / "local"
     done = sh("run", "--config", EXAMPLE / "config.yaml", "--workdir", local, "--quiet", timeout=180)
     assert done.returncode == 0, done.stderr
-    digested = sh("digest", "--config", sites.config("policy-run"), "--parties", "3")
+    digested = sh("digest", "--config", sites.config("policy-run"), "--to", ",".join(EMAILS))
     assert digested.stdout.strip() == sites.D, digested.stderr  # what the policies list
     run_id = sites.submit(sites.config("policy-run"))
     assert run_id == "policy-run"
@@ -361,12 +379,12 @@ def test_a_run_the_policy_does_not_approve_is_refused_with_a_code_and_never_star
                      *sites.site(0))
         assert refused.returncode == 2 and "no placeholders" in one_line_error(refused.stderr), refused.stderr
         made = handmade(sites, run_id, args=["{input}"])
-        publish_as(sites, 0, sites.jobs(0, run_id), {"manifest.json": encode(made)})
+        publish_as(sites, 0, sites.jobs(0, run_id), {"manifest.json": signed(sites, 0, "manifest", encode(made))})
         want = {p: ("rejected", None, "args") for p in range(3)}
     elif case == "two-parties":
         to = [EMAILS[0], EMAILS[2]]
         run_id = sites.submit(sites.config(run_id, inputs={1: "counts"}), to=to)
-        want = {0: ("decision", "pending_approval", "parties"), 2: ("decision", "rejected", "parties")}
+        want = {0: ("decision", "pending_approval", "parties"), 2: ("decision", "rejected", "disclosure")}
     else:
         to = [*EMAILS, STRANGER]
         run_id = sites.submit(sites.config(run_id), to=to)
@@ -389,10 +407,11 @@ def test_an_operator_approves_that_exact_run(sites):
     """A 2-party run waits at both sites (min_parties 3) and runs only once
     each operator approved that very manifest."""
     to = EMAILS[:2]
-    run_id = sites.submit(sites.config("two-by-hand", inputs={1: "counts"}), to=to)
+    run_id = sites.submit(sites.config("two-by-hand", inputs={0: "counts", 1: "counts"}), to=to)
     for pid in (0, 1):
         record = sites.wait_state(run_id, pid, "pending_approval")
-        assert record["code"] == "parties" and sites.digest("allele_counts.py", parties=2) in record["reason"]
+        assert record["code"] == "parties" and \
+            sites.digest("allele_counts.py", parties=2, inputs={0: "counts", 1: "counts"}) in record["reason"]
     time.sleep(0.5)
     assert sites.started_anywhere(run_id) == []
     for pid in (0, 1):
@@ -427,7 +446,7 @@ def test_a_manifest_changed_after_approval_is_never_executed(sites):
     sites.wait_state(run_id, 2, "ready")
     # the submitter's datasite now offers other bytes under the same run, self-consistent
     path = sites.jobs(0, run_id) / "manifest.json"
-    manifest = json.loads(path.read_text())
+    manifest = json.loads(json.loads(path.read_text())["body"])
     program, marker = marker_program(sites, "marker_tampered")
     body = (sites.programs / program).read_bytes()
     import base64
@@ -437,7 +456,7 @@ def test_a_manifest_changed_after_approval_is_never_executed(sites):
     manifest["program"]["files"] = [{"name": entry, "sha256": hashlib.sha256(body).hexdigest(),
                                      "data": base64.b64encode(body).decode()}]
     manifest["program"]["digest"] = digest(entry, {entry: body})
-    path.write_text(json.dumps(manifest))
+    path.write_bytes(signed(sites, 0, "manifest", json.dumps(manifest).encode()))  # by the submitter itself
     # a site that sees the new bytes refuses them; one that first hears of a
     # peer's refusal stops for that reason: either way, about the change
     for pid in range(3):
@@ -563,8 +582,9 @@ def test_bad_input_gets_one_line_and_the_agent_stays_up(sites, tmp_path):
 
     for name, text in permissions(EMAILS).items():  # readable by the sites it names, as a submit makes it
         (bad / name).write_bytes(text)
-    (bad / "manifest.json").write_text(json.dumps({"format": "syqure-wf manifest 2", "run_id": "bad-manifest",
-                                                   "parties": EMAILS, "submitter": EMAILS[0]}))
+    (bad / "manifest.json").write_bytes(signed(sites, 0, "manifest", json.dumps(
+        {"format": "syqure-wf manifest 2", "run_id": "bad-manifest", "parties": EMAILS,
+         "submitter": EMAILS[0]}).encode()))
     for pid in range(3):
         record = sites.wait_state("bad-manifest", pid, "rejected", seen_by=0)
         assert record["code"] == "bad_manifest" and "missing" in record["reason"], record
@@ -617,13 +637,14 @@ def hostile_files_beside_an_ordinary_run(sites: Sites) -> None:
     squatted = sites.submit(sites.config("ordinary", marker_program(sites, "marker_squat")[0]), by=2)
     live = sites.submit(sites.config("hostile-live", "allele_counts2.py"), by=2)  # ready at sites 0 and 2
     publish_as(sites, 2, cp2, {})  # one rule for every folder below
+    cp2_key = load_or_create(sites.folder(2), EMAILS[2])  # cp2 signs what it writes, hostile or not
     for i in range(1000):  # addressed to site 1 (and two sites that do not exist)
         m = handmade(sites, f"spam-{i:04d}", to=[EMAILS[1], "x@nowhere.org", "y@nowhere.org"], by=2)
         (cp2 / f"spam-{i:04d}").mkdir()
-        (cp2 / f"spam-{i:04d}" / "manifest.json").write_bytes(encode(m))
+        (cp2 / f"spam-{i:04d}" / "manifest.json").write_bytes(sign(cp2_key, "manifest", encode(m)))
     (sites.programs / "big.py").write_bytes(b"# " + b"x" * 5_900_000 + b"\n")
-    big = encode(handmade(sites, "big", "big.py", by=2))
-    assert 7_800_000 < len(big) < 8_000_000
+    big = signed(sites, 2, "manifest", encode(handmade(sites, "big", "big.py", by=2)))
+    assert 7_800_000 < len(big) < 8_100_000
     for name, data in (("deep", deep), ("big", big)):
         (cp2 / name).mkdir()
         (cp2 / name / "manifest.json").write_bytes(data)
@@ -705,7 +726,7 @@ def test_real_sequre_through_agents_compiled_before_the_start(tmp_path_factory, 
     program.parent.mkdir()
     program.write_bytes((EXAMPLE / "allele_counts.codon").read_bytes())
     engine = {"name": "sequre", "flavour": "fork", "program": str(program), "args": ["--skip-mhe-setup"]}
-    d = run_digest_of({"engine": engine}, root, 3)
+    d = run_digest_of({"engine": engine}, root, EMAILS, {1: "counts", 2: "counts"})
     policies = {0: {**common, "programs": [d]},
                 1: {**common, "programs": [d], "inputs": {"counts": str(data / "site1.tsv")}},
                 2: {**common, "programs": [d], "inputs": {"counts": str(data / "site2.tsv")}}}
@@ -807,7 +828,7 @@ def test_a_submitted_party_reads_only_its_own_and_the_run_completes(sites, tmp_p
                          f"PEEK = {{'read': {reads!r}, 'write': {writes!r}, 'port': 0}}")
     assert baked != text
     (sites.programs / "peek.py").write_text(baked)
-    d = sites.digest("peek.py")
+    d = sites.digest("peek.py", inputs={1: "counts", 2: "counts"})
     for pid in range(3):  # approved by policy at every site
         before = sites.agent_log(pid).count("re-read")
         sites.policy_path(pid).write_text(yaml.safe_dump({**sites.policies[pid],
@@ -864,8 +885,6 @@ class ServerStorage(threading.Thread):
 
     def _rewrite(self, marker: Path, rel: str) -> None:
         import hashlib
-        import sqlite3
-        from datetime import datetime, timedelta, timezone
 
         message = marker.with_suffix(".msg")
         try:
@@ -876,14 +895,8 @@ class ServerStorage(threading.Thread):
             return
         data[-1] ^= 0x01  # one bit of the tag: a share the server changed
         record["sha256"] = hashlib.sha256(data).hexdigest()  # and the digest a sync checks, to match
-        new = {message: bytes(data), marker: json.dumps(record, separators=(",", ":")).encode()}
-        later = (datetime.now(timezone.utc) + timedelta(seconds=2)).isoformat()
-        with sqlite3.connect(self.root / "file.db", timeout=10) as db:
-            for path, content in new.items():
-                path.write_bytes(content)
-                db.execute("UPDATE file_metadata SET hash = ?, file_size = ?, last_modified = ? WHERE path = ?",
-                           (hashlib.sha256(content).hexdigest(), len(content), later,
-                            str(path.relative_to(self.root / "snapshot"))))
+        server_rewrites(self.root, {message: bytes(data),
+                                    marker: json.dumps(record, separators=(",", ":")).encode()})
         self.tampered.append(rel)
 
     def __enter__(self) -> "ServerStorage":
@@ -893,6 +906,22 @@ class ServerStorage(threading.Thread):
     def __exit__(self, *exc) -> None:
         self.stop.set()
         self.join(10)
+
+
+def server_rewrites(root: Path, new: dict[Path, bytes]) -> None:
+    """The server's operator rewrites files in its storage, and its own
+    records so that every client takes the new bytes."""
+    import hashlib
+    import sqlite3
+    from datetime import datetime, timedelta, timezone
+
+    later = (datetime.now(timezone.utc) + timedelta(seconds=2)).isoformat()
+    with sqlite3.connect(root / "file.db", timeout=10) as db:
+        for path, content in new.items():
+            path.write_bytes(content)
+            db.execute("UPDATE file_metadata SET hash = ?, file_size = ?, last_modified = ? WHERE path = ?",
+                       (hashlib.sha256(content).hexdigest(), len(content), later,
+                        str(path.relative_to(root / "snapshot"))))
 
 
 def looks_sealed(bodies: list[bytes]) -> tuple[float, int]:
@@ -922,6 +951,31 @@ def test_the_server_holds_only_ciphertext_of_a_submitted_run(sites, tmp_path):
                              / channel_id(EMAILS[0], run_id) / "status" / f"party-{pid}.json").read_text())
         assert status["sealing"] == "site-keys" and len(status["peer_keys"]) == 2, status
     assert looks_sealed([b"\0" * 8 + json.dumps(expected_counts()).encode()])[0] < 0.9  # the check can fail
+    # issue 32: the results too are ciphertext in the server's storage, sealed to the submitter, signed
+    snapshot = sites.net.root / "server" / "snapshot"
+    stored = {pid: snapshot / EMAILS[pid] / "app_data/syqure/results" / EMAILS[0] / run_id / f"party-{pid}.json"
+              for pid in range(3)}
+    counts = [str(c).encode() for c in expected_counts()]
+    for pid, path in stored.items():
+        data = path.read_bytes()
+        assert b"allele_count" not in data and not all(c in data for c in counts), data[:400]
+        envelope = json.loads(data)
+        assert envelope["kind"] == "result" and envelope["signer"] == EMAILS[pid]
+        assert [r["email"] for r in json.loads(envelope["body"])["readers"]] == [EMAILS[0]]
+    # and a result the server alters is refused by wait, naming its site
+    envelope = json.loads(stored[1].read_bytes())
+    body = json.loads(envelope["body"])
+    text = body["ciphertext"]
+    body["ciphertext"] = text[:10] + ("A" if text[10] != "A" else "B") + text[11:]
+    local = sites.folder(0) / "datasites" / EMAILS[1] / "app_data/syqure/results" / EMAILS[0] / run_id / "party-1.json"
+    before = local.read_bytes()
+    server_rewrites(sites.net.root / "server", {stored[1]: json.dumps({**envelope, "body": json.dumps(body)}).encode()})
+    wait_until(lambda: local.read_bytes() != before, 30, "site 0's client to take the altered result", step=0.1)
+    again = sites.wait(run_id, results=tmp_path / "again", timeout=60)
+    assert again.returncode != 0
+    line = again.stderr.strip().splitlines()[-1]
+    assert f"refused the result of {EMAILS[1]}" in line and "does not verify" in line, line
+    assert not (tmp_path / "again" / run_id / "party-1.json").exists()
 
 
 def test_a_message_altered_on_the_server_fails_the_run_naming_the_channel(sites):
@@ -935,19 +989,26 @@ def test_a_message_altered_on_the_server_fails_the_run_naming_the_channel(sites)
 
 
 def test_a_site_whose_published_key_changed_is_refused_naming_it(sites):
-    """Site 2's key, pinned at sites 0 and 1, changes (a new key, or a server
-    that swaps its DID document): a run with it fails before any share goes
-    to it, naming the site and both keys."""
+    """Site 2's key changes (a new key, or a server that swaps its DID
+    document). Site 0's policy lists the old one: it refuses the run, naming
+    the site and both keys, before anything runs. Site 1 never met site 2
+    (its policy lists no key for it, nothing pinned): the run waits for its
+    operator, whom 'show' gives the new fingerprint (issue 32: no trust on
+    first sight for a submitted run). Nothing is sent to site 2."""
     from syqure_wf.transport import sitekey
     from syqure_wf.transport.known_sites import KnownSites
 
     site2 = sites.folder(2)
     old = sitekey.load_or_create(site2, EMAILS[2])
-    for pid in (0, 1):
-        KnownSites(sites.folder(pid), EMAILS[pid]).pin(EMAILS[2], old.fingerprint)
+    KnownSites(sites.folder(1), EMAILS[1]).forget(EMAILS[2])
     did = sitekey.did_path(site2, EMAILS[2])
     saved = {p: p.read_bytes() for p in (old.path, did)}
+    policy1 = sites.policy_path(1).read_text()
+    unmet = {**sites.policies[1], "peers": [*sites.pins[:2], EMAILS[2]]}
     try:
+        before = sites.agent_log(1).count("re-read")
+        sites.policy_path(1).write_text(yaml.safe_dump(unmet))
+        wait_until(lambda: sites.agent_log(1).count("re-read") > before, 30, "agent 1 to re-read its policy")
         for p in saved:
             p.unlink()
         made = sh("keys", *sites.site(2))
@@ -960,14 +1021,61 @@ def test_a_site_whose_published_key_changed_is_refused_naming_it(sites):
         with ServerStorage(sites, "changed-key") as server:
             run_id = sites.submit(sites.config("changed-key"))
             waited = sites.wait(run_id, timeout=120)
+            asked = wait_until(lambda: [e for e in sites.audit(1) if e["run_id"] == run_id
+                                        and e["event"] == "decision"], 30, "site 1's decision", step=0.1)
         assert waited.returncode != 0
         line = waited.stderr.strip().splitlines()[-1]
-        assert f"site {EMAILS[2]}'s key changed: it was {old.fingerprint}" in line and new in line, line
+        assert EMAILS[2] in line and old.fingerprint in line and new in line and "key" in line, line
+        assert (asked[0]["state"], asked[0]["code"]) == ("pending_approval", "key"), asked
+        shown = sh("show", run_id, *sites.site(1))
+        assert f"{new} (NEW: never met here, 'approve' pins it)" in shown.stdout, shown.stdout
+        assert f"policy   asks an operator (key): new site key {EMAILS[2]} {new}" in shown.stdout, shown.stdout
+        assert sites.started_anywhere(run_id) == []
         assert not [f for f in server.files if "_to_2/" in f], sorted(server.files)  # nothing sent to site 2
+        assert EMAILS[2] not in KnownSites(sites.folder(1), EMAILS[1]).read()  # nothing pinned without the operator
     finally:
+        sites.policy_path(1).write_text(policy1)
         for p, data in saved.items():
             p.write_bytes(data)
             os.chmod(p, 0o600)
         for pid in (0, 1):
             wait_until(lambda: (sitekey.published(sites.folder(pid), EMAILS[2]) or old).fingerprint
                        == old.fingerprint, 30, f"site {pid} to see site 2's key back", step=0.1)
+
+
+# -- a run is exactly what every site signed and approved (issue 32)
+
+def test_a_permuted_role_map_or_a_copied_manifest_runs_nowhere_without_an_operator(sites):
+    """The approved allele counts submitted with its parties permuted (whose
+    results, B+C, A+C, A+B, would solve for every site's counts) is another
+    digest: it waits for an operator or is refused. A signed manifest of the
+    approved run, copied by the server under a new run id (its body's run id
+    changed, or the file as it is), is refused by every site, named in the
+    audit log, never answered, and runs nowhere."""
+    from syqure_wf.sites.manifest import encode
+
+    permuted = [EMAILS[1], EMAILS[0], EMAILS[2]]
+    run_id = sites.submit(sites.config("permuted"), to=permuted)
+    want = {0: ("pending_approval", "program"), 1: ("pending_approval", "program"), 2: ("rejected", "program")}
+    for pid, (state, code) in want.items():
+        wait_until(lambda: any(e["run_id"] == run_id and e["event"] == "decision" and e.get("state") == state
+                               and e.get("code") == code for e in sites.audit(pid)), 30,
+                   f"site {pid}'s decision on the permuted run", step=0.1)
+    # the approved run's manifest, as its submitter signed it, in the server's hands
+    original = signed(sites, 0, "manifest", encode(handmade(sites, "approved-original")))
+    envelope = json.loads(original)
+    body = json.loads(envelope["body"])
+    copied = json.dumps({**envelope, "body": json.dumps({**body, "run_id": "copied-run"})}).encode()
+    publish_as(sites, 0, sites.jobs(0, "copied-run"), {"manifest.json": copied})
+    publish_as(sites, 0, sites.jobs(0, "copied-as-is"), {"manifest.json": original})
+    for pid in (1, 2):
+        for rid, code in (("copied-run", "signature"), ("copied-as-is", "bad_manifest")):
+            wait_until(lambda: any(e["event"] == "refused" and e.get("run_id") == rid and e.get("code") == code
+                                   for e in sites.audit(pid)), 30, f"site {pid} to refuse {rid}", step=0.1)
+    refusal = next(e for e in sites.audit(1) if e.get("run_id") == "copied-run" and e["event"] == "refused")
+    assert "signature does not verify" in refusal["reason"] and EMAILS[0] in refusal["reason"], refusal
+    time.sleep(1)
+    for rid in ("copied-run", "copied-as-is"):
+        assert sites.started_anywhere(rid) == []
+        assert not any(sites.state(rid, pid) for pid in range(3))  # never answered
+    assert sites.started_anywhere(run_id) == []

@@ -82,30 +82,33 @@ def keys_cmd(folder: str, email: str, peers: tuple[str, ...], forget: str | None
 
 @main.command("digest")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--to", default="", help="The role map: the parties' emails in pid order, comma-separated "
+              "(default: the emails of the configuration's parties).")
 @click.option("--parties", type=click.IntRange(2, 64), default=None,
-              help="The number of parties (default: the configuration's parties).")
+              help="The number of parties (checked against the role map).")
 @one_line_errors
-def digest_cmd(config_path: str, parties: int | None) -> None:
+def digest_cmd(config_path: str, to: str, parties: int | None) -> None:
     """The run's digest, sha256:<hex>, over the program and every file it
-    imports, the engine, args, framing, tls and the number of parties: what
-    policies list, 'approve' approves and 'runs' and 'show' name."""
+    imports, the engine, args, framing, tls, the parties and their roles
+    (which site holds which pid, which input each supplies): what policies
+    list, 'approve' approves and 'runs' and 'show' name."""
     from pathlib import Path
 
     from ..run.schema import check_schema, read_yaml
-    from ..sites.digest import run_digest
-    from ..sites.manifest import submitted
+    from ..sites.manifest import encode, from_config, parse
 
     source = Path(config_path).absolute()
     raw = read_yaml(source)
     check_schema(raw, str(source))
     if not (raw.get("engine") or {}).get("program"):
         raise ConfigError(f"{source}: engine.program: no program to digest")
-    config, entry, files = submitted(raw, str(source), source.parent)
-    given = raw.get("parties")
-    n = parties or (given if isinstance(given, int) else len(given) if isinstance(given, list) else 0)
-    if not n:
-        raise ConfigError(f"{source}: the number of parties is part of the digest: give --parties N")
-    click.echo(run_digest(config, entry, files, n))
+    roles = [e.strip() for e in to.split(",") if e.strip()]
+    if not roles and not all(isinstance(p, dict) and p.get("email") for p in raw.get("parties") or [{}]):
+        raise ConfigError(f"{source}: the roles are part of the digest: give --to EMAIL,EMAIL,... (pid order)")
+    m = from_config(raw, str(source), source.parent, roles, roles[0] if roles else raw["parties"][0]["email"], 60)
+    if parties and parties != len(m["parties"]):
+        raise ConfigError(f"{source}: --parties {parties}, but the role map has {len(m['parties'])} parties")
+    click.echo(parse(encode(m)).digest)  # the submitter is not in it: any role's email will do
 
 
 @main.command("submit")

@@ -55,3 +55,11 @@ class Share:
 class Release:
     """Stop watching the run's folders at these sites."""
     sites: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Pin:
+    """Pin the site keys an operator approved (email -> fingerprint), compare-
+    and-set. Outcome: Pinned (with an error if another key was pinned meanwhile)."""
+    keys: dict
+    by: str | None = None

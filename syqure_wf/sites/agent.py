@@ -40,6 +40,7 @@ from .manifest import MAX_BYTES, Manifest, ManifestError, check_email, parse
 from .operator import take_requests
 from .policy import PolicyFile
 from .run import Run
+from .signature import SignatureError
 
 log = logging.getLogger("syqure-wf.agent")
 KEEP_ENDED = 500  # ended runs held in memory (the newest); older ones are forgotten, their keys kept
@@ -58,6 +59,7 @@ class Agent:
     def __post_init__(self) -> None:
         self.board = Board(self.folder, self.me, on_refused=self._file_refused)
         self.policy_file = PolicyFile(self.policy_path)
+        self.board.trust.policy = lambda: self.policy  # its pins decide whose signatures count
         self.incarnation = secrets.token_hex(4)
         self.wake = threading.Event()
         self.events: Events | None = None
@@ -260,6 +262,7 @@ class Agent:
             try:
                 if data is None:
                     raise ManifestError(f"manifest larger than {MAX_BYTES} bytes, or not a regular file")
+                data = self._signed(key, data)
                 m = parse(data)
             except ManifestError as exc:  # whatever a peer's bytes do, they refuse that file only
                 if exc.code == "incomplete" and self.intake.waits(key, version):
@@ -286,6 +289,33 @@ class Agent:
                                  reason="the manifest changed after the decision", was=run.record.get("program"))
                 self.feed(run, seen.ManifestChanged(program=m.digest))
 
+    def _signed(self, key: Key, data: bytes) -> bytes:
+        """The manifest its submitter signed (signature.py), verified with the
+        key this site trusts for it: ManifestError for one unsigned or
+        mis-signed ("signature"), or whose signer publishes no key yet."""
+        try:
+            body = self.board.trust.body(data, "manifest", key[0], f"{key[0]}'s manifest of run {key[1]}")
+        except SignatureError as exc:
+            code = {"incomplete": "incomplete", "bad_file": "bad_manifest"}.get(exc.code, "signature")
+            raise ManifestError(str(exc), code) from None
+        if body is None:
+            raise ManifestError("manifest is not JSON (yet)", "incomplete")
+        return body
+
+    def _keys(self, m: Manifest) -> tuple[dict, dict]:
+        """The co-parties' and the submitter's published fingerprints, and this
+        site's pins: what ``decide`` holds against its policy."""
+        from ..transport.sitekey import Refused, published
+
+        found = {}
+        for email in sorted({*m.parties, m.submitter} - {self.me}):
+            try:
+                key = published(self.board.folder, email)
+            except Refused:
+                key = None
+            found[email] = key.fingerprint if key else None
+        return found, self.board.trust.pins()
+
     def _refused(self, key: Key, data: bytes, exc: ManifestError) -> None:
         """A manifest no site can run: refused once; the sites it names learn why."""
         run = self.runs.get(key)
@@ -297,7 +327,7 @@ class Agent:
         sub, rid = key
         self.intake.once(("refused", key, exc.code), "refused", rid, None, submitter=sub, reason=str(exc),
                          code=exc.code)
-        named = _parties(data)
+        named = _parties(data) if exc.code not in ("signature", "incomplete") else []  # never answered: only logged
         if self.me in named:
             run = self.runs[key] = Run.new(key, self.me, self.incarnation, f"sha256:{_sha(data)}",
                                            sorted({sub, *named}))
@@ -311,7 +341,19 @@ class Agent:
             write_private(private / "manifest.json", data)
         run = self.runs[m.key] = Run.new(m.key, self.me, self.incarnation, m.sha256, m.readers())
         run.size = 0 if full else len(data)
-        self.feed(run, seen.Received(m, self.policy, full))
+        keys, known = self._keys(m)
+        self.feed(run, seen.Received(m, self.policy, full, keys, known, self._reads(m)))
+
+    def _reads(self, m: Manifest) -> int:
+        """How many runs read this site's input of ``m`` within the policy's
+        period: started, or on their way to a start (a disclosure limit)."""
+        name = m.inputs.get(m.pid_of(self.me))
+        if name is None:
+            return 0
+        since = time.time() - self.policy.reads_period
+        return sum(1 for r in self.runs.values() if r.record.get("input") == name and r.key != m.key
+                   and (r.state in (lc.ACCEPTED, lc.READY, lc.RUNNING)
+                        or float(r.record.get("started") or 0) >= since))
 
     def _file_refused(self, path: Path, code: str, reason: str) -> None:
         """A peer's state or cancel file that cannot be read: once in the audit log."""

@@ -10,7 +10,8 @@ submitter's run id: every file of it is under ``{submitter}/{run_id}``::
         jobs/{submitter}/{run_id}/manifest.json     the submitter's proposal  (site = submitter)
         jobs/{submitter}/{run_id}/cancel.json       the submitter's cancel    (site = submitter)
         jobs/{submitter}/{run_id}/state.json        each site's state         (read: the run's sites)
-        results/{submitter}/{run_id}/party-{pid}.json  a site's result        (read: per its policy)
+        results/{submitter}/{run_id}/party-{pid}.json  a site's result, sealed to its readers (results.py)
+    (each of these four signed by the site that wrote it: signature.py)
         runs/{run_id}.{16 hex}/...                  the MPC channels (the syftbox layout; channel_id)
     syqure-wf/{site}/                               the agent's own: never synced
         runs/{submitter}/{run_id}/record.json, manifest.json, program/, run.yaml, work/, party.log
@@ -57,6 +58,9 @@ class Board:
         self.private = private_dir(self.folder, me)
         self.on_refused = on_refused or (lambda path, code, reason: None)
         self.refused: dict[Path, tuple] = {}  # peer files refused: their version then
+        from .trust import Trust
+
+        self.trust = Trust(self.folder, me)  # whose signatures it takes (the agent gives it its policy)
 
     # -- where things are
     def app(self, site: str) -> Path:
@@ -102,7 +106,9 @@ class Board:
         return read_bytes(path, limit)
 
     def read_manifest(self, submitter: str, run_id: str) -> bytes | None:
-        return self.read(self.manifest_path(submitter, run_id), MAX_BYTES)
+        from .signature import MAX_SIGNED
+
+        return self.read(self.manifest_path(submitter, run_id), MAX_SIGNED)
 
     def read_json(self, path: Path) -> dict | None:
         """A peer's small JSON record; None while absent or half synced, and
@@ -124,6 +130,29 @@ class Board:
             return None
         return value
 
+    def read_signed(self, path: Path, kind: str, signer: str) -> dict | None:
+        """A peer's small JSON record that ``signer`` signed as ``kind``
+        (signature.py); None while absent or arriving, and for a file unsigned
+        or mis-signed: that one refused once, until it changes, never acted on."""
+        from .signature import SignatureError
+
+        version = stamp(path)
+        if not version or self.refused.get(path) == version:
+            return None
+        data = self.read(path)
+        try:
+            body = self.trust.body(data, kind, signer, str(path.relative_to(self.datasites))
+                                   if path.is_relative_to(self.datasites) else str(path)) if data else None
+        except SignatureError as exc:
+            if exc.code != "incomplete":
+                self.refuse(path, version, exc.code, str(exc))
+            return None
+        value = json_of(body)[0] if body is not None else None
+        if body is not None and not isinstance(value, dict):
+            self.refuse(path, version, "bad_file", "its signed body is not a JSON mapping")
+            return None
+        return value
+
     def refuse(self, path: Path, version: tuple, code: str, reason: str) -> None:
         if len(self.refused) >= REFUSED_MAX:
             self.refused.pop(next(iter(self.refused)))
@@ -133,7 +162,7 @@ class Board:
     def state_of(self, site: str, submitter: str, run_id: str) -> dict | None:
         """``site``'s state of a run, each field checked (its strings escaped)."""
         path = self.state_path(site, submitter, run_id)
-        record = self.read_json(path)
+        record = self.read_signed(path, "state", site)
         if record is None:
             return None
         try:  # a record is only the site's own word about this run
@@ -143,8 +172,8 @@ class Board:
             return None
 
     def cancelled(self, submitter: str, run_id: str) -> bool:
-        record = self.read_json(self.cancel_path(submitter, run_id))
-        return bool(record and record.get("run_id") == run_id)
+        record = self.read_signed(self.cancel_path(submitter, run_id), "cancel", submitter)
+        return bool(record and record.get("run_id") == run_id and record.get("by") == submitter)
 
     # -- what this site writes
     def publish(self, path: Path, data: bytes, readers: list[str]) -> None:

@@ -4,26 +4,32 @@ every setting that changes what the run computes or reveals (PROTOCOL.md,
 digest``, ``runs``, ``show``, the states and the audit log name runs by it.
 
 It covers the program and every file it imports (each by its SHA-256), the
-engine and its flavour, ``args``, the framing, ``tls`` and the number of
-parties: the approved allele counts with ``--holders 1``, with MPyC's
-``-T 0`` or among two parties is another run, with another digest.
+engine and its flavour, ``args``, the framing, ``tls``, the number of
+parties and the roles: which site holds which pid and which input name
+each holder supplies. The approved allele counts with ``--holders 1``,
+with MPyC's ``-T 0``, among two parties, with its parties permuted (whose
+results would solve for one site's counts) or with a site's input switched
+to another mapped file is another run, with another digest.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 
-FORMAT = "syqure-wf run 2"
+FORMAT = "syqure-wf run 3"
 
 
-def covered(config: dict, entry: str, files: dict[str, bytes | str], parties: int) -> dict:
+def covered(config: dict, entry: str, files: dict[str, bytes | str], roles: list[str],
+            inputs: dict[int, str] | None = None) -> dict:
     """What the digest is taken over. ``config``: a manifest's (``engine``
     with name, flavour, args, tls; ``framing``); ``files``: name to bytes,
-    or to the hex SHA-256 already taken."""
+    or to the hex SHA-256 already taken; ``roles``: the parties' emails in
+    pid order; ``inputs``: pid -> the input name that party supplies."""
     engine = config["engine"]
     return {"format": FORMAT, "engine": engine["name"], "flavour": engine.get("flavour"),
             "args": list(engine.get("args") or []), "framing": config.get("framing"),
-            "tls": bool(engine.get("tls", False)), "parties": parties, "entry": entry,
+            "tls": bool(engine.get("tls", False)), "parties": len(roles), "entry": entry,
+            "roles": list(roles), "inputs": {str(pid): name for pid, name in sorted((inputs or {}).items())},
             "files": {name: data if isinstance(data, str) else hashlib.sha256(data).hexdigest()
                       for name, data in sorted(files.items())}}
 
@@ -33,5 +39,6 @@ def canonical(doc: dict) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def run_digest(config: dict, entry: str, files: dict[str, bytes | str], parties: int) -> str:
-    return "sha256:" + hashlib.sha256(canonical(covered(config, entry, files, parties))).hexdigest()
+def run_digest(config: dict, entry: str, files: dict[str, bytes | str], roles: list[str],
+               inputs: dict[int, str] | None = None) -> str:
+    return "sha256:" + hashlib.sha256(canonical(covered(config, entry, files, roles, inputs))).hexdigest()

@@ -62,7 +62,8 @@ class Effects:
         make_private_dir(folder)
         write_private(folder / "record.json", dump(a.record))
         sub, rid = run.key
-        self.board.publish(self.board.state_path(run.me, sub, rid), dump(a.record), a.record.get("readers") or [])
+        self.board.publish(self.board.state_path(run.me, sub, rid), self.board.trust.sign("state", dump(a.record)),
+                           a.record.get("readers") or [])
         self.notifier.published(run.key, a.record)
 
     def _audit(self, run: Run, a: do.Audit) -> None:
@@ -70,6 +71,16 @@ class Effects:
 
     def _say(self, run: Run, a: do.Say) -> None:
         self.say(a.line)
+
+    def _pin(self, run: Run, a: do.Pin):
+        """The keys the operator approved, pinned (compare-and-set)."""
+        from ..transport.sitekey import Refused
+
+        try:
+            self.board.trust.pin(a.keys)
+        except Refused as exc:
+            return seen.Pinned(a.by, str(exc))
+        return seen.Pinned(a.by)
 
     def _release(self, run: Run, a: do.Release) -> None:
         self.procs.pop(run.key, None)
@@ -97,6 +108,12 @@ class Effects:
             raise ManifestError(f"input '{name}' maps to no file here" if local_input
                                 else f"input '{name}' not mapped here", "input")
         raw = party_config(m, pid, self.board.folder, program, local_input, folder / "work", policy)
+        # the keys decided on, and the manifest's hash in every channel key: two sites shown
+        # different manifests never complete the handshake (PROTOCOL.md, "Signed files")
+        pinned = {e: fp for e, fp in (run.record.get("keys") or {}).items() if fp and e in m.parties}
+        write_private(folder / "manifest.sha256", m.sha256.split(":", 1)[1].encode() + b"\n")
+        raw["encryption"] = {"pinned": {**pinned, **(raw.get("encryption") or {}).get("pinned", {})},
+                             "secret_file": str(folder / "manifest.sha256")}
         write_private(folder / "run.yaml", yaml.safe_dump(raw).encode())
         self.configs[run.key] = run_config.load(folder / "run.yaml")  # this site's checks, before it says ready
         return raw
@@ -140,8 +157,30 @@ class Effects:
         data = self.board.read(out, MAX_BYTES)
         if not readers or data is None:
             return seen.Shared("kept")
-        self.board.publish(self.board.result_path(run.me, m.submitter, m.run_id, pid), data, readers)
+        from .results import About, seal
+
+        keys = [k for k in (self._reader_key(run, r) for r in readers) if k is not None]
+        if not keys:
+            return seen.Shared("kept")
+        body = seal(data, About(m.run_id, m.submitter, run.me, pid, m.sha256), keys)
+        self.board.publish(self.board.result_path(run.me, m.submitter, m.run_id, pid),
+                           self.board.trust.sign("result", body), readers)
         return seen.Shared("shared")
+
+    def _reader_key(self, run: Run, email: str):
+        """The key a reader's copy of the result is sealed to: the one decided on."""
+        from ..transport.sitekey import Refused
+
+        try:
+            key, _ = self.board.trust.key(email)
+        except Refused as exc:
+            self.say(f"{run.key[1]}: result not sealed to {email}: {exc}")
+            return None
+        decided = (run.record.get("keys") or {}).get(email)
+        if key is None or (email != self.me and decided and key.fingerprint != decided):
+            self.say(f"{run.key[1]}: result not sealed to {email}: its key is not the one decided on")
+            return None
+        return key
 
     # -- processes
     def _spawn(self, run: Run, argv: list[str], log_path: Path) -> None:
@@ -164,7 +203,8 @@ class Effects:
         return self.board.run_private(*run.key)
 
     _PERFORM = {do.Publish: _publish, do.Audit: _audit, do.Say: _say, do.Release: _release, do.Prepare: _prepare,
-                do.StartBuild: _start_build, do.StartParty: _start_party, do.Share: _share, do.Stop: _stop}
+                do.StartBuild: _start_build, do.StartParty: _start_party, do.Share: _share, do.Stop: _stop,
+                do.Pin: _pin}
 
 
 def _base(policy: Policy) -> Path:

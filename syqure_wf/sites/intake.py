@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 
 from .board import Board, stamp, subfolders
 from .lifecycle import ENDED
-from .manifest import MAX_BYTES
+from .signature import MAX_SIGNED
 
 Key = tuple[str, str]  # (submitter, run id)
 
@@ -86,7 +86,7 @@ class Intake:
                 self.empty.pop(key, None)
                 if self.seen.get(key) == version:
                     continue
-                yield key, version, self.board.read(path, MAX_BYTES)
+                yield key, version, self.board.read(path, MAX_SIGNED)
         for table in (self.seen, self.incomplete, self.empty):  # what is gone is forgotten
             for key in [k for k in table if k not in present]:
                 del table[key]

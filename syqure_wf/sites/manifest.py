@@ -305,7 +305,7 @@ def _parse(data: bytes) -> Manifest:
     return Manifest(run_id=run_id, submitter=submitter, parties=parties, created=float(m["created"]),
                     expires=float(m["expires"]), config=config, entry=entry, program_digest=claimed, files=files,
                     inputs=inputs, sha256="sha256:" + hashlib.sha256(data).hexdigest(),
-                    digest=run_digest(config, entry, files, len(parties)))
+                    digest=run_digest(config, entry, files, parties, inputs))
 
 
 def _check_config(config) -> dict:

@@ -14,6 +14,9 @@ class Received:
     manifest: Manifest
     policy: Policy
     full: str | None = None  # why this site cannot hold it now (intake.room): rejected, code limit
+    keys: dict | None = None  # each other site's published key fingerprint (None: none yet)
+    known: dict | None = None  # the fingerprints this site pinned (known_sites)
+    reads: int = 0  # runs that read this site's input within the policy's period
 
 
 @dataclass(frozen=True)
@@ -106,3 +109,10 @@ class ProgramChanged:
 @dataclass(frozen=True)
 class Shared:
     result: str  # shared or kept
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """The keys an operator approved, pinned (``error``: why not)."""
+    by: str | None = None
+    error: str = ""

@@ -60,6 +60,15 @@ SCHEMA = {
         "memory": {"type": ["integer", "string"],
                    "description": "Each party's memory limit at this site: bytes, or 4G, 512M; 0 - none "
                                   "(default: half of the machine's memory)."},
+        "min_other_holders": {"type": "integer", "minimum": 0,
+                              "description": "Disclosure: the fewest other sites whose inputs this site's "
+                                             "input must be combined with (default 1: never a run over "
+                                             "this site's input alone)."},
+        "max_reads": {"type": "integer", "minimum": 1,
+                      "description": "Disclosure: how many runs may read one input in reads_period "
+                                     "(default 20)."},
+        "reads_period": {"type": "number", "exclusiveMinimum": 0,
+                         "description": "The period of max_reads, in seconds (default 86400: a day)."},
         "share_results": {"enum": ["submitter", "parties", "none"],
                           "description": "Who reads this site's result (default: the submitter)."},
         "engine": {"type": "object", "additionalProperties": False,
@@ -100,6 +109,9 @@ class Policy:
     max_expiry: float = WEEK
     max_message: int = MAX_MESSAGE
     memory: int | None = None  # bytes each party may take (run/limits.py); None: its default
+    min_other_holders: int = 1
+    max_reads: int = 20
+    reads_period: float = 86400.0
     share_results: str = "submitter"
     engine: dict = field(default_factory=dict)
     isolation: str = "auto"
@@ -150,6 +162,8 @@ def load(path: str | os.PathLike) -> Policy:
                   max_expiry=float(raw.get("max_expiry", WEEK)),
                   max_message=int(raw.get("max_message", MAX_MESSAGE)),
                   memory=memory_of(raw["memory"], f"{source}: memory") if "memory" in raw else None,
+                  min_other_holders=int(raw.get("min_other_holders", 1)), max_reads=int(raw.get("max_reads", 20)),
+                  reads_period=float(raw.get("reads_period", 86400)),
                   share_results=raw.get("share_results", "submitter"), engine=engine,
                   isolation=raw.get("isolation", "auto"), confine=raw.get("confine", "auto"),
                   peers=peers, source=source, notify=dict(raw.get("notify") or {}))
@@ -212,11 +226,16 @@ class Decision:
     why: str = ""  # what an operator is asked about, beside the digest (peers, parties)
 
 
-def decide(m: Manifest, policy: Policy, me: str, now: float) -> Decision:
+def decide(m: Manifest, policy: Policy, me: str, now: float, keys: dict | None = None,
+           known: dict | None = None, reads: int = 0) -> Decision:
     """This site's answer to manifest ``m`` under ``policy``: refused outright
-    (expired, submitter, limit, input), approved by the policy, or, for what
-    only an operator may approve (another digest, a site not among the peers,
-    too few parties), asked or refused as ``unlisted_programs`` says."""
+    (expired, submitter, limit, input, disclosure, a key that changed),
+    approved by the policy, or, for what only an operator may approve
+    (another digest, a site not among the peers, too few parties, a site key
+    never met), asked or refused as ``unlisted_programs`` says. ``keys``: each
+    other site's published fingerprint (None: none yet), ``known``: the
+    fingerprints pinned here, ``reads``: the runs that read this site's input
+    within ``reads_period``."""
     pid = m.pid_of(me)
     if now > m.expires:
         return Decision(REJECTED, "expired", f"the run expired at {_when(m.expires)}")
@@ -236,15 +255,35 @@ def decide(m: Manifest, policy: Policy, me: str, now: float) -> Decision:
         return Decision(REJECTED, "input", f"input '{name}' not mapped here")
     if name is not None and name in policy.input_programs and m.digest not in policy.input_programs[name]:
         return Decision(REJECTED, "input", f"input '{name}' is not for program {m.digest}")
+    if name is not None:
+        others = len({p for p in m.inputs if p != pid})
+        if others < policy.min_other_holders:
+            return Decision(REJECTED, "disclosure", f"input '{name}' would be combined with {others} other "
+                                                    f"input(s), fewer than this site's min_other_holders "
+                                                    f"{policy.min_other_holders}")
+        if reads >= policy.max_reads:
+            return Decision(REJECTED, "disclosure", f"input '{name}' was read by {reads} runs within "
+                                                    f"{policy.reads_period:g} s: this site's max_reads is "
+                                                    f"{policy.max_reads}")
+    new_keys = []
+    for email, fp in sorted((keys or {}).items()):
+        pin, seen = policy.fingerprint(email), (known or {}).get(email)
+        if fp is not None and (pin or seen) not in (None, fp):
+            return Decision(REJECTED, "key", f"site {email} publishes the key {fp}, not the "
+                                             f"{'one the policy lists' if pin else 'one pinned here'}, {pin or seen}")
+        if pin is None and seen is None:
+            new_keys.append(f"{email} {fp or '(no key published yet)'}")
     strangers = [p for p in m.parties if p != me and not policy.computes_with(p)]
     if strangers:
         return _unlisted(policy, "peers", m.digest, f"{strangers[0]} is not among this site's peers")
     if len(m.parties) < policy.min_parties:
         return _unlisted(policy, "parties", m.digest, f"{len(m.parties)} parties, fewer than this site's "
                                                      f"min_parties {policy.min_parties}")
+    # a site never met: an operator sees its key (show) before anything of this site goes to it
+    met = "new site key " + ", ".join(new_keys) if new_keys else ""
     if m.digest in policy.programs:
-        return Decision(ACCEPTED, how="policy")
-    return _unlisted(policy, "program", m.digest, "")
+        return _unlisted(policy, "key", m.digest, met) if met else Decision(ACCEPTED, how="policy")
+    return _unlisted(policy, "program", m.digest, met)
 
 
 def _unlisted(policy: Policy, code: str, digest: str, why: str) -> Decision:
@@ -255,7 +294,7 @@ def _unlisted(policy: Policy, code: str, digest: str, why: str) -> Decision:
                     how="", why=why)
 
 
-ASKABLE = ("peers", "parties", "program")  # what an operator may approve by hand
+ASKABLE = ("peers", "parties", "key", "program")  # what an operator may approve by hand
 
 
 def redecide(state: str, approved_by: str, d: Decision) -> Decision | None:

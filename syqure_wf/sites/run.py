@@ -36,6 +36,7 @@ class Run:
     exited: float = 0.0  # when the party failed (a cancel may still explain it)
     exit_code: int = 0
     party: dict = field(default_factory=dict)  # its party's status record, as last seen
+    seen_keys: tuple = (None, None, 0)  # the keys, pins and reads it was decided on: decided again on the same
     _out: list = field(default_factory=list, init=False, repr=False)  # the actions of the event in hand
     _now: float = field(default=0.0, init=False, repr=False)
 
@@ -84,10 +85,12 @@ class Run:
 
     def _received(self, e: seen.Received) -> None:
         m = e.manifest
-        d = Decision(lc.REJECTED, "limit", e.full) if e.full else decide(m, e.policy, self.me, self._now)
-        self.manifest = m
+        d = Decision(lc.REJECTED, "limit", e.full) if e.full else \
+            decide(m, e.policy, self.me, self._now, e.keys, e.known, e.reads)
+        self.manifest, self.seen_keys = m, (e.keys, e.known, e.reads)
         self.record.update(pid=m.pid_of(self.me), program=m.digest, manifest=m.sha256, readers=m.readers(),
-                           expires=round(expiry(m, e.policy, self._now), 3))
+                           expires=round(expiry(m, e.policy, self._now), 3), keys=dict(e.keys or {}),
+                           input=m.inputs.get(m.pid_of(self.me)))
         self._audit("received", submitter=m.submitter, parties=m.parties)
         self._say(f"{m.run_id} from {m.submitter}: {d.state}" + (f" ({d.reason})" if d.reason else f" by {d.how}"))
         self._decided(d)
@@ -111,7 +114,7 @@ class Run:
         """A run not started yet, decided again."""
         if self.state in (lc.PENDING, lc.ACCEPTED, lc.READY) and self.manifest is not None:
             d = redecide(self.state, self.record.get("approved_by", ""),
-                         decide(self.manifest, e.policy, self.me, self._now))
+                         decide(self.manifest, e.policy, self.me, self._now, *self.seen_keys))
             if d is not None:
                 self._decided(d)
 
@@ -120,11 +123,23 @@ class Run:
         if e.manifest != self.record.get("manifest"):
             self._say(f"{self.key[1]}: the request was for another version of the manifest; ignored")
         elif e.action == "approve" and self.state == lc.PENDING:
-            self._decided(Decision(lc.ACCEPTED, how="hand"), by=e.by)
+            keys = {k: v for k, v in (self.record.get("keys") or {}).items() if v}
+            if keys:  # the keys the operator was shown (show), pinned first
+                self._out.append(do.Pin(keys, e.by))
+            else:
+                self._decided(Decision(lc.ACCEPTED, how="hand"), by=e.by)
         elif e.action == "reject":
             self._audit("decision", state=lc.REJECTED, how="hand", by=e.by, submitter=self.key[0])
             self._end(lc.REJECTED, "operator",
                       f"rejected by {self.me}'s operator: {e.reason or 'no reason given'}", approved_by="hand")
+
+    def _pinned(self, e: seen.Pinned) -> None:
+        if self.state != lc.PENDING:
+            return
+        if e.error:
+            self._end(lc.REJECTED, "key", e.error)
+        else:
+            self._decided(Decision(lc.ACCEPTED, how="hand"), by=e.by)
 
     def _manifest_changed(self, e: seen.ManifestChanged) -> None:
         """A run is its manifest: another version is never run (a new run needs a new id)."""
@@ -206,6 +221,7 @@ class Run:
     def _party_started(self, e: seen.PartyStarted) -> None:
         m = self.manifest
         self.process = "party"
+        self.record["started"] = round(self._now, 3)  # a read of its input (max_reads)
         self._audit("started", pid=m.pid_of(self.me))
         self._say(f"{m.run_id}: every site is ready; party {m.pid_of(self.me)} started")
         self._enter(lc.RUNNING)
@@ -285,4 +301,5 @@ class Run:
                  seen.ManifestChanged: _manifest_changed, seen.Look: _look, seen.Tick: _tick,
                  seen.Prepared: _prepared, seen.BuildStarted: _build_started, seen.NotRunnable: _not_runnable,
                  seen.ConfigFailed: _config_failed, seen.PartyStarted: _party_started,
-                 seen.ProgramChanged: _program_changed, seen.Shared: _shared, seen.Stopping: _stopping}
+                 seen.ProgramChanged: _program_changed, seen.Shared: _shared, seen.Stopping: _stopping,
+                 seen.Pinned: _pinned}

@@ -19,7 +19,8 @@ from .operator import run_folder
 from .peertext import shown
 
 # the co-party table: one (heading, field) per column
-PARTY_COLUMNS = (("PID", "pid"), ("SITE", "email"), ("ROLE", "role"), ("PEER", "peer"), ("KEY", "key"))
+PARTY_COLUMNS = (("PID", "pid"), ("SITE", "email"), ("ROLE", "role"), ("PEER", "peer"), ("INPUT", "input"),
+                 ("KEY", "key"))
 
 
 def show(board: Board, run_id: str, submitter: str | None = None, policy_path: str | None = None,
@@ -37,7 +38,12 @@ def show(board: Board, run_id: str, submitter: str | None = None, policy_path: s
     except ManifestError as exc:
         raise ConfigError(f"run {run_id} at {board.me}: its kept manifest cannot be read: {exc}") from None
     policy = _policy(board, policy_path)
-    return lines(m, record, policy, board.me, time.time(), source, key_cells(board, m.parties, policy))
+    try:
+        known = KnownSites(board.folder, board.me).read()
+    except Refused:
+        known = {}
+    return lines(m, record, policy, board.me, time.time(), source,
+                 key_cells(board, sorted({*m.parties, m.submitter}), policy), known)
 
 
 def _policy(board: Board, given: str | None) -> policies.Policy | None:
@@ -76,27 +82,34 @@ def key_cells(board: Board, parties: list[str], policy: policies.Policy | None) 
         elif seen:
             trust = "as first seen" if seen == key.fingerprint else f"REFUSED: changed, first seen {seen}"
         else:
-            trust = "new: pinned when first used" + (f" (known sites unreadable: {broken})" if broken else "")
+            trust = "NEW: never met here, 'approve' pins it" + (f" (known sites unreadable: {broken})" if broken else "")
         cells[email] = f"{key.fingerprint} ({trust})"
     return cells
 
 
 def lines(m: Manifest, record: dict, policy: policies.Policy | None, me: str, now: float,
-          source: bool = False, keys: dict[str, str] | None = None) -> list[str]:
-    """The run as its operator reads it (pure: everything given)."""
+          source: bool = False, keys: dict[str, str] | None = None, known: dict | None = None) -> list[str]:
+    """The run as its operator reads it (pure: everything given; ``known``:
+    the keys pinned here, which with the keys the run was decided on tell a
+    key never met)."""
     pid = m.pid_of(me)
     engine = m.config["engine"]
     ended = record.get("state") in lc.ENDED and record.get("code")
     out = [f"run {shown(m.run_id)} from {shown(m.submitter)}, at {me}: {record.get('state')}"
            + (f" ({record.get('code')}: {shown(record.get('reason') or '')})" if ended else ""),
            f"digest   {m.digest}",
-           f"policy   {_verdict(m, policy, me, now)}",
+           f"policy   {_verdict(m, policy, me, now, record, known)}",
            f"expires  {_when(float(record.get('expires') or m.expires), now)}",
            f"engine   {engine['name']}" + (f" ({engine['flavour']})" if engine.get("flavour") else "")
            + f", framing {m.config.get('framing')}, tls {'true' if engine.get('tls') else 'false'}",
            f"args     {' '.join(_arg(a) for a in engine.get('args') or []) or '(none)'}",
            f"parties  {len(m.parties)}"]
     out += ["  " + row for row in _table(party_rows(m, policy, me, keys or {}))]
+    out.append("roles    the digest covers which site holds which pid and each holder's input name")
+    if policy is not None:
+        out.append(f"limits   an input combined with at least {policy.min_other_holders} other input(s) "
+                   f"(min_other_holders); at most {policy.max_reads} runs read one input per "
+                   f"{policy.reads_period / 3600:g} h (max_reads, reads_period)")
     name = m.inputs.get(pid)
     if name is None:
         out.append("input    none from this site")
@@ -129,9 +142,10 @@ def party_rows(m: Manifest, policy: policies.Policy | None, me: str, keys: dict[
         else:
             peer = "yes" if policy.computes_with(email) else "no: not among the peers"
         rows.append({"pid": str(pid), "email": shown(email), "role": role or "-", "peer": peer,
-                     "key": (keys or {}).get(email, "?")})
+                     "input": shown(m.inputs[pid]) if pid in m.inputs else "-", "key": (keys or {}).get(email, "?")})
     if m.submitter not in m.parties:
-        rows.append({"pid": "-", "email": shown(m.submitter), "role": "submitter (no party)", "peer": "-", "key": "-"})
+        rows.append({"pid": "-", "email": shown(m.submitter), "role": "submitter (no party)", "peer": "-",
+                     "input": "-", "key": (keys or {}).get(m.submitter, "-")})
     return rows
 
 
@@ -141,10 +155,12 @@ def _table(rows: list[dict]) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
 
 
-def _verdict(m: Manifest, policy: policies.Policy | None, me: str, now: float) -> str:
+def _verdict(m: Manifest, policy: policies.Policy | None, me: str, now: float, record: dict | None = None,
+             known: dict | None = None) -> str:
     if policy is None:
         return "unknown (no agent has run here: give --policy)"
-    d = policies.decide(m, policy, me, now)
+    keys = (record or {}).get("keys")  # the keys the run was decided on
+    d = policies.decide(m, policy, me, now, keys if isinstance(keys, dict) else None, known or {})
     if d.state == lc.ACCEPTED:
         return "approves this digest"
     if d.state == lc.PENDING:

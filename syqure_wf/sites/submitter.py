@@ -10,10 +10,11 @@ from pathlib import Path
 
 from ..errors import ConfigError, SyqureError
 from ..transport.files import make_private_dir, write_private
-from ..transport.protocol.records import ARRIVING, json_of
+from ..transport.protocol.records import json_of
 from . import lifecycle as lc
 from .board import Board, dump
 from .events import Events
+from .signature import MAX_SIGNED
 from .manifest import MAX_BYTES, ManifestError, encode, from_config, parse, same_submission
 
 RESULT_WAIT = 120.0  # seconds for a shared result to follow its site's 'done' through the sync
@@ -35,14 +36,14 @@ def submit(config_path: str, to: list[str], board: Board, expires_in: float = DE
     m = parse(encode(manifest))  # what every site will check, checked here first
     _check_here(m, board)
     path = board.manifest_path(board.me, m.run_id)
-    existing = board.read(path, MAX_BYTES)
+    existing = board.read(path, MAX_SIGNED)
     if existing is not None:
-        before = json_of(existing)[0]
+        before = json_of(_own(board, existing, m.run_id))[0]
         if isinstance(before, dict) and same_submission(before, manifest):
             say(f"run {m.run_id} was already submitted: the same run")
             return m.run_id
         raise SyqureError(f"run {m.run_id} exists with another manifest: give the new run its own run_id")
-    board.publish(path, encode(manifest), m.readers())
+    board.publish(path, board.trust.sign("manifest", encode(manifest)), m.readers())
     say(f"submitted run {m.run_id}, digest {m.digest}, to " + ", ".join(f"{p}={e}" for p, e in enumerate(m.parties)))
     return m.run_id
 
@@ -68,9 +69,24 @@ def _check_here(m, board: Board) -> None:
             build_run(cfg, say=lambda line: print(f"submit: {line}", flush=True))
 
 
+def _own(board: Board, data: bytes, run_id: str) -> bytes:
+    """The body of a manifest this site signed (signature.py)."""
+    from .signature import SignatureError
+
+    try:
+        body = board.trust.body(data, "manifest", board.me, f"the manifest of run {run_id}")
+    except SignatureError as exc:
+        raise SyqureError(str(exc)) from None
+    if body is None:
+        raise SyqureError(f"the manifest of run {run_id} is being written: try again")
+    return body
+
+
 def _manifest(board: Board, run_id: str):
     """The manifest of a run this site submitted, or of one addressed to it."""
-    data = board.read_manifest(board.me, run_id)
+    data = board.read(board.manifest_path(board.me, run_id), MAX_SIGNED)
+    if data is not None:
+        data = _own(board, data, run_id)
     if data is None:
         from .operator import run_folder
 
@@ -146,34 +162,59 @@ def wait(board: Board, run_id: str, results: Path, timeout: float = 0.0, say=pri
 
 
 def collect(board: Board, m, now_records: dict, results: Path, say=print) -> Path:
-    """Every shared result, read as data, into ``results/<run>/``."""
+    """Every shared result, its signature and seal checked, into
+    ``results/<run>/``; SyqureError naming every site whose result fails."""
     out = results / m.run_id
     make_private_dir(out)
-    kept = []
+    kept, opened, failed = [], {}, []
     for pid, site in enumerate(m.parties):
         if now_records[site].get("result") != "shared":
             kept.append(site)
             continue
-        path = board.result_path(site, m.submitter, m.run_id, pid)
-        deadline = time.time() + RESULT_WAIT
-        while True:
-            data = board.read(path, MAX_BYTES)
-            if data is not None:
-                problem = json_of(data)[1]
-                if not problem:
-                    break
-                if problem != ARRIVING:  # nested too deep...: never a result
-                    raise SyqureError(f"run {m.run_id}: {site}'s result {path} is no JSON this site reads "
-                                      f"({problem})")
-            if time.time() > deadline:
-                raise SyqureError(f"run {m.run_id}: {site} says its result is shared, but {path} did not "
-                                  f"arrive within {RESULT_WAIT:g} s (is this site among its readers?)")
-            time.sleep(0.2)
+        try:
+            opened[pid] = _result(board, m, site, pid)
+        except SyqureError as exc:
+            failed.append(f"{site}: {exc}")
+    if failed:
+        raise SyqureError(f"run {m.run_id}: refused the result of " + "; ".join(failed))
+    for pid, data in opened.items():
         write_private(out / f"party-{pid}.json", data)
     write_private(out / "sites.json", dump({"run_id": m.run_id, "program": m.digest,
                                              "sites": {s: now_records[s] for s in m.parties}}))
     say(f"run {m.run_id} done: results in {out}" + (f" (kept by their site: {', '.join(kept)})" if kept else ""))
     return out
+
+
+def _result(board: Board, m, site: str, pid: int) -> bytes:
+    """``site``'s result, signed by it and opened with this site's key (results.py)."""
+    from .results import About, ResultError, open_sealed
+    from .signature import SignatureError
+
+    path = board.result_path(site, m.submitter, m.run_id, pid)
+    deadline = time.time() + RESULT_WAIT
+    while True:
+        data = board.read(path, MAX_SIGNED)
+        try:
+            body = board.trust.body(data, "result", site, f"{site}'s result") if data else None
+        except SignatureError as exc:
+            if exc.code != "incomplete":
+                raise SyqureError(str(exc)) from None
+            body = None
+        if body is not None:
+            break
+        if time.time() > deadline:
+            raise SyqureError(f"it says its result is shared, but {path} did not arrive within "
+                              f"{RESULT_WAIT:g} s (is this site among its readers?)")
+        time.sleep(0.2)
+    try:
+        data = open_sealed(body, About(m.run_id, m.submitter, site, pid, m.sha256), board.me,
+                           board.trust.own.prekey)
+    except ResultError as exc:
+        raise SyqureError(str(exc)) from None
+    problem = json_of(data)[1]
+    if problem:
+        raise SyqureError(f"its result is no JSON this site reads ({problem})")
+    return data
 
 
 def cancel(board: Board, run_id: str, timeout: float = 60.0, say=print) -> None:
@@ -182,8 +223,8 @@ def cancel(board: Board, run_id: str, timeout: float = 60.0, say=print) -> None:
     if data is None:
         raise ConfigError(f"no run {run_id} submitted by {board.me}: only its submitter cancels a run")
     m = _manifest(board, run_id)
-    board.publish(board.cancel_path(board.me, run_id),
-                  dump({"run_id": run_id, "by": board.me, "time": round(time.time(), 3)}), m.readers())
+    board.publish(board.cancel_path(board.me, run_id), board.trust.sign(
+        "cancel", dump({"run_id": run_id, "by": board.me, "time": round(time.time(), 3)})), m.readers())
     say(f"run {run_id}: cancel published")
     deadline = time.time() + timeout
     while True:

@@ -48,7 +48,15 @@ class KnownSites:
                                       + text).encode())
 
     def pin(self, email: str, fp: str) -> None:
-        self._rewrite(lambda pins: pins.__setitem__(email, fp))
+        """Pin ``fp`` for ``email``: compare-and-set under the lock, so that
+        of two first sights at once one pin stands; Refused, naming both
+        keys, when another key is pinned for ``email`` already."""
+        stood: dict[str, str] = {}
+        self._rewrite(lambda pins: stood.setdefault("pin", pins.setdefault(email, fp)))
+        if stood["pin"] != fp:
+            raise Refused(f"site {email}'s key {fp} was not pinned: {stood['pin']} is pinned for it already "
+                          f"(if {email} really made a new key, check it with them, then "
+                          f"'syqure-wf keys --forget {email}')")
 
     def forget(self, email: str) -> bool:
         had = email in self.read()

@@ -44,6 +44,7 @@ class PeerKeys:
         self._first: dict[int, str | None] = {}
         self._live_since: dict[int, float] = {}
         self._why: dict[int, str] = {}
+        self._new: dict[int, bool] = {}  # peers seen first in this run: pinned once their contribution verifies
 
     def path(self, pid: int) -> Path:
         return self.folder.runs[pid] / "keys" / f"party-{pid}.json"
@@ -90,6 +91,8 @@ class PeerKeys:
                 if fresh or watch.writes_as(contribution.incarnation):
                     out_key, in_key = channel_keys(self.site, self._ephemeral, self.mine, key, contribution,
                                                    self.psk)
+                    if self._new.pop(peer, False):  # first sight, pinned once its key proved itself in this run
+                        self.known.pin(self.folder.emails[peer], key.fingerprint)
                     self.sealed.set_keys(peer, out_key, in_key)
                     self.pending.discard(peer)
                     self.fingerprints[peer] = key.fingerprint
@@ -111,7 +114,7 @@ class PeerKeys:
         if key is None:
             self._why[peer] = f"no DID document at {did_path(self.site_folder, email)} yet"
             return None
-        if judge_key(email, key.fingerprint, self.known.get(email), self.pinned.get(email)):
-            self.known.pin(email, key.fingerprint)
+        self._new[peer] = judge_key(email, key.fingerprint, self.known.get(email), self.pinned.get(email)) \
+            and email not in self.pinned
         self._keys[peer] = key
         return key
