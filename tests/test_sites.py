@@ -26,6 +26,7 @@ import yaml
 
 from conftest import PY, REPO, Procs, one_line_error, output, processes_mentioning, wait_until
 from test_syftbox_real import EMAILS, SyftBoxNet
+from summary_schema import checked_summary
 
 from syqure_wf.engines.program import digest
 from syqure_wf.sites.board import channel_id
@@ -757,10 +758,11 @@ rule all:
     done = subprocess.run([PY, "-m", "snakemake", "--cores", "1", "--configfile", "config.yaml"], cwd=host,
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    summary = json.loads((host / "mpc/results/sub/summary.json").read_text())
-    assert summary["run_id"] == "snakemake-submit" and {s["state"] for s in summary["sites"].values()} == {"done"}
+    summary = checked_summary(host / "mpc/results/sub/summary.json", "submit")
+    assert summary["run_id"] == "snakemake-submit" and {p["state"] for p in summary["parties"]} == {"done"}
+    assert [p["site"] for p in summary["parties"]] == EMAILS
     for pid in range(3):
-        got = json.loads((host / "mpc/results/sub/sites" / f"party-{pid}.json").read_text())
+        got = json.loads((host / "mpc/results/sub" / f"party-{pid}.json").read_text())
         assert got["allele_count"] == expected_counts()
 
 

@@ -1,32 +1,69 @@
 # Configuration shared by the rules: the run, the parties that run here,
-# and the checks that must fail before any job starts.
+# and the checks that must fail before any job starts. Every file of this
+# workflow is reached through workflow.source_path(), so that a module pulled
+# from git (github(), gitfile()) finds them. The steps are shell commands
+# (syqure-wf ...) that run where their conda: or container: says; the checks
+# here use the package where Snakemake runs, when it is installed there.
 import os
 from pathlib import Path
 
+import yaml
 from snakemake.exceptions import WorkflowError
 
-from syqure_wf.run import config as syqure_config
-from syqure_wf.errors import SyqureError
-from syqure_wf.run.steps import workflow_config
+try:
+    from syqure_wf.run import config as syqure_config
+    from syqure_wf.errors import SyqureError
+except ImportError:  # the steps check the configuration themselves, in their environment
+    syqure_config = None
 
+    class SyqureError(Exception):
+        pass
+
+
+def workflow_config(config):
+    """The run configuration and the pids that run here (as syqure_wf.run.steps has it)."""
+    mpc = dict(config.get("mpc") or {})
+    n = mpc.get("parties", 3)
+    n = len(n) if isinstance(n, list) else n
+    here = config.get("parties_here", "all")
+    pids = list(range(n)) if here == "all" else [here] if isinstance(here, int) else list(here)
+    bad = [p for p in pids if not isinstance(p, int) or not 0 <= p < n]
+    if bad:
+        raise WorkflowError(f"parties_here: {bad[0]!r} is not a party of this run (0..{n - 1})")
+    return mpc, pids
+
+
+# Where the steps run: a conda environment (--software-deployment-method conda)
+# or an image (apptainer); config `container` names another image.
+ENV = "../envs/syqure-wf.yaml"
+CONTAINER = config.get("container", "docker://localhost/syqure-wf:0.1.0")
 RUN = config["run"]
 SUBMIT = bool(config.get("submit"))  # this site submits to the sites' agents: no party runs here
+MPC, PARTIES_HERE = workflow_config(config)
+PARTIES_HERE = [] if SUBMIT else PARTIES_HERE
 try:
-    MPC, PARTIES_HERE = workflow_config(config)
-    PARTIES_HERE = [] if SUBMIT else PARTIES_HERE
-    syqure_config.check_schema({**MPC, "workdir": "."}, "config mpc")
+    if syqure_config:
+        syqure_config.check_schema({**MPC, "workdir": "."}, "config mpc")
 except SyqureError as exc:
     raise WorkflowError(str(exc))
 N_PARTIES = len(MPC["parties"]) if isinstance(MPC.get("parties"), list) else MPC.get("parties", 3)
-REPO = Path(workflow.current_basedir).parent.parent  # this file is workflow/rules/common.smk
+HERE = workflow.current_basedir  # this file's folder (workflow/rules): a path, or a git source for a module from git
+
+
+def repo_file(path):
+    """A file of this repository: its own path in a checkout, else Snakemake's
+    copy from the module's source (github(), gitfile())."""
+    if isinstance(HERE, str):
+        return os.path.normpath(os.path.join(HERE, "..", "..", path))
+    return os.path.abspath(str(workflow.source_path(f"../../{path}")))
 
 
 def program_path(path):
     """A program given relative to the working folder, else to this repository
-    (the default example works from any host workflow)."""
+    (the default example works from any host workflow, a module from git too)."""
     if os.path.isabs(path) or os.path.exists(path):
         return os.path.abspath(path)
-    return str(REPO / path)
+    return repo_file(path)
 
 
 def mpc_config():
@@ -56,6 +93,8 @@ def submission():
 
 ENGINE = dict(MPC.get("engine") or {"name": "mpyc"})
 if MPC.get("module"):  # its program is the module's entrypoint, on Sequre
+    if not syqure_config:
+        raise WorkflowError("mpc.module: a Biovault module is read where Snakemake runs: install syqure-wf there")
     from syqure_wf.run.module import load as load_module
 
     try:
