@@ -220,3 +220,64 @@ def test_prepare_with_a_run_dir_writes_only_its_output(tmp_path):
     assert sorted(p.name for p in work.iterdir()) == ["run.yaml"] and not (tmp_path / "runs").exists()
     resolved = yaml.safe_load((work / "run.yaml").read_text())
     assert resolved["workdir"] == str(run_dir) and resolved["data_dir"] == str(run_dir / "messages")
+
+
+def git_clone_of_the_repo(tmp_path: Path, tag: str = "v-test") -> Path:
+    """A git repository on this machine holding what a clone has, tagged."""
+    repo = copy_repo(tmp_path / "remote")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x",
+           "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "syqure-wf"], ["tag", tag]):
+        done = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    return repo
+
+
+def test_a_module_pulled_from_git_runs_the_example(tmp_path):
+    """The workflow as a host pulls it from a git repository (Snakemake's
+    gitfile, as github() does from GitHub): its files come through
+    workflow.source_path, the default example program from the repository."""
+    repo = git_clone_of_the_repo(tmp_path)
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "Snakefile").write_text(f'''
+module syqure:
+    snakefile: gitfile("{repo}", path="workflow/Snakefile", tag="v-test")
+    config: config["syqure"]
+    prefix: "mpc"
+
+use rule * from syqure as syqure_*
+
+rule all:
+    input: "mpc/results/git/summary.json"
+    default_target: True
+''')
+    data = REPO / "examples/allele-counts/data"
+    (host / "config.yaml").write_text(yaml.safe_dump({"syqure": {"run": "git", "mpc": {
+        "engine": {"name": "mpyc", "program": "examples/allele-counts/allele_counts.py"},  # in the repository
+        "parties": 3, "inputs": {1: str(data / "site1.json"), 2: str(data / "site2.json")},
+        "ports": {"base": free_base(span=300), "stride": 100}}}}))
+    done = snakemake(host, "--cores", "4", "--configfile", "config.yaml")
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    summary = checked_summary(host / "mpc/results/git/summary.json", "parties")
+    assert [p["result"] for p in summary["parties"]] == [f"party-{p}.json" for p in range(3)]
+    result = json.loads((host / "mpc/results/git/party-0.json").read_text())
+    assert result["allele_count"] == plain_sum("allele_count")
+    assert not (host / "workflow").exists() and not (host / "examples").exists()  # nothing of the repo copied here
+    again = snakemake(host, "--cores", "4", "--configfile", "config.yaml")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stderr[-2000:]
+
+
+def test_snakemake_lint_is_clean_in_every_mode(tmp_path):
+    root = copy_repo(tmp_path / "clone")
+    (root / "submit.yaml").write_text(yaml.safe_dump({"run": "sub", "submit": {
+        "to": ["a@x.org", "b@y.org", "c@z.org"], "syftbox_folder": str(tmp_path), "email": "a@x.org",
+        "expires": 60, "timeout": 30}, "mpc": {"engine": {"name": "mpyc", "program": "examples/allele-counts/allele_counts.py"},
+                                            "inputs": {1: "counts", 2: "counts"}}}))
+    for extra in ([], ["--configfile", "config/config-sequre.yaml"], ["--configfile", "submit.yaml"]):
+        done = snakemake(root, "--lint", *extra, timeout=120)
+        assert done.returncode == 0 and "workflow is in a good condition" in done.stdout + done.stderr, (
+            extra, (done.stdout + done.stderr)[-3000:])
+    plan = snakemake(root, "-n", "-p", "--cores", "1", "--configfile", "submit.yaml", timeout=120)
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    assert "--expires 60" in plan.stdout and "--timeout 30" in plan.stdout  # the submit step's expiry and wait

@@ -5,6 +5,7 @@
 # (syqure-wf ...) that run where their conda: or container: says; the checks
 # here use the package where Snakemake runs, when it is installed there.
 import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -55,7 +56,19 @@ def repo_file(path):
     copy from the module's source (github(), gitfile())."""
     if isinstance(HERE, str):
         return os.path.normpath(os.path.join(HERE, "..", "..", path))
-    return os.path.abspath(str(workflow.source_path(f"../../{path}")))
+    # Snakemake's copy is named after the source (name@tag) in a folder of this
+    # process only: the parties get a copy under its own name, at a path that
+    # stays the same from one invocation to the next (by its content's hash)
+    import hashlib
+
+    data = Path(workflow.source_path(f"../../{path}")).read_bytes()
+    copy = Path(".snakemake", "syqure-wf", hashlib.sha256(data).hexdigest()[:16], os.path.basename(path)).absolute()
+    if not copy.exists():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        tmp = copy.with_name(f".{copy.name}.{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, copy)
+    return str(copy)
 
 
 def program_path(path):
@@ -129,9 +142,22 @@ def party_input(wildcards):
 # them is refused here, before any job starts, not left to deadlock. Inside a
 # cluster job Snakemake runs this file again for that one job: no check there.
 for _what, _given, _option in ((workflow._cores, "core(s)", "--cores"), (workflow.nodes, "job(s)", "--jobs")):
-    if workflow.remote_exec or workflow.subprocess_exec:
+    if workflow.remote_exec or workflow.subprocess_exec or "--lint" in sys.argv:  # --lint runs nothing, on 1 core
         break
     if _what is not None and _what < len(PARTIES_HERE):
         raise WorkflowError(
             f"{len(PARTIES_HERE)} parties must run at once here but only {_what} {_given} may run "
             f"together: use {_option} {len(PARTIES_HERE)} or more (the local-3party profile does)")
+
+
+# The submit step's flags (rules/submit.smk)
+def site_flags():
+    from shlex import quote
+
+    site = config["submit"]
+    return f"--syftbox-folder {quote(str(site['syftbox_folder']))} --email {quote(site['email'])}"
+
+
+def to_flag():
+    to = config["submit"].get("to")  # default: the emails of mpc.parties
+    return f"--to {','.join(to)}" if to else ""

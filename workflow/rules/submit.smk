@@ -6,18 +6,6 @@
 # README, "Across organisations".
 
 
-def site_flags():
-    from shlex import quote
-
-    site = config["submit"]
-    return f"--syftbox-folder {quote(str(site['syftbox_folder']))} --email {quote(site['email'])}"
-
-
-def to_flag():
-    to = config["submit"].get("to")  # default: the emails of mpc.parties
-    return f"--to {','.join(to)}" if to else ""
-
-
 rule submit:
     output:
         summary=report(f"results/{RUN}/summary.json", caption="../report/summary.rst", category="syqure-wf"),
