@@ -775,16 +775,21 @@ def test_nextflow_submit_profile_runs_against_the_agents(sites, nextflow, tmp_pa
 
     launch = tmp_path / "launch"
     shutil.copytree(REPO / "nextflow", launch / "nextflow")
-    done = nextflow.run("run", "nextflow/main.nf", "-profile", "submit", "--config", sites.config("nextflow-submit"),
+    for name in ("main.nf", "nextflow.config", "nextflow_schema.json"):
+        shutil.copy(REPO / name, launch / name)
+    done = nextflow.run("run", "main.nf", "-profile", "submit", "--run_config", sites.config("nextflow-submit"),
                         "--to", ",".join(EMAILS), "--syftbox_folder", sites.folder(0), "--email", EMAILS[0],
-                        "--run", "sub", cwd=launch, env=sites.env, timeout=300)
+                        "--run", "sub", "--expires", "600", "--timeout", "240", cwd=launch, env=sites.env, timeout=300)
     assert done.returncode == 0, done.stdout[-4000:]
     assert "Submitted process > SUBMIT (sub)" in done.stdout
     published = launch / "results/sub"
-    assert json.loads((published / "summary.json").read_text())["run_id"] == "nextflow-submit"
-    assert sorted(p.name for p in (published / "results").iterdir()) == [f"party-{p}.json" for p in range(3)]
+    summary = checked_summary(published / "summary.json", "submit")
+    assert summary["run_id"] == "nextflow-submit" and [p["site"] for p in summary["parties"]] == EMAILS
+    assert sorted(p.name for p in published.iterdir()) == [f"party-{p}.json" for p in range(3)] + ["summary.json"]
     for pid in range(3):
-        assert json.loads((published / "results" / f"party-{pid}.json").read_text())["allele_count"] == expected_counts()
+        assert json.loads((published / f"party-{pid}.json").read_text())["allele_count"] == expected_counts()
+    command = next((launch / "work").glob("*/*/.command.sh")).read_text()
+    assert "--expires 600" in command and "--timeout 240" in command
 
 
 # -- what a submitted party may do at its site (issue 24, section 5)

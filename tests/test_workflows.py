@@ -14,8 +14,11 @@ import yaml
 from conftest import PROGRAMS, PY, REPO, free_base, message_files, processes_mentioning, wait_until
 from summary_schema import checked_summary
 
+from syqure_wf import __version__
+
 SNAKEMAKE = [PY, "-m", "snakemake"]
-TREE = ["workflow", "config", "profiles", "examples", "local-3party", "nextflow"]
+TREE = ["workflow", "config", "profiles", "examples", "local-3party", "nextflow", "main.nf", "nextflow.config",
+        "nextflow_schema.json"]
 
 
 def copy_repo(dest: Path) -> Path:
@@ -27,6 +30,8 @@ def copy_repo(dest: Path) -> Path:
             (dest / name).symlink_to(src.readlink())
         elif src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, dest / name)
     return dest
 
 
@@ -110,22 +115,30 @@ def test_embedded_as_a_module_in_a_host_workflow(tmp_path):
 RULES = REPO / "tests" / "nextflow_rules.py"
 
 
+def pipeline(dest: Path) -> Path:
+    """The Nextflow pipeline alone: the root's main.nf and nextflow.config, and nextflow/."""
+    shutil.copytree(REPO / "nextflow", dest / "nextflow")
+    for name in ("main.nf", "nextflow.config", "nextflow_schema.json"):
+        shutil.copy(REPO / name, dest / name)
+    return dest
+
+
 def reftrace(*args, cwd=None):
     return subprocess.run(["reftrace", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def test_nextflow_lints_clean_and_a_broken_copy_fails(tmp_path):
-    good = reftrace("lint", "-r", RULES, "-d", REPO / "nextflow")
+    good = reftrace("lint", "-r", RULES, "-d", pipeline(tmp_path / "good"))
     assert good.returncode == 0, good.stdout + good.stderr
     assert "No issues found" in good.stdout
-    broken = tmp_path / "nextflow"
-    shutil.copytree(REPO / "nextflow", broken)
-    main = broken / "main.nf"
+    broken = pipeline(tmp_path / "broken")
+    main = broken / "nextflow/main.nf"
     main.write_text(main.read_text().replace("checkAllAtOnce(run.parties_here as int)", "checkAllAtOnce(run.parties_here as int", 1))
     bad = reftrace("lint", "-r", RULES, "-d", broken)
     assert bad.returncode == 1 and "main.nf" in bad.stdout + bad.stderr
     config = broken / "nextflow.config"
     shutil.copy(REPO / "nextflow/main.nf", main)
+    assert reftrace("lint", "-r", RULES, "-d", broken).returncode == 0
     config.write_text(config.read_text().replace("profiles {", "profiles {{", 1))
     assert reftrace("lint", "-r", RULES, "-d", broken).returncode == 1
 
@@ -135,11 +148,14 @@ def test_nextflow_passes_reftraces_default_rules(tmp_path):
     which it writes as rules.py into the folder it runs in: a temporary one."""
     defaults = tmp_path / "defaults"
     defaults.mkdir()
-    good = reftrace("lint", "-d", REPO / "nextflow", cwd=defaults)
-    assert good.returncode == 0 and "No issues found" in good.stdout, good.stdout + good.stderr
+    good = reftrace("lint", "-d", pipeline(tmp_path / "good"), cwd=defaults)
+    # one deliberate departure: PARTY's label is process_mpc (no retry, the run's own time), not nf-core's process_single
+    warnings = [line.strip() for line in good.stdout.splitlines() if "Warning" in line]
+    assert good.returncode == 0 and warnings == [
+        "Warning on line 7: process 'PARTY' has no standard label",
+        "Warning on line 7: process 'PARTY' has non-standard labels: ['process_mpc']"], good.stdout + good.stderr
     assert (defaults / "rules.py").exists()
-    broken = tmp_path / "nextflow"
-    shutil.copytree(REPO / "nextflow", broken)
+    broken = pipeline(tmp_path / "broken")
     config = broken / "nextflow.config"
     text = config.read_text()
     assert "queue = { params.partition }" in text
@@ -178,8 +194,8 @@ def test_nextflow_slurm_profile_places_each_party(tmp_path):
     gets memory to compile."""
     from reftrace import ConfigFile
 
-    config = ConfigFile.from_file(str(REPO / "nextflow/nextflow.config")).config_file
-    text = (REPO / "nextflow/nextflow.config").read_text().splitlines()
+    config = ConfigFile.from_file(str(REPO / "nextflow.config")).config_file
+    text = (REPO / "nextflow.config").read_text().splitlines()
     slurm = [s for s in config.process_scopes if "executor = 'slurm'" in "\n".join(text[s.line_number - 1:s.line_number + 3])]
     assert len(slurm) == 1, [s.line_number for s in config.process_scopes]
     scope = slurm[0]
@@ -200,10 +216,17 @@ def test_every_nextflow_module_is_written_as_nf_core_writes_them(tmp_path):
         text = module.read_text()
         assert "tuple val(meta)" in text and "path 'versions.yml', emit: versions" in text and "stub:" in text, module
         assert 'conda "${moduleDir}/environment.yml"' in text and (module.parent / "environment.yml").exists()
-    broken = tmp_path / "nextflow"
-    shutil.copytree(REPO / "nextflow", broken)
-    party = broken / "modules/party/main.nf"
-    party.write_text(party.read_text().replace('    conda "${moduleDir}/environment.yml"\n', ""))
+        # the image next to conda, tagged with the package's version; ext.args and ext.when read; meta.yml
+        assert f"    container 'localhost/syqure-wf:{__version__}'\n" in text, module
+        assert "task.ext.args ?: ''" in text and "${args}" in text and "task.ext.when" in text, module
+        meta = yaml.safe_load((module.parent / "meta.yml").read_text())
+        assert meta["name"] == module.parent.name and meta["input"] and meta["output"], module
+        assert f'"{module.parent.name.upper()}"' not in text  # versions through `syqure-wf versions`
+        assert 'syqure-wf versions' in text.split("stub:")[0], module
+    broken = pipeline(tmp_path / "broken")
+    party = broken / "nextflow/modules/party/main.nf"
+    party.write_text(party.read_text().replace('    conda "${moduleDir}/environment.yml"\n', "")
+                     .replace("    container 'localhost/syqure-wf:" + __version__ + "'\n", ""))
     bad = reftrace("lint", "-r", RULES, "-d", broken)
     assert bad.returncode == 1 and "process 'PARTY' names no conda environment or container" in bad.stdout, bad.stdout
 
