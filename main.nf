@@ -102,5 +102,6 @@ workflow {
         SYQURE.out.summary.subscribe { m, summary -> log.info "syqure-wf: run finished, summary ${summary}" }
         versions = SYQURE.out.versions
     }
-    versions.unique().collectFile(name: 'versions.yml', storeDir: "${params.outdir}/pipeline_info", sort: true)
+    // one entry per process: the parties' files say the same, each once
+    versions.map { f -> f.text }.unique().collectFile(name: 'versions.yml', storeDir: "${params.outdir}/pipeline_info", sort: true)
 }

@@ -109,6 +109,7 @@ def test_local_profile_gives_what_syqure_wf_run_gives_and_resume_reruns_nothing(
     info = root / "results/pipeline_info"
     versions = yaml.safe_load((info / "versions.yml").read_text())
     assert set(versions["SYQURE:PARTY"]) == {"syqure-wf", "python", "mpyc"}, versions
+    assert (info / "versions.yml").read_text().count('"SYQURE:PARTY":') == 1
     assert {p.name.split("_2")[0] for p in info.iterdir()} == {  # nf-core's reports, by default
         "allele-counts.run.yaml", "execution_report", "execution_timeline", "execution_trace", "versions.yml"}
     # PREPARE wrote its run.yaml in its work folder, nothing in the run folder;
@@ -394,3 +395,30 @@ def test_sequre_fork_builds_once_and_every_party_runs_that_build(nextflow, refer
     resolved = yaml.safe_load((root / "results/pipeline_info/sequre.run.yaml").read_text())
     assert resolved["isolation"] == "netns" and resolved["framing"] == "sequre"
     assert message_files(root / "runs") == [] and not processes_mentioning(str(root))
+
+
+@pytest.mark.slow
+def test_podman_profile_runs_every_process_in_the_image(nextflow, reference, tmp_path):
+    """`-profile local,podman`: every process in localhost/syqure-wf:<version>
+    (the image CI builds), the parties over the host's loopback; the results
+    are `syqure-wf run`'s."""
+    from syqure_wf import __version__
+
+    image = f"localhost/syqure-wf:{__version__}"
+    if not shutil.which("podman"):
+        pytest.skip("no podman here")
+    if subprocess.run(["podman", "image", "exists", image], capture_output=True, timeout=60).returncode != 0:
+        pytest.skip(f"no image {image} (CI builds it)")
+    root = clone(tmp_path / "clone")
+    example = root / "examples/allele-counts"  # inside the launch folder: mounted into the tasks
+    config = run_config(root, engine={"name": "mpyc", "program": str(example / "allele_counts.py")},
+                        inputs={1: str(example / "data/site1.json"), 2: str(example / "data/site2.json")})
+    done = nextflow.run("run", MAIN, "-profile", "local,podman", "--run_config", config, cwd=root,
+                        env={"PWD": str(root)}, timeout=900)
+    assert done.returncode == 0, done.stdout[-4000:]
+    for pid in range(3):
+        assert json.loads((root / f"results/allele-counts/party-{pid}.json").read_text()) == reference[pid]
+    checked_summary(root / "results/allele-counts/summary.json", "parties")
+    command = next((root / "work").glob("*/*/.command.run")).read_text()
+    assert "podman" in command and image in command and "--network host" in command
+    assert message_files(root / "runs") == []
