@@ -1,23 +1,16 @@
 #!/usr/bin/env nextflow
-// syqure-wf: one multi-party computation as a Nextflow pipeline (Nextflow
-// 24.10, Java 17; README.md, "Nextflow"). The commands tests/test_nextflow.py
-// runs, from the repository root:
-//   nextflow run nextflow/main.nf -profile local            (every party here: results/allele-counts/)
-//   nextflow run nextflow/main.nf -profile local -resume    (nothing runs again)
-//   nextflow run nextflow/main.nf -profile local -stub-run
-//   nextflow run nextflow/main.nf -profile local --config examples/allele-counts/config-sequre.yaml --run allele-counts-sequre
-//   nextflow run nextflow/main.nf -profile syftbox --pid 1 --run_id RUN --config run.yaml   (at each site)
-//   nextflow run nextflow/main.nf -profile slurm -params-file placement.json --partition compute
-//   nextflow run nextflow/main.nf -profile submit --config run.yaml --to a@x,b@y,c@z --syftbox_folder ~/SyftBox --email a@x
-// Embedding: include { SYQURE } from './nextflow/main' (tests/host-nextflow/),
-// or { SUBMIT } from './nextflow/modules/submit/main'.
+// syqure-wf's named workflow SYQURE: prepare one run, build a Sequre program
+// once, run the parties here at once, collect the summary. The pipeline that
+// `nextflow run` starts is main.nf at the repository's root (docs/pipelines.md);
+// a host pipeline includes this one:
+//   include { SYQURE } from './nextflow/main'             (tests/host-nextflow/)
+//   include { SUBMIT } from './nextflow/modules/submit/main'
 nextflow.enable.dsl = 2
 
 include { PREPARE } from './modules/prepare/main'
 include { BUILD   } from './modules/build/main'
 include { PARTY   } from './modules/party/main'
 include { COLLECT } from './modules/collect/main'
-include { SUBMIT  } from './modules/submit/main'
 
 // The parties of an MPC run wait for each other: if the executor cannot run
 // all of them at once, the first ones wait forever for the last. Refused
@@ -41,6 +34,18 @@ def checkAllAtOnce(int parties) {
     }
 }
 
+// connect + start + run + drain seconds of the resolved run.yaml, plus 10
+// minutes, as a Nextflow duration; '' where the run sets no bound (run: 0)
+// (a channel carries no null)
+def timeLimit(yaml) {
+    def t = (new groovy.yaml.YamlSlurper().parse(yaml.toFile()) ?: [:]).timeouts ?: [:]
+    if (!(t.run ?: 0)) {
+        return ''
+    }
+    def seconds = ['connect', 'start', 'run', 'drain'].sum { (t[it] ?: 0) as double } + 600
+    return "${Math.ceil(seconds) as long} s"
+}
+
 workflow SYQURE {
     take:
     // run: a map, known when the workflow is built:
@@ -62,7 +67,10 @@ workflow SYQURE {
     PREPARE.out.config.subscribe { m, yaml -> workflow.onComplete { if (!workflow.success) { yaml.delete() } } }
     def config = PREPARE.out.config.map { m, yaml -> yaml }
     BUILD(PREPARE.out.config)
-    PARTY(parties, config, BUILD.out.binary.map { m, program -> program }.ifEmpty([]))
+    // each party's time limit (label process_mpc): the run's own bound, from its resolved timeouts
+    def limit = PREPARE.out.config.map { m, yaml -> timeLimit(yaml) }
+    PARTY(parties.combine(limit).map { m, data, time_limit -> [m + [time_limit: time_limit], data] },
+          config, BUILD.out.binary.map { m, program -> program }.ifEmpty([]))
     COLLECT(PREPARE.out.config, PARTY.out.result.map { m, result -> result }.collect())
     versions = PREPARE.out.versions.mix(BUILD.out.versions, PARTY.out.versions, COLLECT.out.versions)
 
@@ -70,23 +78,4 @@ workflow SYQURE {
     results  = PARTY.out.result      // [ meta, result file ] for each party
     summary  = COLLECT.out.summary   // [ meta, summary.json ]
     versions = versions              // versions.yml of every task
-}
-
-workflow {
-    if (params.submit) {  // the sites' agents run the parties: this site submits and waits
-        def meta = [id: params.run, to: params.to ?: '', syftbox_folder: params.syftbox_folder, email: params.email]
-        SUBMIT(Channel.value([meta, file(params.config, checkIfExists: true)]))
-        SUBMIT.out.summary.subscribe { m, summary -> log.info "syqure-wf: run finished, summary ${summary}" }
-    } else {
-        if (params.one_party && params.pid == null) {
-            error "syqure-wf: this profile runs this machine's party only: give --pid (0..${(params.parties as int) - 1})"
-        }
-        def pids = params.pid != null ? [params.pid as int] : (0..<(params.parties as int)).toList()
-        def run = [id: params.run, config: params.config, run_dir: params.run_dir ?: "${launchDir}/runs/${params.run}",
-                   run_id: params.run_id ?: '', parties_here: pids.size(),
-                   per_host: params.pid != null || params.placement ? 1 : pids.size()]
-        SYQURE(run, Channel.fromList(pids).map { pid -> [[id: "party-${pid}", pid: pid], []] })
-        SYQURE.out.summary.subscribe { m, summary -> log.info "syqure-wf: run finished, summary ${summary}" }
-        SYQURE.out.versions.unique().collectFile(name: 'versions.yml', storeDir: "${params.outdir}/pipeline_info", sort: true)
-    }
 }

@@ -28,6 +28,7 @@ import yaml
 
 from conftest import PY, REPO, Procs, one_line_error, output, processes_mentioning, wait_until
 from test_syftbox_real import EMAILS, SyftBoxNet
+from summary_schema import checked_summary
 
 from syqure_wf.engines.program import digest
 from syqure_wf.sites.board import channel_id
@@ -779,10 +780,11 @@ rule all:
     done = subprocess.run([PY, "-m", "snakemake", "--cores", "1", "--configfile", "config.yaml"], cwd=host,
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    summary = json.loads((host / "mpc/results/sub/summary.json").read_text())
-    assert summary["run_id"] == "snakemake-submit" and {s["state"] for s in summary["sites"].values()} == {"done"}
+    summary = checked_summary(host / "mpc/results/sub/summary.json", "submit")
+    assert summary["run_id"] == "snakemake-submit" and {p["state"] for p in summary["parties"]} == {"done"}
+    assert [p["site"] for p in summary["parties"]] == EMAILS
     for pid in range(3):
-        got = json.loads((host / "mpc/results/sub/sites" / f"party-{pid}.json").read_text())
+        got = json.loads((host / "mpc/results/sub" / f"party-{pid}.json").read_text())
         assert got["allele_count"] == expected_counts()
 
 
@@ -795,16 +797,21 @@ def test_nextflow_submit_profile_runs_against_the_agents(sites, nextflow, tmp_pa
 
     launch = tmp_path / "launch"
     shutil.copytree(REPO / "nextflow", launch / "nextflow")
-    done = nextflow.run("run", "nextflow/main.nf", "-profile", "submit", "--config", sites.config("nextflow-submit"),
+    for name in ("main.nf", "nextflow.config", "nextflow_schema.json"):
+        shutil.copy(REPO / name, launch / name)
+    done = nextflow.run("run", "main.nf", "-profile", "submit", "--run_config", sites.config("nextflow-submit"),
                         "--to", ",".join(EMAILS), "--syftbox_folder", sites.folder(0), "--email", EMAILS[0],
-                        "--run", "sub", cwd=launch, env=sites.env, timeout=300)
+                        "--run", "sub", "--expires", "600", "--timeout", "240", cwd=launch, env=sites.env, timeout=300)
     assert done.returncode == 0, done.stdout[-4000:]
     assert "Submitted process > SUBMIT (sub)" in done.stdout
     published = launch / "results/sub"
-    assert json.loads((published / "summary.json").read_text())["run_id"] == "nextflow-submit"
-    assert sorted(p.name for p in (published / "results").iterdir()) == [f"party-{p}.json" for p in range(3)]
+    summary = checked_summary(published / "summary.json", "submit")
+    assert summary["run_id"] == "nextflow-submit" and [p["site"] for p in summary["parties"]] == EMAILS
+    assert sorted(p.name for p in published.iterdir()) == [f"party-{p}.json" for p in range(3)] + ["summary.json"]
     for pid in range(3):
-        assert json.loads((published / "results" / f"party-{pid}.json").read_text())["allele_count"] == expected_counts()
+        assert json.loads((published / f"party-{pid}.json").read_text())["allele_count"] == expected_counts()
+    command = next((launch / "work").glob("*/*/.command.sh")).read_text()
+    assert "--expires 600" in command and "--timeout 240" in command
 
 
 # -- what a submitted party may do at its site (issue 24, section 5)

@@ -146,16 +146,20 @@ def _module_inputs(given) -> dict:
 @click.option("--run-dir", default=None, type=click.Path(file_okay=False),
               help="The run folder the parties share (default: the folder of --out); only --clean writes there.")
 @click.option("--clean", "clean_leftovers", is_flag=True, help="Remove what a failed earlier run left here.")
+@click.option("--base-dir", default=None, type=click.Path(file_okay=False),
+              help="Relative paths in --config are relative to this folder (default: the file's).")
 @click.option("--parties-here", type=click.IntRange(min=1), default=1, show_default=True,
               help="How many parties of the run share one host (a network namespace each where needed).")
 @one_line_errors
 def prepare_cmd(config_path: str, out_path: str, run_id: str | None, run_dir: str | None,
-                clean_leftovers: bool, parties_here: int) -> None:
+                clean_leftovers: bool, base_dir: str | None, parties_here: int) -> None:
     """Fix one run (id, folders, defaults) in a file that every party reads."""
+    from pathlib import Path
+
     from ..run.steps import prepare
 
     cfg = prepare(config_path, out_path, run_id=run_id, clean_leftovers=clean_leftovers,
-                  parties_here=parties_here, run_dir=run_dir)
+                  parties_here=parties_here, run_dir=run_dir, base_dir=Path(base_dir).absolute() if base_dir else None)
     click.echo(f"run {cfg.run_id}: {cfg.n} parties, run folder {cfg.workdir}", err=True)
 
 

@@ -18,6 +18,7 @@ import yaml
 
 from ..transport.protocol.names import leftovers, parse_direction
 from .config import RunConfig, check_inputs
+from . import summary as summary_file
 from ..errors import ConfigError, Stopped, SyqureError
 from ..transport.files import make_private_dir, write_private
 from .children import die_with_parent, stop_groups
@@ -183,6 +184,11 @@ class LocalRun:
                 signal.signal(sig, handler)
         if self.stop_signal:
             raise Stopped(f"run {cfg.run_id} stopped by {self.stop_signal}", self.stop_signal)
+        folders = {p.output.parent for p in cfg.parties}
+        if len(folders) == 1:  # summary.json beside the results, as every front door writes it (docs/outputs.md)
+            folder = folders.pop()
+            records = {p.pid: run_status(cfg, p.pid) for p in cfg.parties}
+            summary_file.write(summary_file.of_parties(cfg.run_id, records, folder, "run"), folder / "summary.json")
         return self.summary()
 
     def say(self, line: str) -> None:

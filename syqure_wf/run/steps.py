@@ -5,13 +5,12 @@ record and writes the run's summary. Paths come from the caller, so that a
 Snakemake module prefix or a Nextflow work folder applies."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import yaml
 
-from . import config as config_mod
+from . import config as config_mod, summary
 from ..errors import ConfigError, PeerFailed
 from ..transport.files import write_private
 from ..transport.folder import clean
@@ -22,7 +21,8 @@ from ..transport.status import DONE, FAILED, read_status
 def prepare(raw: dict | str | Path, out: str | Path, *, base_dir: Path | None = None,
             run_id: str | None = None, clean_leftovers: bool = False,
             parties_here: int = 1, run_dir: str | Path | None = None) -> config_mod.RunConfig:
-    """Resolve a run configuration into ``out``; the run folder is ``run_dir``,
+    """Resolve a run configuration into ``out`` (relative paths in a file
+    given are relative to ``base_dir``, by default its folder); the run folder is ``run_dir``,
     by default out's folder (a Nextflow task writes only ``out``, in its work
     folder: the parties make the run folder). With several parties here, each
     gets a network namespace where the engine needs one (``isolation: auto``)."""
@@ -35,7 +35,7 @@ def prepare(raw: dict | str | Path, out: str | Path, *, base_dir: Path | None = 
         config_mod.check_schema(raw, "workflow config mpc")
         cfg = config_mod.resolve(raw, None, base_dir or Path.cwd())
     else:
-        cfg = config_mod.load(raw, overrides)
+        cfg = config_mod.load(raw, overrides, base_dir)
     from .isolation import isolate
 
     cfg = isolate(cfg, parties_here)
@@ -45,11 +45,6 @@ def prepare(raw: dict | str | Path, out: str | Path, *, base_dir: Path | None = 
     out.parent.mkdir(parents=True, exist_ok=True)
     write_private(out, yaml.safe_dump(cfg.resolved(), sort_keys=False).encode())
     return cfg
-
-
-def _here(path: Path) -> str | None:
-    """A party's output, where it is on this machine (a published record names no path)."""
-    return str(path) if path.is_file() else None
 
 
 def collect(config_path: str | Path, out: str | Path, *, wait: float | None = None) -> dict:
@@ -69,14 +64,8 @@ def collect(config_path: str | Path, out: str | Path, *, wait: float | None = No
             raise PeerFailed(f"run {cfg.run_id}: party {pending[0]} is not done "
                              f"(state {(records[pending[0]] or {}).get('state', 'no status')})")
         time.sleep(0.5)
-    summary = {"run_id": cfg.run_id, "parties": [
-        {"pid": pid, "state": rec["state"], "channels": rec.get("channels", {}),
-         "times": rec.get("times", {}), "output": rec.get("output") or _here(cfg.party(pid).output)}
-        for pid, rec in records.items()]}
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=1) + "\n")
-    return summary
+    return summary.write(summary.of_parties(cfg.run_id, records, out.parent), out)
 
 
 def workflow_config(config: dict) -> tuple[dict, list[int]]:

@@ -3,7 +3,6 @@
 collected results where the workflow expects its outputs."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -14,11 +13,12 @@ from .board import Board
 from .submitter import DEFAULT_EXPIRY, submit, wait
 
 
-def submit_and_wait(mpc: dict, site: dict, out_dir: str, summary: str, work_dir: str, say=print) -> str:
+def submit_and_wait(mpc: dict, site: dict, out_dir: str, work_dir: str, say=print) -> str:
     """``mpc``: the run configuration (program path absolute, inputs as names);
     ``site``: to (emails in pid order), syftbox_folder, email, expires, timeout.
-    Writes ``out_dir/party-N.json`` for every shared result and ``summary``;
-    the submitted configuration and what ``wait`` collected stay in ``work_dir``."""
+    Writes ``out_dir/party-N.json`` for every shared result and
+    ``out_dir/summary.json`` (docs/outputs.md); the submitted configuration
+    and what ``wait`` collected stay in ``work_dir``."""
     out, work = Path(out_dir), Path(work_dir)
     make_private_dir(work)
     config = work / "submitted.yaml"
@@ -27,10 +27,6 @@ def submit_and_wait(mpc: dict, site: dict, out_dir: str, summary: str, work_dir:
     run_id = submit(str(config), list(site.get("to") or []), board, float(site.get("expires", DEFAULT_EXPIRY)), say)
     collected = wait(board, run_id, work / "collected", float(site.get("timeout", 0)), say)
     make_private_dir(out)
-    for path in sorted(collected.glob("party-*.json")):
+    for path in sorted(collected.glob("party-*.json")) + [collected / "summary.json"]:
         shutil.copyfile(path, out / path.name)
-    sites = json.loads((collected / "sites.json").read_text())
-    Path(summary).write_text(json.dumps({"run_id": run_id, "program": sites["program"], "results": str(out),
-                                         "sites": {s: {k: r.get(k) for k in ("pid", "state", "approved_by", "result")}
-                                                   for s, r in sites["sites"].items()}}, indent=1))
     return run_id

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError, SyqureError
+from ..run import summary
 from ..transport.files import make_private_dir, write_private
 from ..transport.protocol.records import json_of
 from . import lifecycle as lc
@@ -181,6 +182,8 @@ def collect(board: Board, m, now_records: dict, results: Path, say=print) -> Pat
         write_private(out / f"party-{pid}.json", data)
     write_private(out / "sites.json", dump({"run_id": m.run_id, "program": m.digest,
                                              "sites": {s: now_records[s] for s in m.parties}}))
+    summary.write(summary.of_sites(m.run_id, m.digest, [(p, s, now_records[s]) for p, s in enumerate(m.parties)],
+                                   out), out / "summary.json")  # docs/outputs.md
     say(f"run {m.run_id} done: results in {out}" + (f" (kept by their site: {', '.join(kept)})" if kept else ""))
     return out
 

@@ -1,32 +1,82 @@
 # Configuration shared by the rules: the run, the parties that run here,
-# and the checks that must fail before any job starts.
+# and the checks that must fail before any job starts. Every file of this
+# workflow is reached through workflow.source_path(), so that a module pulled
+# from git (github(), gitfile()) finds them. The steps are shell commands
+# (syqure-wf ...) that run where their conda: or container: says; the checks
+# here use the package where Snakemake runs, when it is installed there.
 import os
+import sys
 from pathlib import Path
 
+import yaml
 from snakemake.exceptions import WorkflowError
 
-from syqure_wf.run import config as syqure_config
-from syqure_wf.errors import SyqureError
-from syqure_wf.run.steps import workflow_config
+try:
+    from syqure_wf.run import config as syqure_config
+    from syqure_wf.errors import SyqureError
+except ImportError:  # the steps check the configuration themselves, in their environment
+    syqure_config = None
 
+    class SyqureError(Exception):
+        pass
+
+
+def workflow_config(config):
+    """The run configuration and the pids that run here (as syqure_wf.run.steps has it)."""
+    mpc = dict(config.get("mpc") or {})
+    n = mpc.get("parties", 3)
+    n = len(n) if isinstance(n, list) else n
+    here = config.get("parties_here", "all")
+    pids = list(range(n)) if here == "all" else [here] if isinstance(here, int) else list(here)
+    bad = [p for p in pids if not isinstance(p, int) or not 0 <= p < n]
+    if bad:
+        raise WorkflowError(f"parties_here: {bad[0]!r} is not a party of this run (0..{n - 1})")
+    return mpc, pids
+
+
+# Where the steps run: a conda environment (--software-deployment-method conda)
+# or an image (apptainer); config `container` names another image.
+ENV = "../envs/syqure-wf.yaml"
+CONTAINER = config.get("container", "docker://localhost/syqure-wf:0.1.0")
 RUN = config["run"]
 SUBMIT = bool(config.get("submit"))  # this site submits to the sites' agents: no party runs here
+MPC, PARTIES_HERE = workflow_config(config)
+PARTIES_HERE = [] if SUBMIT else PARTIES_HERE
 try:
-    MPC, PARTIES_HERE = workflow_config(config)
-    PARTIES_HERE = [] if SUBMIT else PARTIES_HERE
-    syqure_config.check_schema({**MPC, "workdir": "."}, "config mpc")
+    if syqure_config:
+        syqure_config.check_schema({**MPC, "workdir": "."}, "config mpc")
 except SyqureError as exc:
     raise WorkflowError(str(exc))
 N_PARTIES = len(MPC["parties"]) if isinstance(MPC.get("parties"), list) else MPC.get("parties", 3)
-REPO = Path(workflow.current_basedir).parent.parent  # this file is workflow/rules/common.smk
+HERE = workflow.current_basedir  # this file's folder (workflow/rules): a path, or a git source for a module from git
+
+
+def repo_file(path):
+    """A file of this repository: its own path in a checkout, else Snakemake's
+    copy from the module's source (github(), gitfile())."""
+    if isinstance(HERE, str):
+        return os.path.normpath(os.path.join(HERE, "..", "..", path))
+    # Snakemake's copy is named after the source (name@tag) in a folder of this
+    # process only: the parties get a copy under its own name, at a path that
+    # stays the same from one invocation to the next (by its content's hash)
+    import hashlib
+
+    data = Path(workflow.source_path(f"../../{path}")).read_bytes()
+    copy = Path(".snakemake", "syqure-wf", hashlib.sha256(data).hexdigest()[:16], os.path.basename(path)).absolute()
+    if not copy.exists():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        tmp = copy.with_name(f".{copy.name}.{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, copy)
+    return str(copy)
 
 
 def program_path(path):
     """A program given relative to the working folder, else to this repository
-    (the default example works from any host workflow)."""
+    (the default example works from any host workflow, a module from git too)."""
     if os.path.isabs(path) or os.path.exists(path):
         return os.path.abspath(path)
-    return str(REPO / path)
+    return repo_file(path)
 
 
 def mpc_config():
@@ -56,6 +106,8 @@ def submission():
 
 ENGINE = dict(MPC.get("engine") or {"name": "mpyc"})
 if MPC.get("module"):  # its program is the module's entrypoint, on Sequre
+    if not syqure_config:
+        raise WorkflowError("mpc.module: a Biovault module is read where Snakemake runs: install syqure-wf there")
     from syqure_wf.run.module import load as load_module
 
     try:
@@ -90,9 +142,22 @@ def party_input(wildcards):
 # them is refused here, before any job starts, not left to deadlock. Inside a
 # cluster job Snakemake runs this file again for that one job: no check there.
 for _what, _given, _option in ((workflow._cores, "core(s)", "--cores"), (workflow.nodes, "job(s)", "--jobs")):
-    if workflow.remote_exec or workflow.subprocess_exec:
+    if workflow.remote_exec or workflow.subprocess_exec or "--lint" in sys.argv:  # --lint runs nothing, on 1 core
         break
     if _what is not None and _what < len(PARTIES_HERE):
         raise WorkflowError(
             f"{len(PARTIES_HERE)} parties must run at once here but only {_what} {_given} may run "
             f"together: use {_option} {len(PARTIES_HERE)} or more (the local-3party profile does)")
+
+
+# The submit step's flags (rules/submit.smk)
+def site_flags():
+    from shlex import quote
+
+    site = config["submit"]
+    return f"--syftbox-folder {quote(str(site['syftbox_folder']))} --email {quote(site['email'])}"
+
+
+def to_flag():
+    to = config["submit"].get("to")  # default: the emails of mpc.parties
+    return f"--to {','.join(to)}" if to else ""

@@ -7,15 +7,20 @@ rule prepare:
     output:
         config=f"runs/{RUN}/config.yaml",
     params:
-        mpc=mpc_config(),
-        clean=config.get("parties_here", "all") == "all",
+        # the run configuration, its paths made absolute, handed over as a file
+        mpc=yaml.safe_dump(mpc_config(), sort_keys=False),
+        clean="--clean" if config.get("parties_here", "all") == "all" else "",
         per_host=parties_per_host(),
     log:
         f"logs/{RUN}/prepare.log",
-    run:
-        from syqure_wf.run.steps import prepare
-
-        prepare(params.mpc, output.config, clean_leftovers=params.clean, parties_here=params.per_host)
+    conda:
+        ENV
+    container:
+        CONTAINER
+    shell:
+        "trap 'rm -f {output.config}.given' EXIT; printf '%s\\n' {params.mpc:q} > {output.config}.given"
+        " && syqure-wf prepare --config {output.config}.given --base-dir . --out {output.config}"
+        " {params.clean} --parties-here {params.per_host} 2> {log}"
 
 
 rule build:
@@ -28,6 +33,10 @@ rule build:
     threads: 1
     resources:
         mem_mb=2000,  # Codon takes about 0.9 GB to compile a Sequre program
+    conda:
+        ENV
+    container:
+        CONTAINER
     shell:
         "syqure-wf build --config {input.config} --out {output.binary} 2> {log}"
 
@@ -44,11 +53,16 @@ rule party:
         pid=r"\d+",
     params:
         binary=lambda wc, input: f" --binary {input.binary}" if "binary" in input.keys() else "",
-        cancel_queued=REPO / "workflow" / "scripts" / "cancel_queued_jobs.sh",
+        # its text: the same wherever the workflow's files come from
+        cancel_queued=Path(repo_file("workflow/scripts/cancel_queued_jobs.sh")).read_text(),
     threads: 1
     resources:
         slurm_extra=lambda wc: (f"--nodelist={config['placement'][int(wc.pid)]}"
                                 if config.get("placement", {}).get(int(wc.pid)) else ""),
+    conda:
+        ENV
+    container:
+        CONTAINER
     shell:
         # A failed run is over: its resolved config goes, so that the next
         # attempt prepares a new run (a new run id) instead of reusing this one.
@@ -56,7 +70,7 @@ rule party:
         # Its one-line error goes to the log too: Snakemake shows a failed job's log.
         "(syqure-wf party --config {input.config} --pid {wildcards.pid} --output {output.result}"
         "{params.binary}"
-        " || {{ code=$?; rm -f {input.config}; bash {params.cancel_queued}; exit $code; }}) 2>&1 | tee {log}"
+        " || {{ code=$?; rm -f {input.config}; bash -c {params.cancel_queued:q}; exit $code; }}) 2>&1 | tee {log}"
 
 
 rule collect:
@@ -64,6 +78,12 @@ rule collect:
         config=rules.prepare.output.config,
         results=expand(f"results/{RUN}/party-{{pid}}.json", pid=PARTIES_HERE),
     output:
-        summary=f"results/{RUN}/summary.json",
+        summary=report(f"results/{RUN}/summary.json", caption="../report/summary.rst", category="syqure-wf"),
+    log:
+        f"logs/{RUN}/collect.log",
+    conda:
+        ENV
+    container:
+        CONTAINER
     shell:
-        "syqure-wf collect --config {input.config} --out {output.summary}"
+        "syqure-wf collect --config {input.config} --out {output.summary} 2> {log}"

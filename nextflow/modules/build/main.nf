@@ -5,6 +5,7 @@ process BUILD {
     tag "${meta.id}"
     label 'process_single'
     conda "${moduleDir}/environment.yml"
+    container 'localhost/syqure-wf:0.1.0'
 
     input:
     tuple val(meta), path(config)   // the resolved run configuration (from PREPARE)
@@ -13,18 +14,18 @@ process BUILD {
     tuple val(meta), path('program'), emit: binary, optional: true
     path 'versions.yml', emit: versions
 
-    script:
-    """
-    syqure-wf build --config ${config} --out program --if-needed
+    when:
+    task.ext.when == null || task.ext.when
 
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        syqure-wf: \$(syqure-wf --version | sed 's/.* //')
-    END_VERSIONS
+    script:
+    def args = task.ext.args ?: ''
+    """
+    syqure-wf build --config ${config} --out program --if-needed ${args}
+    syqure-wf versions --config ${config} --process "${task.process}" > versions.yml
     """
 
     stub:
     """
-    echo '"${task.process}": {syqure-wf: stub}' > versions.yml
+    printf '"${task.process}":\\n    syqure-wf: "stub"\\n' > versions.yml
     """
 }

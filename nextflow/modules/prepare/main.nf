@@ -5,6 +5,7 @@ process PREPARE {
     tag "${meta.id}"
     label 'process_single'
     conda "${moduleDir}/environment.yml"
+    container 'localhost/syqure-wf:0.1.0'
 
     input:
     // meta: id (the run's name), run_dir (the folder the parties share),
@@ -15,21 +16,21 @@ process PREPARE {
     tuple val(meta), path('run.yaml'), emit: config
     path 'versions.yml', emit: versions
 
+    when:
+    task.ext.when == null || task.ext.when
+
     script:
     def args = task.ext.args ?: ''
     def id = meta.run_id ? "--run-id ${meta.run_id}" : ''
     """
     syqure-wf prepare --config ${run_config} --out run.yaml --run-dir ${meta.run_dir} ${id} --parties-here ${meta.per_host} ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        syqure-wf: \$(syqure-wf --version | sed 's/.* //')
-    END_VERSIONS
+    syqure-wf versions --process "${task.process}" > versions.yml
     """
 
     stub:
+    def id = meta.run_id ?: 'stub-run'
     """
-    touch run.yaml
-    echo '"${task.process}": {syqure-wf: stub}' > versions.yml
+    printf 'run_id: ${id}\\nworkdir: ${meta.run_dir}\\nparties: []\\ntimeouts: {run: 0}\\n' > run.yaml
+    printf '"${task.process}":\\n    syqure-wf: "stub"\\n' > versions.yml
     """
 }
