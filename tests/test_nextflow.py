@@ -398,27 +398,26 @@ def test_sequre_fork_builds_once_and_every_party_runs_that_build(nextflow, refer
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3000)  # the image is built first where this session has not yet
 def test_podman_profile_runs_every_process_in_the_image(nextflow, reference, tmp_path):
     """`-profile local,podman`: every process in localhost/syqure-wf:<version>
     (the image CI builds), the parties over the host's loopback; the results
     are `syqure-wf run`'s."""
+    from container_image import env, image
     from syqure_wf import __version__
 
-    image = f"localhost/syqure-wf:{__version__}"
-    if not shutil.which("podman"):
-        pytest.skip("no podman here")
-    if subprocess.run(["podman", "image", "exists", image], capture_output=True, timeout=60).returncode != 0:
-        pytest.skip(f"no image {image} (CI builds it)")
+    tag = image()  # built by the project's recipe (container/build.sh), once per session
+    assert tag.endswith(f":{__version__}"), tag  # the tag every module names
     root = clone(tmp_path / "clone")
     example = root / "examples/allele-counts"  # inside the launch folder: mounted into the tasks
     config = run_config(root, engine={"name": "mpyc", "program": str(example / "allele_counts.py")},
                         inputs={1: str(example / "data/site1.json"), 2: str(example / "data/site2.json")})
     done = nextflow.run("run", MAIN, "-profile", "local,podman", "--run_config", config, cwd=root,
-                        env={"PWD": str(root)}, timeout=900)
+                        env={"PWD": str(root), "CONTAINERS_CONF": env()["CONTAINERS_CONF"]}, timeout=900)
     assert done.returncode == 0, done.stdout[-4000:]
     for pid in range(3):
         assert json.loads((root / f"results/allele-counts/party-{pid}.json").read_text()) == reference[pid]
     checked_summary(root / "results/allele-counts/summary.json", "parties")
     command = next((root / "work").glob("*/*/.command.run")).read_text()
-    assert "podman" in command and image in command and "--network host" in command
+    assert "podman" in command and tag in command and "--network host" in command
     assert message_files(root / "runs") == []
