@@ -31,6 +31,7 @@ class Engine:
     # variables (names; "X_*" for a prefix): run/confine.py
     environment: tuple[str, ...] = ()
     scratch: tuple[str, ...] = ()  # what its runtime writes besides its output (run/confine.py)
+    in_process = False  # can speak the file transport in its own process (transport: files)
 
     def default_framing(self, spec: dict) -> str:
         return "stream"

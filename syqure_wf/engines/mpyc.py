@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..transport.protocol.ports import mpyc_party_args
-from . import unpickle
+from . import mpyc_inproc, unpickle
 from .engine import Engine, Launch, common_env, fill, placeholders, program_problem, python_install
 from .program import imports
 
@@ -18,6 +18,7 @@ GUARD = Path(unpickle.__file__).resolve()
 
 class MPyC(Engine):
     name = "mpyc"
+    in_process = True  # transport files: mpyc_inproc.py, no proxy
     environment = ("MPYC_*", "PYTHONPATH", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
     def framing_problem(self, spec, framing):
@@ -39,6 +40,8 @@ class MPyC(Engine):
             plan = [a for k in range(cfg.n) for a in
                     ("-P", (":" if k == pid else f"{cfg.host}:") + str(cfg.party(k).party_base_port))]
             plan += ["-I", str(pid)]
+        elif cfg.in_process:
+            plan = mpyc_inproc.party_args(pid, cfg.n)
         else:
             plan = mpyc_party_args(pid, cfg.n, p.base_port, p.party_base_port, cfg.host)
         return Launch([sys.executable, str(GUARD), values["program"], *args, *plan], common_env(cfg, pid))

@@ -115,6 +115,19 @@ class RunConfig:
         return replace(self, parties=[replace(p, **fields) if p.pid == pid else p for p in self.parties])
 
     @property
+    def in_process(self) -> bool:
+        """The file transport runs inside each party's process (``transport:
+        files`` with an engine that can: MPyC): no proxy, nothing listens."""
+        from ..engines import get_engine
+
+        return self.transport == "files" and get_engine(self.engine["name"]).in_process
+
+    @property
+    def proxied(self) -> bool:
+        """Each party reaches the files through a proxy's TCP channels."""
+        return self.transport != "tcp" and not self.in_process
+
+    @property
     def n(self) -> int:
         return len(self.parties)
 

@@ -101,7 +101,7 @@ def party_view(cfg, pid: int, engine, launch) -> View:
     inputs = ([p.input] if p.input else []) + [f for f in p.reads if f.is_file()]
     outputs = [p.output.parent] + ([p.results] if p.results else [])
     # without proxies (transport tcp) it reaches every party's ports
-    pids = [pid] if cfg.transport == "files" else [q.pid for q in cfg.parties]
+    pids = [pid] if cfg.transport != "tcp" else [q.pid for q in cfg.parties]
     ports = set().union(*(cfg.ports(q) for q in pids))
     return view(engine.reads(cfg, launch), inputs, [*outputs, *engine.scratch], ports)
 

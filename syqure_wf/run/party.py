@@ -1,5 +1,6 @@
 """The party runner: one party of a run, its proxy in process and its engine
-as a child process. It records the party's status in the run folder, stops
+as a child process (or, for an engine that speaks the file transport itself,
+no proxy here: its settings go to the child through a pipe, inproc.py). It records the party's status in the run folder, stops
 within seconds when a peer failed (naming it) and returns the engine's exit
 code, or 1 when the run failed around it."""
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .confine import confine
 from ..engines import get_engine
 from ..errors import PeerFailed, Stopped, SyqureError
 from ..transport.files import make_private_dir
+from ..transport import inproc
 from ..transport.proxy import Proxy
 from ..transport.status import DONE, FAILED, RUNNING, StatusRecord, read_status
 from . import sentinel
@@ -70,11 +72,15 @@ class PartyRunner:
         if cfg.party(pid).results:  # its named outputs go there
             make_private_dir(cfg.party(pid).results)
         self.status = StatusRecord(cfg.status_dir_of(pid), pid, cfg.n, cfg.run_id)
-        if cfg.transport == "files":
+        fds: tuple[int, ...] = ()
+        if cfg.proxied:
             self.proxy = Proxy(cfg.proxy_settings(pid), status=self.status)
             await self.proxy.start()
         else:
             make_private_dir(cfg.status_dir_of(pid))
+        if cfg.in_process:  # the child's proxy: its settings (a run secret among them) through a pipe
+            fds = (self._settings_pipe(cfg.proxy_settings(pid)),)
+            launch.env[inproc.FD_VAR] = str(fds[0])
         jail = confine(cfg, pid, self.engine, launch, dict(os.environ))
         jail.before.append(die_with_parent())
         try:
@@ -91,14 +97,28 @@ class PartyRunner:
                     self.process = await asyncio.create_subprocess_exec(
                         *launch.argv, stdin=asyncio.subprocess.DEVNULL, stdout=log,
                         stderr=asyncio.subprocess.STDOUT, env=jail.env,
-                        start_new_session=True, preexec_fn=jail.preexec)
+                        start_new_session=True, preexec_fn=jail.preexec, pass_fds=fds)
                 except OSError as exc:
                     raise SyqureError(f"party {pid}: cannot start {launch.argv[0]}: {exc.strerror}") from None
                 except subprocess.SubprocessError as exc:  # the confinement failed in the child
                     raise SyqureError(f"party {pid}: cannot confine its program: {exc}") from None
         finally:
             jail.close()  # the child has it; nothing else may use it
+            for fd in fds:
+                os.close(fd)
         return await self._supervise()
+
+    @staticmethod
+    def _settings_pipe(settings) -> int:
+        """A pipe holding the settings whole (far below a pipe's buffer); its read end."""
+        data = inproc.settings_json(settings)
+        r, w = os.pipe()
+        try:
+            if len(data) >= 65536 or os.write(w, data) != len(data):
+                raise SyqureError("the transport's settings do not fit a pipe")
+        finally:
+            os.close(w)
+        return r
 
     async def _supervise(self) -> PartyResult:
         cfg, pid = self.cfg, self.pid
@@ -116,6 +136,10 @@ class PartyRunner:
             code = await engine_exit
             self.times["engine_exited"] = time.time()
             if code != 0:
+                if code == inproc.FAILED and cfg.in_process:  # its transport failed: said as a proxy says it
+                    failed = inproc.failure_of(log_tail(self.log, 20))
+                    if failed is not None:
+                        raise failed
                 said = self.engine.exit_reason(code, log_tail(self.log, 20))
                 if said:  # the engine knows why (a peer's message it refused): said at once
                     raise SyqureError(f"party {pid} {said}")
@@ -137,8 +161,9 @@ class PartyRunner:
         finally:
             await cancel_all([carry, engine_exit])
         self.times["finished"] = time.time()
+        self._carry_on_record()
         self.status.update(state=DONE, exit_code=0, times=self.times,
-                           channels=self.proxy.stats() if self.proxy else {})
+                           **({"channels": self.proxy.stats() if self.proxy else {}} if not cfg.in_process else {}))
         return PartyResult(pid, 0, log=self.log)
 
     def _list_named_outputs(self) -> None:
@@ -175,20 +200,34 @@ class PartyRunner:
         if self.process is not None:
             await stop_group(self.process, KILL_GRACE)
 
+    def _carry_on_record(self) -> None:
+        """The child's proxy wrote the record since (its heartbeats, channels):
+        the last word carries on from there."""
+        if self.cfg.in_process and self.status is not None:
+            mine = read_status(self.cfg.status_dir_of(self.pid), self.pid) or {}
+            if mine.get("run_id") == self.cfg.run_id:
+                self.status.data.update(mine)
+
     def discard(self) -> None:
         """A failed run is over: what this party wrote that nobody will read,
         and what was sent to it that it will never read, goes."""
-        if self.proxy is not None:
-            try:
-                self.proxy.folder.discard_unconsumed()
-            except OSError:
-                pass
+        folder = self.proxy.folder if self.proxy is not None else None
+        try:
+            if folder is None and self.cfg.in_process and self.status is not None:
+                from ..transport.settings import make_folder
+
+                folder = make_folder(self.cfg.proxy_settings(self.pid))
+            if folder is not None:
+                folder.discard_unconsumed()
+        except (OSError, SyqureError):
+            pass
 
     def record_failure(self, reason: str) -> None:
         if self.status is not None:
             try:
+                self._carry_on_record()
                 self.status.update(state=FAILED, reason=reason, times=self.times,
-                                   channels=self.proxy.stats() if self.proxy else {})
+                                   **({"channels": self.proxy.stats()} if self.proxy else {}))
             except OSError:
                 pass
 

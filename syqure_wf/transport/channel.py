@@ -43,6 +43,7 @@ class Hub:
     beat_soon: Callable[[], None]
     changed: Callable[[], None]
     arrived: Callable[[bool], None]  # a look found a message: announced by an event or not
+    local: object = None  # the party in this process (inproc.PartySide): no socket at all
 
 
 class Channel:
@@ -79,7 +80,7 @@ class Channel:
 
     # -- connections to the local party
     async def listen(self) -> None:
-        if self.plan.role is not Role.ACCEPT:
+        if self.plan.role is not Role.ACCEPT or self.hub.local is not None:
             return
         loop = asyncio.get_running_loop()
         try:
@@ -149,6 +150,8 @@ class Channel:
         s = self.settings
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + (s.connect_timeout or float("inf"))
+        if self.hub.local is not None:
+            return await self.hub.local.dial(self, loop.time() + (s.connect_timeout or float("inf")))
         while True:
             try:
                 _, link = await loop.create_connection(lambda: Link(self), s.host, self.plan.port)

@@ -44,8 +44,9 @@ class Proxy:
     """All channels of one party. ``run`` returns a summary or raises SyqureError."""
 
     def __init__(self, settings: ProxySettings, *, status: StatusRecord | None = None,
-                 resumable: bool = False):
+                 resumable: bool = False, local=None):
         self.settings = s = settings
+        self.local = local  # the party's side in this process (inproc.PartySide), or None: TCP
         if s.run_id:
             names.check_id(s.run_id, "run id")
         self.plans = plan_channels(s.pid, s.parties, s.base_port, s.party_base_port, s.convention)
@@ -124,7 +125,7 @@ class Proxy:
         if self.wakeups.polling:
             log.info("%s", self.wakeups.note)
         hub = Hub(s, self.folder, self.progress, self.watcher, self.wakeups, self.clock, self.started,
-                  self.beat_soon, self.changed, self.arrived)
+                  self.beat_soon, self.changed, self.arrived, self.local)
         pending = self.keys.pending if self.keys else ()
         self.channels = [Channel(hub, plan, self.peers[plan.peer], plan.peer not in pending) for plan in self.plans]
         for ch in self.channels:
