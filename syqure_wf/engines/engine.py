@@ -18,6 +18,11 @@ class Launch:
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    # what it touches besides its engine's install and the party's files (run/confine.py):
+    # the transport, where it runs in the party's process
+    reads: list = field(default_factory=list)
+    writes: list = field(default_factory=list)
+    ports: list = field(default_factory=list)
 
     def describe(self) -> str:
         return shlex.join(self.argv)

@@ -44,13 +44,16 @@ class MPyC(Engine):
             plan = mpyc_inproc.party_args(pid, cfg.n)
         else:
             plan = mpyc_party_args(pid, cfg.n, p.base_port, p.party_base_port, cfg.host)
-        return Launch([sys.executable, str(GUARD), values["program"], *args, *plan], common_env(cfg, pid))
+        launch = Launch([sys.executable, str(GUARD), values["program"], *args, *plan], common_env(cfg, pid))
+        if cfg.in_process:
+            mpyc_inproc.transport_view(cfg, pid, launch)
+        return launch
 
     def reads(self, cfg, launch):
         # the program and the files it imports from its folder (listed, for Python's imports);
         # Python, MPyC, NumPy; the guard
         program = cfg.resolve(cfg.engine["program"])
-        return [*imports(program), (program.parent,), *python_install(), GUARD]
+        return [*imports(program), (program.parent,), *python_install(), GUARD, *launch.reads]
 
     def exit_reason(self, code, log_tail):
         if code != unpickle.REFUSED:

@@ -12,6 +12,7 @@ first, then its frames) is carried as before, in the same files.
 from __future__ import annotations
 
 import os
+import socket
 
 from ..transport.inproc import FD_VAR, ProxyThread, read_settings
 
@@ -24,13 +25,14 @@ def party_args(pid: int, parties: int) -> list[str]:
     return [a for k in range(parties) for a in ("-P", f"{'' if k == pid else HOST}:{k}")] + ["-I", str(pid)]
 
 
-def serve(runtime) -> ProxyThread | None:
-    """The party's proxy in this process, if its runner asked for one."""
+def start() -> ProxyThread | None:
+    """The party's proxy in this process, if its runner asked for one: as
+    early as can be, for the heartbeats (MPyC's imports take seconds)."""
     fd = os.environ.pop(FD_VAR, None)
     if fd is None:
         return None
-    thread = ProxyThread(read_settings(int(fd)))
-    attach(runtime, thread.side)
+    runner = socket.socket(fileno=int(fd))
+    thread = ProxyThread(read_settings(runner), runner)
     thread.start()
     return thread
 
@@ -49,3 +51,36 @@ def attach(runtime, side) -> None:
 
     loop.create_server = create_server
     loop.create_connection = create_connection
+
+
+def transport_view(cfg, pid: int, launch) -> None:
+    """What the transport touches from the party's process, for its
+    confinement (run/confine.py): the message folder (layout
+    shared); or this party's run folder, the synced datasites (read), the
+    site's own key folder and published key, its SyftBox client's
+    configuration and ports (the sync probe) (layout syftbox)."""
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    import syqure_wf
+
+    package = Path(syqure_wf.__file__).resolve().parent  # the launcher imports it from its folder's parent
+    launch.reads += [package, (package.parent,)]
+    if cfg.layout != "syftbox":
+        launch.writes.append(cfg.data_dir)
+    else:
+        from ..transport.sitekey import did_path, private_dir
+        from ..transport.sync_health import find_client
+
+        box, email = cfg.syftbox_folder(pid), cfg.party(pid).email
+        launch.writes += [cfg.run_folder(pid), private_dir(box, email), did_path(box, email).parent]
+        launch.reads += [box / "datasites", *(p for p in (box.parent / ".syftbox", Path("~/.syftbox").expanduser())
+                                              if p.is_dir())]
+        client = find_client(box)
+        if client is not None:  # found here, where /proc is readable: the party looks there only
+            launch.env["SYFTBOX_CLIENT_CONFIG_PATH"] = str(client.config)
+            launch.reads.append(client.config)
+            for url in (client.client_url, client.server_url):
+                parts = urlsplit(url or "")
+                if parts.hostname:
+                    launch.ports.append(parts.port or (443 if parts.scheme == "https" else 80))

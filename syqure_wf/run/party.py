@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -56,6 +57,7 @@ class PartyRunner:
         self.proxy: Proxy | None = None
         self.status: StatusRecord | None = None
         self.times: dict[str, float] = {}
+        self.handover: asyncio.Future | None = None  # in process: the record's beat until the party takes it
 
     async def run(self) -> PartyResult:
         cfg, pid = self.cfg, self.pid
@@ -73,13 +75,18 @@ class PartyRunner:
             make_private_dir(cfg.party(pid).results)
         self.status = StatusRecord(cfg.status_dir_of(pid), pid, cfg.n, cfg.run_id)
         fds: tuple[int, ...] = ()
+        handover = None
         if cfg.proxied:
             self.proxy = Proxy(cfg.proxy_settings(pid), status=self.status)
             await self.proxy.start()
         else:
             make_private_dir(cfg.status_dir_of(pid))
         if cfg.in_process:  # the child's proxy: its settings (a run secret among them) through a pipe
-            fds = (self._settings_pipe(cfg.proxy_settings(pid)),)
+            for folder in launch.writes:  # made now: a Landlock rule needs its path to exist
+                make_private_dir(Path(folder))
+            handover, theirs = socket.socketpair()
+            handover.sendall(inproc.settings_json(cfg.proxy_settings(pid)) + b"\n")
+            fds = (theirs.detach(),)
             launch.env[inproc.FD_VAR] = str(fds[0])
         jail = confine(cfg, pid, self.engine, launch, dict(os.environ))
         jail.before.append(die_with_parent())
@@ -106,19 +113,12 @@ class PartyRunner:
             jail.close()  # the child has it; nothing else may use it
             for fd in fds:
                 os.close(fd)
+        if handover is not None:  # its record beats on until the party's own proxy takes it
+            self.handover = asyncio.ensure_future(
+                inproc.beat_until_taken(handover, self.status, cfg.proxy_settings(pid).heartbeat))
         return await self._supervise()
 
-    @staticmethod
-    def _settings_pipe(settings) -> int:
-        """A pipe holding the settings whole (far below a pipe's buffer); its read end."""
-        data = inproc.settings_json(settings)
-        r, w = os.pipe()
-        try:
-            if len(data) >= 65536 or os.write(w, data) != len(data):
-                raise SyqureError("the transport's settings do not fit a pipe")
-        finally:
-            os.close(w)
-        return r
+
 
     async def _supervise(self) -> PartyResult:
         cfg, pid = self.cfg, self.pid
@@ -159,7 +159,7 @@ class PartyRunner:
             await self._stop_engine()
             raise
         finally:
-            await cancel_all([carry, engine_exit])
+            await cancel_all([carry, engine_exit] + ([self.handover] if self.handover else []))
         self.times["finished"] = time.time()
         self._carry_on_record()
         self.status.update(state=DONE, exit_code=0, times=self.times,

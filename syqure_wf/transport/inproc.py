@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 EOF, GONE = object(), object()  # in a stream of pieces: the writer half-closed; then closed
 PIECE = 1 << 20  # a message file goes to the party in pieces of this size
 LISTEN_POLL = 0.05  # while a peer's first message waits for the party to listen
+ABANDON_WAIT = 5.0  # seconds a failed program's last bytes may take to reach the files
 
 
 class End(asyncio.Transport):
@@ -184,6 +185,7 @@ class PartySide:
         self.channels: dict = {}  # peer -> Channel
         self.ready = concurrent.futures.Future()  # the proxy started (or why it could not)
         self._listener = None  # (party loop, protocol factory) while the party listens
+        self.ends: list[End] = []  # the party's ends of its connections
 
     def started(self, channels) -> None:
         self.tloop = asyncio.get_running_loop()
@@ -202,6 +204,7 @@ class PartySide:
         if channel is None:
             raise ConnectionRefusedError(f"no channel to party {peer}")
         mine, theirs = pipe(loop, self.tloop)
+        self.ends.append(mine)
         self.tloop.call_soon_threadsafe(self._accepted, channel, theirs)
         mine.set_protocol(protocol)
         protocol.connection_made(mine)
@@ -224,6 +227,7 @@ class PartySide:
             await asyncio.sleep(LISTEN_POLL)
         party_loop, factory = self._listener
         mine, theirs = pipe(loop, party_loop)
+        self.ends.append(theirs)
         link = PipeLink(channel)
         mine.set_protocol(link)
         link.connection_made(mine)
@@ -257,7 +261,9 @@ class Listener:
 
 FAILED = 76  # exit code of a party whose transport failed (EX_PROTOCOL); its line says why
 PREFIX = "syqure-wf: transport: "
-FD_VAR = "SYQURE_WF_TRANSPORT_FD"  # the pipe the runner writes the proxy's settings to
+FD_VAR = "SYQURE_WF_TRANSPORT_FD"  # the runner's socket pair: the proxy's settings, then the record's hand-over
+TAKE, TAKEN = b"take\n", b"ok\n"
+HANDOVER_WAIT = 10.0  # seconds the party waits for its runner to stop writing its record
 
 
 def settings_json(settings) -> bytes:
@@ -278,9 +284,49 @@ def settings_from(raw: bytes):
     return ProxySettings(**data)
 
 
-def read_settings(fd: int):
-    with os.fdopen(fd, "rb") as f:  # the runner wrote it whole and closed its end
-        return settings_from(f.read())
+def read_settings(sock) -> "object":
+    """The settings, one line of JSON, from the runner's end of ``sock``."""
+    data = b""
+    while not data.endswith(b"\n"):
+        piece = sock.recv(65536)
+        if not piece:
+            raise SyqureError("the party's runner closed its socket before the transport's settings")
+        data += piece
+    return settings_from(data)
+
+
+def take_record(sock, wait: float = HANDOVER_WAIT) -> None:
+    """Ask the runner to stop beating for this party, and wait until it has
+    (its last write is then on disk): from here the proxy writes the record."""
+    try:
+        sock.settimeout(wait)
+        sock.sendall(TAKE)
+        sock.recv(len(TAKEN))
+    except OSError:
+        pass  # a runner gone or slow: its record is the proxy's from now on anyway
+    finally:
+        sock.close()
+
+
+async def beat_until_taken(sock, record, interval: float) -> None:
+    """The runner's side: keep the party's record beating while its process
+    starts (imports take seconds), until its proxy takes the record over."""
+    loop = asyncio.get_running_loop()
+    sock.setblocking(False)
+    try:
+        while True:
+            record.beat()
+            try:
+                got = await asyncio.wait_for(loop.sock_recv(sock, len(TAKE)), interval)
+            except asyncio.TimeoutError:
+                continue
+            if got:
+                await loop.sock_sendall(sock, TAKEN)
+            return
+    except OSError:
+        return
+    finally:
+        sock.close()
 
 
 def failure_line(exc: BaseException) -> str:
@@ -307,18 +353,12 @@ class ProxyThread:
     proxy then drains, as it does when its party exits). A failure ends the
     process at once, with one line (``failure_line``) and exit ``FAILED``."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, runner=None):
         from .proxy import Proxy
-        from .status import StatusRecord, read_status
 
         self.side = PartySide()
         self.proxy = Proxy(settings, local=self.side)
-        folder = self.proxy.folder
-        record = StatusRecord(folder.status_dir(), settings.pid, settings.parties, settings.run_id)
-        earlier = read_status(folder.status_dir(), settings.pid) or {}
-        if earlier.get("run_id") == settings.run_id:  # the runner's record: carried on, not restarted
-            record.data.update(earlier)
-        self.proxy.status = record
+        self.runner = runner  # the socket to the runner, for the record's hand-over
         self.loop: asyncio.AbstractEventLoop | None = None
         self._exit: asyncio.Future | None = None
         self.thread = threading.Thread(target=self._main, name="syqure-wf transport", daemon=True)
@@ -331,6 +371,21 @@ class ProxyThread:
         self.side.ready.result()
         self.loop.call_soon_threadsafe(self._exit.set_result, None)
         self.thread.join()
+
+    def abandon(self, wait: float = ABANDON_WAIT) -> None:
+        """The program ended with an error: its connections close as a dead
+        process's sockets would (what it wrote is carried, then an end of
+        stream), then the process may exit; the runner names the failure."""
+        if not self.side.ready.done() or self.side.ready.exception() is not None:
+            return
+        for end in list(self.side.ends):
+            end.close()
+        handed = threading.Event()
+        try:
+            self.loop.call_soon_threadsafe(handed.set)  # after every hand-off queued before it
+        except RuntimeError:
+            return
+        handed.wait(wait)
 
     def _main(self) -> None:
         try:
@@ -346,8 +401,18 @@ class ProxyThread:
             os._exit(FAILED)
 
     async def _run(self) -> None:
+        from .status import StatusRecord, read_status
+
         self.loop = asyncio.get_running_loop()
         self._exit = self.loop.create_future()
+        s, folder = self.proxy.settings, self.proxy.folder
+        if self.runner is not None:
+            take_record(self.runner)
+        record = StatusRecord(folder.status_dir(), s.pid, s.parties, s.run_id)
+        earlier = read_status(folder.status_dir(), s.pid) or {}
+        if earlier.get("run_id") == s.run_id:  # the runner's record: carried on, not restarted
+            record.data.update(earlier)
+        self.proxy.status = record
         await self.proxy.start()
         self.side.started(self.proxy.channels)
         summary = await self.proxy.run(self._exit)
