@@ -1,20 +1,21 @@
 """An MPyC party on the file transport in its own process (``transport:
 files``, the default): no proxy process, no TCP, nothing listens.
 
-The launcher (``unpickle.py``) calls ``serve`` before the program runs. It
-starts the party's proxy in a thread (``transport/inproc.py``) and gives
-MPyC's event loop its own ``create_server`` and ``create_connection``:
-where MPyC would listen for lower peers and dial higher ones, its
-``MessageExchanger`` gets an in-process transport to the channel of that
-peer. MPyC itself is not modified; what it sends (its pid and PRSS keys
-first, then its frames) is carried as before, in the same files.
+The launcher (``unpickle.py``) calls ``start`` before it imports MPyC: the
+party's proxy runs in a thread (``transport/party_thread.py``) from then
+on, its record beating. Then ``attach`` gives MPyC's event loop its own
+``create_server`` and ``create_connection``: where MPyC would listen for
+lower peers and dial higher ones, its ``MessageExchanger`` gets an
+in-process transport to the channel of that peer (``transport/inproc.py``).
+MPyC itself is not modified; what it sends (its pid and PRSS keys first,
+then its frames) is carried as before, in the same files.
 """
 from __future__ import annotations
 
 import os
 import socket
 
-from ..transport.inproc import FD_VAR, ProxyThread, read_settings
+from ..transport.party_thread import FD_VAR, ProxyThread, read_settings
 
 HOST = "files"  # the -P host of a peer: reached through the files, never dialled
 

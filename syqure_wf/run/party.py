@@ -1,7 +1,7 @@
 """The party runner: one party of a run, its proxy in process and its engine
-as a child process (or, for an engine that speaks the file transport itself,
-no proxy here: its settings go to the child through a pipe, inproc.py). It records the party's status in the run folder, stops
-within seconds when a peer failed (naming it) and returns the engine's exit
+as a child process (an engine that speaks the files in its own process gets
+the proxy's settings instead: ``transport/party_thread.py``). It records the
+party's status in the run folder, stops within seconds when a peer failed (naming it) and returns the engine's exit
 code, or 1 when the run failed around it."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from .confine import confine
 from ..engines import get_engine
 from ..errors import PeerFailed, Stopped, SyqureError
 from ..transport.files import make_private_dir
-from ..transport import inproc
+from ..transport import party_thread
 from ..transport.proxy import Proxy
 from ..transport.status import DONE, FAILED, RUNNING, StatusRecord, read_status
 from . import sentinel
@@ -85,9 +85,9 @@ class PartyRunner:
             for folder in launch.writes:  # made now: a Landlock rule needs its path to exist
                 make_private_dir(Path(folder))
             handover, theirs = socket.socketpair()
-            handover.sendall(inproc.settings_json(cfg.proxy_settings(pid)) + b"\n")
+            handover.sendall(party_thread.settings_json(cfg.proxy_settings(pid)) + b"\n")
             fds = (theirs.detach(),)
-            launch.env[inproc.FD_VAR] = str(fds[0])
+            launch.env[party_thread.FD_VAR] = str(fds[0])
         jail = confine(cfg, pid, self.engine, launch, dict(os.environ))
         jail.before.append(die_with_parent())
         try:
@@ -115,7 +115,7 @@ class PartyRunner:
                 os.close(fd)
         if handover is not None:  # its record beats on until the party's own proxy takes it
             self.handover = asyncio.ensure_future(
-                inproc.beat_until_taken(handover, self.status, cfg.proxy_settings(pid).heartbeat))
+                party_thread.beat_until_taken(handover, self.status, cfg.proxy_settings(pid).heartbeat))
         return await self._supervise()
 
 
@@ -136,8 +136,8 @@ class PartyRunner:
             code = await engine_exit
             self.times["engine_exited"] = time.time()
             if code != 0:
-                if code == inproc.FAILED and cfg.in_process:  # its transport failed: said as a proxy says it
-                    failed = inproc.failure_of(log_tail(self.log, 20))
+                if code == party_thread.FAILED and cfg.in_process:  # its transport failed: said as a proxy says it
+                    failed = party_thread.failure_of(log_tail(self.log, 20))
                     if failed is not None:
                         raise failed
                 said = self.engine.exit_reason(code, log_tail(self.log, 20))

@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import os
 import threading
-import traceback
 
-from .. import errors
 from ..errors import SyqureError
 from .link import Link
 
@@ -32,7 +29,6 @@ log = logging.getLogger(__name__)
 EOF, GONE = object(), object()  # in a stream of pieces: the writer half-closed; then closed
 PIECE = 1 << 20  # a message file goes to the party in pieces of this size
 LISTEN_POLL = 0.05  # while a peer's first message waits for the party to listen
-ABANDON_WAIT = 5.0  # seconds a failed program's last bytes may take to reach the files
 
 
 class End(asyncio.Transport):
@@ -47,11 +43,30 @@ class End(asyncio.Transport):
         self._handing = False  # a hand-off is scheduled on the other loop
         self._eof_sent = self._closing = self._lost = self._paused = False
         self._held: list = []  # pieces received while reading is paused
+        # Held while pieces go to this end's protocol: a writer on the other
+        # thread may then feed it directly (``direct``), in order.
+        self.feeding = threading.RLock()
+        self.direct = False  # its protocol takes data on the writer's thread (``feed_now``)
 
     # -- writing (on this end's loop)
     def write(self, data) -> None:
         if data and not self._eof_sent:
-            self._queue(bytes(data))  # a copy: the writer may reuse its buffer
+            data = bytes(data)  # a copy: the writer may reuse its buffer
+            if not (self.other.direct and self._feed_directly(data)):
+                self._queue(data)
+
+    def _feed_directly(self, data: bytes) -> bool:
+        """Hand ``data`` to the other end's protocol on this thread, at once,
+        when nothing is queued before it and the other end reads."""
+        other = self.other
+        with other.feeding:
+            with self._lock:
+                if self._out or self._handing:
+                    return False
+            if other._paused or other._lost or other.protocol is None:
+                return False
+            other.protocol.feed_now(data)
+            return True
 
     def writelines(self, list_of_data) -> None:
         self.write(b"".join(list_of_data))
@@ -106,8 +121,12 @@ class End(asyncio.Transport):
 
     def _hand_over(self) -> None:
         # on the other end's loop
-        with self._lock:
-            pieces, self._out, self._handing = self._out, [], False
+        with self.other.feeding:
+            with self._lock:
+                pieces, self._out, self._handing = self._out, [], False
+            self._deliver(pieces)
+
+    def _deliver(self, pieces: list) -> None:
         data: list = []
         for piece in pieces:
             if piece is EOF or piece is GONE:
@@ -125,11 +144,12 @@ class End(asyncio.Transport):
         self._paused = True
 
     def resume_reading(self) -> None:
-        if self._paused:
-            self._paused = False
-            held, self._held = self._held, []
-            for piece in held:
-                self._received(piece)
+        with self.feeding:  # what was held goes first
+            if self._paused:
+                self._paused = False
+                held, self._held = self._held, []
+                for piece in held:
+                    self._received(piece)
 
     def is_reading(self) -> bool:
         return not self._paused
@@ -161,7 +181,33 @@ def pipe(near: asyncio.AbstractEventLoop, far: asyncio.AbstractEventLoop) -> tup
 
 
 class PipeLink(Link):
-    """A channel's ``Link`` over an ``End``: no socket, so no sendfile."""
+    """A channel's ``Link`` over an ``End``: no socket, so no sendfile. What
+    the party sends is written to the files on the party's own thread, as it
+    sends it (``feed_now``): a hop to the proxy's thread would wait for the
+    interpreter's lock while the party computes, at every system call."""
+
+    def __init__(self, channel):
+        super().__init__(channel)
+        self.loop = self.upstream_done.get_loop()
+        beat = self.upstream.beat_soon
+        self.upstream.beat_soon = lambda: self.loop.call_soon_threadsafe(beat)
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        transport.direct = True
+
+    def feed_now(self, data: bytes) -> None:
+        """On the party's thread (its end holds ``feeding``): into the files."""
+        if self.upstream_done.done():
+            return
+        try:
+            self.upstream.feed(data)
+        except SyqureError as exc:
+            self.loop.call_soon_threadsafe(self._finish, exc)
+        except OSError as exc:
+            self.loop.call_soon_threadsafe(self._finish, SyqureError(
+                f"channel {self.channel.name}: cannot write to "
+                f"{self.upstream.folder.outbox(self.upstream.peer)}: {exc.strerror or exc}"))
 
     async def send_file(self, file, offset: int, count: int) -> None:
         fd = file.fileno()
@@ -255,165 +301,3 @@ class Listener:
 
     def is_serving(self) -> bool:
         return self.side._listener is not None
-
-
-# -- the proxy's thread in the party's process
-
-FAILED = 76  # exit code of a party whose transport failed (EX_PROTOCOL); its line says why
-PREFIX = "syqure-wf: transport: "
-FD_VAR = "SYQURE_WF_TRANSPORT_FD"  # the runner's socket pair: the proxy's settings, then the record's hand-over
-TAKE, TAKEN = b"take\n", b"ok\n"
-HANDOVER_WAIT = 10.0  # seconds the party waits for its runner to stop writing its record
-
-
-def settings_json(settings) -> bytes:
-    from dataclasses import asdict
-
-    data = asdict(settings)
-    if data.get("secret") is not None:
-        data["secret"] = data["secret"].hex()
-    return json.dumps(data).encode()
-
-
-def settings_from(raw: bytes):
-    from .settings import ProxySettings
-
-    data = json.loads(raw)
-    if data.get("secret") is not None:
-        data["secret"] = bytes.fromhex(data["secret"])
-    return ProxySettings(**data)
-
-
-def read_settings(sock) -> "object":
-    """The settings, one line of JSON, from the runner's end of ``sock``."""
-    data = b""
-    while not data.endswith(b"\n"):
-        piece = sock.recv(65536)
-        if not piece:
-            raise SyqureError("the party's runner closed its socket before the transport's settings")
-        data += piece
-    return settings_from(data)
-
-
-def take_record(sock, wait: float = HANDOVER_WAIT) -> None:
-    """Ask the runner to stop beating for this party, and wait until it has
-    (its last write is then on disk): from here the proxy writes the record."""
-    try:
-        sock.settimeout(wait)
-        sock.sendall(TAKE)
-        sock.recv(len(TAKEN))
-    except OSError:
-        pass  # a runner gone or slow: its record is the proxy's from now on anyway
-    finally:
-        sock.close()
-
-
-async def beat_until_taken(sock, record, interval: float) -> None:
-    """The runner's side: keep the party's record beating while its process
-    starts (imports take seconds), until its proxy takes the record over."""
-    loop = asyncio.get_running_loop()
-    sock.setblocking(False)
-    try:
-        while True:
-            record.beat()
-            try:
-                got = await asyncio.wait_for(loop.sock_recv(sock, len(TAKE)), interval)
-            except asyncio.TimeoutError:
-                continue
-            if got:
-                await loop.sock_sendall(sock, TAKEN)
-            return
-    except OSError:
-        return
-    finally:
-        sock.close()
-
-
-def failure_line(exc: BaseException) -> str:
-    kind = type(exc).__name__ if isinstance(exc, SyqureError) else "SyqureError"
-    text = str(exc) if isinstance(exc, SyqureError) else f"internal error: {exc!r}"
-    return f"{PREFIX}{kind}: {' '.join(text.split())}"
-
-
-def failure_of(lines: list[str]) -> SyqureError | None:
-    """The transport's failure a party's log ends with, as the error it was."""
-    said = [ln for ln in lines if ln.startswith(PREFIX)]
-    if not said:
-        return None
-    kind, _, text = said[-1].removeprefix(PREFIX).partition(": ")
-    cls = getattr(errors, kind, None)
-    if not (isinstance(cls, type) and issubclass(cls, SyqureError)) or cls is errors.Stopped:
-        cls = SyqureError
-    return cls(text)
-
-
-class ProxyThread:
-    """The proxy of this party, in a thread of its own: ``start`` before the
-    party opens connections, ``finish`` once its program returned (the
-    proxy then drains, as it does when its party exits). A failure ends the
-    process at once, with one line (``failure_line``) and exit ``FAILED``."""
-
-    def __init__(self, settings, runner=None):
-        from .proxy import Proxy
-
-        self.side = PartySide()
-        self.proxy = Proxy(settings, local=self.side)
-        self.runner = runner  # the socket to the runner, for the record's hand-over
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._exit: asyncio.Future | None = None
-        self.thread = threading.Thread(target=self._main, name="syqure-wf transport", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def finish(self) -> None:
-        """The party's program returned: drain, settle, then return."""
-        self.side.ready.result()
-        self.loop.call_soon_threadsafe(self._exit.set_result, None)
-        self.thread.join()
-
-    def abandon(self, wait: float = ABANDON_WAIT) -> None:
-        """The program ended with an error: its connections close as a dead
-        process's sockets would (what it wrote is carried, then an end of
-        stream), then the process may exit; the runner names the failure."""
-        if not self.side.ready.done() or self.side.ready.exception() is not None:
-            return
-        for end in list(self.side.ends):
-            end.close()
-        handed = threading.Event()
-        try:
-            self.loop.call_soon_threadsafe(handed.set)  # after every hand-off queued before it
-        except RuntimeError:
-            return
-        handed.wait(wait)
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._run())
-        except BaseException as exc:  # noqa: BLE001 (every failure ends the party, said in one line)
-            if not isinstance(exc, SyqureError):
-                traceback.print_exc()
-            try:
-                self.proxy.close()
-            except Exception:  # noqa: BLE001
-                pass
-            os.write(2, (failure_line(exc) + "\n").encode(errors="replace"))
-            os._exit(FAILED)
-
-    async def _run(self) -> None:
-        from .status import StatusRecord, read_status
-
-        self.loop = asyncio.get_running_loop()
-        self._exit = self.loop.create_future()
-        s, folder = self.proxy.settings, self.proxy.folder
-        if self.runner is not None:
-            take_record(self.runner)
-        record = StatusRecord(folder.status_dir(), s.pid, s.parties, s.run_id)
-        earlier = read_status(folder.status_dir(), s.pid) or {}
-        if earlier.get("run_id") == s.run_id:  # the runner's record: carried on, not restarted
-            record.data.update(earlier)
-        self.proxy.status = record
-        await self.proxy.start()
-        self.side.started(self.proxy.channels)
-        summary = await self.proxy.run(self._exit)
-        self.proxy.status.update(channels=summary["channels"])
