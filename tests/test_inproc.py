@@ -180,3 +180,65 @@ def test_in_process_and_proxied_parties_carry_one_run(procs, tmp_path):
     for record in records.values():
         assert record["state"] == "done"
         assert all(ch["received_messages"] > 0 for ch in record["channels"].values())
+
+
+# -- the pieces, without processes
+
+def test_a_transport_failure_is_reported_as_the_error_it_was():
+    from syqure_wf.errors import PeerFailed, SyqureError
+    from syqure_wf.transport.party_thread import failure_line, failure_of
+
+    line = failure_line(PeerFailed("party 2 stopped: no heartbeat\nfor 3 s"))
+    got = failure_of(["a program's line", line])
+    assert "\n" not in line and type(got) is PeerFailed and str(got) == "party 2 stopped: no heartbeat for 3 s"
+    assert type(failure_of([failure_line(ValueError("a bug"))])) is SyqureError
+    assert type(failure_of(["syqure-wf: transport: Stopped: by a peer's line"])) is SyqureError
+    assert type(failure_of(["syqure-wf: transport: object: no class of ours"])) is SyqureError
+    assert failure_of(["syqure-wf: refused something else"]) is None
+
+
+def test_a_pipe_between_two_loops_keeps_order_and_its_ends():
+    """Pieces written on one thread's loop arrive in order on the other's,
+    held while its reading is paused, then the half-close, then the close."""
+    import asyncio
+
+    from syqure_wf.transport.inproc import pipe
+
+    class Seen(asyncio.Protocol):
+        def __init__(self):
+            self.data, self.events = bytearray(), []
+
+        def data_received(self, data):
+            self.data += data
+
+        def eof_received(self):
+            self.events.append("eof")
+            return True
+
+        def connection_lost(self, exc):
+            self.events.append("lost")
+
+    far_loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=far_loop.run_forever, daemon=True)
+    thread.start()
+    near_loop = asyncio.new_event_loop()
+    try:
+        near, far = pipe(near_loop, far_loop)
+        seen = Seen()
+        far_loop.call_soon_threadsafe(lambda: (far.set_protocol(seen), far.pause_reading()))
+        near.set_protocol(asyncio.Protocol())
+        for i in range(1000):
+            near.write(b"%d," % i)
+        near.close()
+        near_loop.run_until_complete(asyncio.sleep(0.05))
+        assert seen.data == b"" and seen.events == []  # held while paused
+        far_loop.call_soon_threadsafe(far.resume_reading)
+        deadline = time.monotonic() + 10
+        while seen.events != ["eof", "lost"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert bytes(seen.data) == b"".join(b"%d," % i for i in range(1000)) and seen.events == ["eof", "lost"]
+    finally:
+        far_loop.call_soon_threadsafe(far_loop.stop)
+        thread.join(5)
+        far_loop.close()
+        near_loop.close()
