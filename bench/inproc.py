@@ -47,7 +47,10 @@ ROUND = re.compile(r"round_ms=([\d.]+)")
 
 def run(job: dict, transport: str, work: Path) -> tuple[float, float]:
     """(whole run in s, MPyC's elapsed s, or the median round in ms for the ping-pong)."""
-    cfg = {"parties": 3, **job, "workdir": str(work), "transport": transport}
+    from syqure_wf.sites.partyconfig import free_base  # below hand-started runs and the ephemeral range
+
+    cfg = {"parties": 3, **job, "workdir": str(work), "transport": transport,
+           "ports": {"base": free_base(300), "stride": 100}}
     path = work.with_suffix(".yaml")
     path.write_text(yaml.safe_dump(cfg))
     done = subprocess.run([sys.executable, "-m", "syqure_wf", "run", "--config", str(path), "--json"],

@@ -85,3 +85,22 @@ def transport_view(cfg, pid: int, launch) -> None:
                 parts = urlsplit(url or "")
                 if parts.hostname:
                     launch.ports.append(parts.port or (443 if parts.scheme == "https" else 80))
+
+
+def make_folders(cfg, pid: int, launch) -> None:
+    """Made by the runner, before the party is confined: the folders its
+    transport writes (a Landlock rule needs its path to exist), and the
+    peers' inboxes it watches before their sync brings them (made by a
+    proxy itself, but a confined party may not make folders in a peer's
+    datasite)."""
+    from pathlib import Path
+
+    from ..transport.files import make_private_dir
+    from ..transport.protocol.names import direction_name
+
+    for folder in launch.writes:
+        make_private_dir(Path(folder))
+    if cfg.layout == "syftbox":
+        for q in range(cfg.n):
+            if q != pid:
+                (cfg.run_folder(q, pid) / direction_name(q, pid)).mkdir(parents=True, exist_ok=True)

@@ -82,8 +82,9 @@ class PartyRunner:
         else:
             make_private_dir(cfg.status_dir_of(pid))
         if cfg.in_process:  # the child's proxy: its settings (a run secret among them) through a pipe
-            for folder in launch.writes:  # made now: a Landlock rule needs its path to exist
-                make_private_dir(Path(folder))
+            from ..engines.mpyc_inproc import make_folders
+
+            make_folders(cfg, pid, launch)
             handover, theirs = socket.socketpair()
             handover.sendall(party_thread.settings_json(cfg.proxy_settings(pid)) + b"\n")
             fds = (theirs.detach(),)

@@ -89,7 +89,11 @@ async def beat_until_taken(sock, record, interval: float) -> None:
 
 def failure_line(exc: BaseException) -> str:
     kind = type(exc).__name__ if isinstance(exc, SyqureError) else "SyqureError"
-    text = str(exc) if isinstance(exc, SyqureError) else f"internal error: {exc!r}"
+    if isinstance(exc, SyqureError):
+        text = str(exc)
+    else:  # a bug, or something the party's confinement refused: where, in one line
+        where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+        text = f"internal error: {exc!r}" + "".join(f" at {f.filename}:{f.lineno} ({f.name})" for f in where)
     return f"{PREFIX}{kind}: {' '.join(text.split())}"
 
 
