@@ -155,7 +155,7 @@ def test_nothing_listens_and_a_local_intruder_gets_nothing(procs, tmp_path):
     check_results(tmp_path / "run")
     for pid in range(3):  # the transport ran, in the party's process: its record says what it carried
         record = json.loads((tmp_path / "run" / "messages" / "status" / f"party-{pid}.json").read_text())
-        assert record["state"] == "done" and record["heartbeat"] > 0
+        assert record["state"] == "done" and record["heartbeat"] > 0 and record["transport"] == "in process"
         assert sum(ch["sent_messages"] for ch in record["channels"].values()) > 0
 
 
@@ -177,6 +177,7 @@ def test_in_process_and_proxied_parties_carry_one_run(procs, tmp_path):
                for pid in range(3)}
     assert "files:" in records[0]["command"] and "files:" in records[2]["command"]
     assert "files:" not in records[1]["command"]  # its proxy's ports
+    assert [records[p]["transport"] for p in range(3)] == ["in process", "proxy", "in process"]
     for record in records.values():
         assert record["state"] == "done"
         assert all(ch["received_messages"] > 0 for ch in record["channels"].values())

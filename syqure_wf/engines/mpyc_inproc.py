@@ -56,12 +56,10 @@ def attach(runtime, side) -> None:
 
 def transport_view(cfg, pid: int, launch) -> None:
     """What the transport touches from the party's process, for its
-    confinement (run/confine.py): the message folder (layout
-    shared); or this party's run folder, the synced datasites (read), the
-    site's own key folder and published key, its SyftBox client's
-    configuration and ports (the sync probe) (layout syftbox)."""
+    confinement (run/confine.py): the package, and the message folder
+    (layout shared; a confined party of the syftbox layout keeps its proxy,
+    ``RunConfig.in_process``)."""
     from pathlib import Path
-    from urllib.parse import urlsplit
 
     import syqure_wf
 
@@ -69,38 +67,14 @@ def transport_view(cfg, pid: int, launch) -> None:
     launch.reads += [package, (package.parent,)]
     if cfg.layout != "syftbox":
         launch.writes.append(cfg.data_dir)
-    else:
-        from ..transport.sitekey import did_path, private_dir
-        from ..transport.sync_health import find_client
-
-        box, email = cfg.syftbox_folder(pid), cfg.party(pid).email
-        launch.writes += [cfg.run_folder(pid), private_dir(box, email), did_path(box, email).parent]
-        launch.reads += [box / "datasites", *(p for p in (box.parent / ".syftbox", Path("~/.syftbox").expanduser())
-                                              if p.is_dir())]
-        client = find_client(box)
-        if client is not None:  # found here, where /proc is readable: the party looks there only
-            launch.env["SYFTBOX_CLIENT_CONFIG_PATH"] = str(client.config)
-            launch.reads.append(client.config)
-            for url in (client.client_url, client.server_url):
-                parts = urlsplit(url or "")
-                if parts.hostname:
-                    launch.ports.append(parts.port or (443 if parts.scheme == "https" else 80))
 
 
 def make_folders(cfg, pid: int, launch) -> None:
-    """Made by the runner, before the party is confined: the folders its
-    transport writes (a Landlock rule needs its path to exist), and the
-    peers' inboxes it watches before their sync brings them (made by a
-    proxy itself, but a confined party may not make folders in a peer's
-    datasite)."""
+    """The folders its transport writes, made by the runner before the party
+    is confined (a Landlock rule needs its path to exist)."""
     from pathlib import Path
 
     from ..transport.files import make_private_dir
-    from ..transport.protocol.names import direction_name
 
     for folder in launch.writes:
         make_private_dir(Path(folder))
-    if cfg.layout == "syftbox":
-        for q in range(cfg.n):
-            if q != pid:
-                (cfg.run_folder(q, pid) / direction_name(q, pid)).mkdir(parents=True, exist_ok=True)

@@ -94,7 +94,8 @@ class PartyRunner:
         try:
             self.status.update(state=RUNNING, engine=cfg.engine["name"], log=str(self.log),
                                command=launch.describe(), output=str(cfg.party(pid).output),
-                               confinement=jail.summary)
+                               confinement=jail.summary,
+                               transport="in process" if cfg.in_process else "proxy" if cfg.proxied else "tcp")
             sentinel.start(self.status.path)
             self.times["engine_started"] = time.time()
             with open(self.log, "ab") as log:
