@@ -1,8 +1,9 @@
 """The party runner: one party of a run, its proxy in process and its engine
 as a child process (an engine that speaks the files in its own process gets
 the proxy's settings instead: ``transport/party_thread.py``). It records the
-party's status in the run folder, stops within seconds when a peer failed (naming it) and returns the engine's exit
-code, or 1 when the run failed around it."""
+party's status in the run folder, stops within seconds when a peer failed
+(naming it) and returns the engine's exit code, or 1 when the run failed
+around it."""
 from __future__ import annotations
 
 import asyncio
@@ -81,7 +82,7 @@ class PartyRunner:
             await self.proxy.start()
         else:
             make_private_dir(cfg.status_dir_of(pid))
-        if cfg.in_process:  # the child's proxy: its settings (a run secret among them) through a pipe
+        if cfg.in_process:  # the child's proxy: its settings (a run secret among them) through a socket pair
             from ..engines.mpyc_inproc import make_folders
 
             make_folders(cfg, pid, launch)
@@ -111,6 +112,10 @@ class PartyRunner:
                     raise SyqureError(f"party {pid}: cannot start {launch.argv[0]}: {exc.strerror}") from None
                 except subprocess.SubprocessError as exc:  # the confinement failed in the child
                     raise SyqureError(f"party {pid}: cannot confine its program: {exc}") from None
+        except BaseException:
+            if handover is not None:
+                handover.close()
+            raise
         finally:
             jail.close()  # the child has it; nothing else may use it
             for fd in fds:
@@ -119,8 +124,6 @@ class PartyRunner:
             self.handover = asyncio.ensure_future(
                 party_thread.beat_until_taken(handover, self.status, cfg.proxy_settings(pid).heartbeat))
         return await self._supervise()
-
-
 
     async def _supervise(self) -> PartyResult:
         cfg, pid = self.cfg, self.pid

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import threading
 import traceback
 
@@ -42,7 +41,7 @@ def settings_from(raw: bytes):
     return ProxySettings(**data)
 
 
-def read_settings(sock) -> "object":
+def read_settings(sock):
     """The settings, one line of JSON, from the runner's end of ``sock``."""
     data = b""
     while not data.endswith(b"\n"):
