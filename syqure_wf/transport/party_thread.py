@@ -13,6 +13,7 @@ import traceback
 from .. import errors
 from ..errors import SyqureError
 from .inproc import PartySide
+from .status import StatusRecord
 
 ABANDON_WAIT = 5.0  # seconds a failed program's last bytes may take to reach the files
 
@@ -108,6 +109,16 @@ def failure_of(lines: list[str]) -> SyqureError | None:
     return cls(text)
 
 
+class HeldRecord(StatusRecord):
+    """The party's status record, written only once the runner has handed it over."""
+
+    held = True
+
+    def write(self) -> None:
+        if not self.held:
+            super().write()
+
+
 class ProxyThread:
     """The proxy of this party, in a thread of its own: ``start`` before the
     party opens connections, ``finish`` once its program returned (the
@@ -162,19 +173,22 @@ class ProxyThread:
             os._exit(FAILED)
 
     async def _run(self) -> None:
-        from .status import StatusRecord, read_status
+        from .status import read_status
 
         self.loop = asyncio.get_running_loop()
         self._exit = self.loop.create_future()
         s, folder = self.proxy.settings, self.proxy.folder
+        record = HeldRecord(folder.status_dir(), s.pid, s.parties, s.run_id)
+        own = set(record.data)
+        self.proxy.status = record
+        await self.proxy.start()  # the runner beats for this party meanwhile
         if self.runner is not None:
-            take_record(self.runner)
-        record = StatusRecord(folder.status_dir(), s.pid, s.parties, s.run_id)
+            await asyncio.to_thread(take_record, self.runner)
         earlier = read_status(folder.status_dir(), s.pid) or {}
         if earlier.get("run_id") == s.run_id:  # the runner's record: carried on, not restarted
-            record.data.update(earlier)
-        self.proxy.status = record
-        await self.proxy.start()
+            record.data = {**earlier, **{k: v for k, v in record.data.items() if k not in own}}
+        record.held = False
+        record.beat()
         self.side.started(self.proxy.channels)
         summary = await self.proxy.run(self._exit)
         self.proxy.status.update(channels=summary["channels"])
