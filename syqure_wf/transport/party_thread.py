@@ -145,13 +145,12 @@ class ProxyThread:
         self.thread.join()
 
     def abandon(self, wait: float = ABANDON_WAIT) -> None:
-        """The program ended with an error: its connections close as a dead
-        process's sockets would (what it wrote is carried, then an end of
-        stream), then the process may exit; the runner names the failure."""
+        """The program ended with an error: what it wrote reaches the files,
+        then the process may exit. No end of stream: a peer learns of the
+        failure from this party's record (the runner names it), never from
+        a stream cut short before a message it still waits for."""
         if not self.side.ready.done() or self.side.ready.exception() is not None:
             return
-        for end in list(self.side.ends):
-            end.close()
         handed = threading.Event()
         try:
             self.loop.call_soon_threadsafe(handed.set)  # after every hand-off queued before it
