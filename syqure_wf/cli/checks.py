@@ -28,7 +28,7 @@ def validate_cmd(config_path: str, pid: tuple[int, ...]) -> None:
     check_inputs(cfg, pids)
     from ..run.isolation import isolation_for
 
-    if cfg.transport == "files" and isolation_for(cfg, cfg.n) == "none" and not pid:
+    if cfg.proxied and isolation_for(cfg, cfg.n) == "none" and not pid:
         check_ports_free(cfg)
     check_fresh(cfg)
     for folder in (cfg.workdir, cfg.data_dir):

@@ -73,8 +73,9 @@ def _progress(cfg, pid: int, every: float):
 @click.option("--workdir", default=None, help="Run folder (default runs/RUN_ID).")
 @click.option("--run-id", default=None)
 @click.option("--framing", type=click.Choice(FRAMINGS), default=None)
-@click.option("--transport", type=click.Choice(["files", "tcp"]), default=None,
-              help="tcp: direct connections, for comparison.")
+@click.option("--transport", type=click.Choice(["files", "proxy", "tcp"]), default=None,
+              help="files (default): MPyC in its own process, Sequre through a proxy; "
+                   "proxy: every party through a proxy; tcp: direct connections, for comparison.")
 @click.option("--isolation", type=click.Choice(["auto", "none", "netns"]), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
 @click.option("--quiet", is_flag=True, help="No live progress.")
@@ -120,7 +121,7 @@ def run_cmd(config_path, engine, parties, workdir, run_id, framing, transport, i
 
 
 def _warn_unsealed(cfg) -> None:
-    if cfg.layout == "syftbox" and cfg.sealing_off and cfg.transport == "files":
+    if cfg.layout == "syftbox" and cfg.sealing_off and cfg.transport != "tcp":
         click.echo(f"{_prog()}: warning: encryption off: every share of run {cfg.run_id} is readable by the "
                    "SyftBox server", err=True)
 

@@ -18,6 +18,11 @@ class Launch:
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    # what it touches besides its engine's install and the party's files (run/confine.py):
+    # the transport, where it runs in the party's process
+    reads: list = field(default_factory=list)
+    writes: list = field(default_factory=list)
+    ports: list = field(default_factory=list)
 
     def describe(self) -> str:
         return shlex.join(self.argv)
@@ -31,6 +36,7 @@ class Engine:
     # variables (names; "X_*" for a prefix): run/confine.py
     environment: tuple[str, ...] = ()
     scratch: tuple[str, ...] = ()  # what its runtime writes besides its output (run/confine.py)
+    in_process = False  # can speak the file transport in its own process (transport: files)
 
     def default_framing(self, spec: dict) -> str:
         return "stream"

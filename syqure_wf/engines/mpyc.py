@@ -1,7 +1,9 @@
-"""MPyC (the default engine): any MPyC program, given the ``-P``/``-I`` port
-plan that reaches its local proxy. MPyC's higher party would listen for all
-lower peers on one port; started here it listens on nothing and dials its
-proxy on every channel (``unpickle.local_hop``, the ``dial`` convention), so
+"""MPyC (the default engine): any MPyC program. By default it speaks the
+file transport in its own process (``mpyc_inproc.py``: nothing listens, no
+TCP). With ``transport: proxy`` it gets the ``-P``/``-I`` port plan that
+reaches its local proxy: MPyC's higher party would listen for all lower
+peers on one port; started here it listens on nothing and dials its proxy
+on every channel (``unpickle.local_hop``, the ``dial`` convention), so
 that its proxy can prove each connection is the party's. Its wire format is
 its own, so the framing is ``stream``. Every party starts through
 ``unpickle.py``: it unpickles plain data and MPyC's own types, nothing else."""
@@ -11,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..transport.protocol.ports import mpyc_party_args
-from . import unpickle
+from . import mpyc_inproc, unpickle
 from .engine import Engine, Launch, common_env, fill, placeholders, program_problem, python_install
 from .program import imports
 
@@ -30,6 +32,7 @@ def tls_problem(spec: dict) -> str | None:
 
 class MPyC(Engine):
     name = "mpyc"
+    in_process = True  # transport files: mpyc_inproc.py, no proxy
     environment = ("MPYC_*", "PYTHONPATH", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
     def framing_problem(self, spec, framing):
@@ -51,17 +54,23 @@ class MPyC(Engine):
             plan = [a for k in range(cfg.n) for a in
                     ("-P", (":" if k == pid else f"{cfg.host}:") + str(cfg.party(k).party_base_port))]
             plan += ["-I", str(pid)]
+        elif cfg.in_process:
+            plan = mpyc_inproc.party_args(pid, cfg.n)
         else:
             plan = mpyc_party_args(pid, cfg.n, p.base_port, p.party_base_port, cfg.host, cfg.convention)
             if cfg.convention == "dial":
                 env[unpickle.DIAL] = "1"
-        return Launch([sys.executable, str(GUARD), values["program"], *args, *plan], env)
+        launch = Launch([sys.executable, str(GUARD), values["program"], *args, *plan], env)
+        if cfg.in_process:
+            mpyc_inproc.transport_view(cfg, pid, launch)
+        return launch
 
     def reads(self, cfg, launch):
         # the program and the files it imports from its folder (listed, for Python's imports);
         # Python, MPyC, NumPy; the guard
         program = cfg.resolve(cfg.engine["program"])
-        return [*imports(program), (program.parent,), *python_install(), GUARD, BUILDERS, (GUARD.parent,)]
+        return [*imports(program), (program.parent,), *python_install(), GUARD, BUILDERS, (GUARD.parent,),
+                *launch.reads]
 
     def exit_reason(self, code, log_tail):
         if code != unpickle.REFUSED:

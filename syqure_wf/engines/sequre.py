@@ -78,7 +78,7 @@ class Sequre(Engine):
 
     def needs_isolation(self, cfg) -> bool:
         """Several parties of this build on one host would want the same ports."""
-        return self.shared_port_base(cfg.engine) and cfg.transport == "files"
+        return self.shared_port_base(cfg.engine) and cfg.transport != "tcp"
 
     # -- checks before anything starts
     def config_problem(self, cfg):

@@ -240,13 +240,45 @@ def main(argv: list[str]) -> None:
     else:
         sys.path.insert(0, os.path.dirname(program))
     install()
+    transport = _transport()
     from mpyc.runtime import mpc  # reads (and takes out) MPyC's options from sys.argv, as the program would
 
     tag_senders(mpc)
-    local_hop(mpc)
+    if transport is not None:  # in process: MPyC's connections are the transport's own, nothing listens
+        from syqure_wf.engines.mpyc_inproc import attach
+
+        attach(mpc, transport.side)
+    else:
+        local_hop(mpc)
     import runpy
 
-    runpy.run_path(program, run_name="__main__")
+    try:
+        runpy.run_path(program, run_name="__main__")
+    except SystemExit as done:
+        if transport is None or done.code not in (None, 0):
+            if transport is not None:
+                transport.abandon()
+            raise
+    except BaseException:
+        if transport is not None:
+            transport.abandon()
+        raise
+    if transport is not None:
+        transport.finish()  # the program is done: what it sent is delivered and consumed
+
+
+def _transport():
+    """The file transport in this process, when the runner asked for it
+    (``engines/mpyc_inproc.py``): the one part of the launcher that is not stdlib."""
+    if "SYQURE_WF_TRANSPORT_FD" not in os.environ:
+        return None
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, root)  # the package this launcher is part of, for this one import
+    try:
+        from syqure_wf.engines.mpyc_inproc import start
+    finally:
+        sys.path.remove(root)
+    return start()
 
 
 if __name__ == "__main__":

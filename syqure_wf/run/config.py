@@ -115,6 +115,31 @@ class RunConfig:
         return replace(self, parties=[replace(p, **fields) if p.pid == pid else p for p in self.parties])
 
     @property
+    def in_process(self) -> bool:
+        """The file transport runs inside each party's process (``transport:
+        files`` with an engine that can: MPyC): no proxy, nothing listens.
+        Not for a confined party of the ``syftbox`` layout: its transport
+        would need the site's private key in the program's view."""
+        from ..engines import get_engine
+
+        if self.transport != "files" or not get_engine(self.engine["name"]).in_process:
+            return False
+        return self.layout != "syftbox" or not self.files_confined
+
+    @property
+    def files_confined(self) -> bool:
+        """A party's program runs under Landlock (``confine.files``)."""
+        from .confine import Settings, landlock_abi
+
+        files = Settings.of(self).files
+        return files == "landlock" or (files == "auto" and landlock_abi()[1] is None)
+
+    @property
+    def proxied(self) -> bool:
+        """Each party reaches the files through a proxy's TCP channels."""
+        return self.transport != "tcp" and not self.in_process
+
+    @property
     def n(self) -> int:
         return len(self.parties)
 

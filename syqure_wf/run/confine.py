@@ -124,9 +124,9 @@ def party_view(cfg, pid: int, engine, launch) -> View:
     inputs = ([p.input] if p.input else []) + [f for f in p.reads if f.is_file()]
     outputs = [p.output.parent] + ([p.results] if p.results else [])
     # without proxies (transport tcp) it reaches every party's ports
-    pids = [pid] if cfg.transport == "files" else [q.pid for q in cfg.parties]
-    ports = set().union(*(cfg.ports(q) for q in pids))
-    return view(engine.reads(cfg, launch), inputs, [*outputs, *engine.scratch], ports)
+    pids = [] if cfg.in_process else [pid] if cfg.transport != "tcp" else [q.pid for q in cfg.parties]
+    ports = set().union(launch.ports, *(cfg.ports(q) for q in pids))
+    return view(engine.reads(cfg, launch), inputs, [*outputs, *engine.scratch, *launch.writes], ports)
 
 
 # -- the kernel's part
@@ -171,7 +171,7 @@ class Landlock:
         file_read = AccessFs.READ_FILE | AccessFs.EXECUTE
         read = file_read | AccessFs.READ_DIR
         write = (read | AccessFs.WRITE_FILE | AccessFs.MAKE_REG | AccessFs.MAKE_DIR | AccessFs.REMOVE_FILE
-                 | AccessFs.REMOVE_DIR | AccessFs.TRUNCATE) & handled
+                 | AccessFs.REFER | AccessFs.REMOVE_DIR | AccessFs.TRUNCATE) & handled
         file_write = (file_read | AccessFs.WRITE_FILE | AccessFs.TRUNCATE) & handled
         try:
             rules = ((v.read, read, file_read), (v.write, write, file_write), (v.listed, AccessFs.READ_DIR, 0))

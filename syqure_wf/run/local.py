@@ -164,7 +164,7 @@ class LocalRun:
 
     def run(self) -> dict:
         self.cfg = cfg = isolate_and_build(self.cfg, self.cfg.n, say=self.say)
-        if cfg.transport == "files" and cfg.isolation == "none":
+        if cfg.proxied and cfg.isolation == "none":
             check_ports_free(cfg)
         config_path = prepare(cfg)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -1,12 +1,15 @@
 """The party runner: one party of a run, its proxy in process and its engine
-as a child process. It records the party's status in the run folder, stops
-within seconds when a peer failed (naming it) and returns the engine's exit
-code, or 1 when the run failed around it."""
+as a child process (an engine that speaks the files in its own process gets
+the proxy's settings instead: ``transport/party_thread.py``). It records the
+party's status in the run folder, stops within seconds when a peer failed
+(naming it) and returns the engine's exit code, or 1 when the run failed
+around it."""
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +25,7 @@ from .limits import limit_memory, parse as memory_of, ran_out, shown
 from ..engines import get_engine
 from ..errors import PeerFailed, Stopped, SyqureError
 from ..transport.files import make_private_dir
+from ..transport import party_thread
 from ..transport.proxy import Proxy
 from ..transport.status import DONE, FAILED, RUNNING, StatusRecord, read_status
 from . import sentinel
@@ -62,6 +66,7 @@ class PartyRunner:
         self.status: StatusRecord | None = None
         self.times: dict[str, float] = {}
         self.memory = 0  # bytes its program may take (limits.py), once started
+        self.handover: asyncio.Future | None = None  # in process: the record's beat until the party takes it
 
     async def run(self) -> PartyResult:
         cfg, pid = self.cfg, self.pid
@@ -79,15 +84,27 @@ class PartyRunner:
         if cfg.party(pid).results:  # its named outputs go there
             make_private_dir(cfg.party(pid).results)
         published = cfg.layout == "syftbox"  # read by peers at other sites: nothing of this machine
-        self.status = StatusRecord(cfg.status_dir_of(pid), pid, cfg.n, cfg.run_id, published=published,
-                                   private=cfg.logs_dir / f"party-{pid}.status.json" if published else None,
-                                   hide=(str(cfg.workdir), str(Path.home()), *map(str, _local_folders(cfg))))
-        if cfg.transport == "files":
+        record_kw = {"published": published,
+                     "private": str(cfg.logs_dir / f"party-{pid}.status.json") if published else None,
+                     "hide": [str(cfg.workdir), str(Path.home()), *map(str, _local_folders(cfg))]}
+        self.status = StatusRecord(cfg.status_dir_of(pid), pid, cfg.n, cfg.run_id, **{
+            **record_kw, "private": Path(record_kw["private"]) if published else None})
+        fds: tuple[int, ...] = ()
+        handover = None
+        if cfg.proxied:
             self.proxy = Proxy(cfg.proxy_settings(pid), status=self.status,
                                party=lambda: self.process.pid if self.process else None)
             await self.proxy.start()
         else:
             make_private_dir(cfg.status_dir_of(pid))
+        if cfg.in_process:  # the child's proxy: its settings (a run secret among them) through a socket pair
+            from ..engines.mpyc_inproc import make_folders
+
+            make_folders(cfg, pid, launch)
+            handover, theirs = socket.socketpair()
+            handover.sendall(party_thread.settings_json(cfg.proxy_settings(pid), record_kw) + b"\n")
+            fds = (theirs.detach(),)
+            launch.env[party_thread.FD_VAR] = str(fds[0])
         jail = confine(cfg, pid, self.engine, launch, dict(os.environ))
         jail.before.append(die_with_parent())
         self.memory = memory_of(cfg.raw.get("memory"))
@@ -96,7 +113,8 @@ class PartyRunner:
             listener = self._listener()
             self.status.update(state=RUNNING, engine=cfg.engine["name"], log=str(self.log),
                                command=launch.describe(), output=str(cfg.party(pid).output),
-                               confinement=jail.summary, **({"listener": listener} if listener else {}))
+                               confinement=jail.summary, **({"listener": listener} if listener else {}),
+                               transport="in process" if cfg.in_process else "proxy" if cfg.proxied else "tcp")
             sentinel.start(self.status.path)
             self.times["engine_started"] = time.time()
             with open(self.log, "ab") as log:
@@ -109,13 +127,22 @@ class PartyRunner:
                     self.process = await asyncio.create_subprocess_exec(
                         *launch.argv, stdin=asyncio.subprocess.DEVNULL, stdout=log,
                         stderr=asyncio.subprocess.STDOUT, env=jail.env,
-                        start_new_session=True, preexec_fn=jail.preexec)
+                        start_new_session=True, preexec_fn=jail.preexec, pass_fds=fds)
                 except OSError as exc:
                     raise SyqureError(f"party {pid}: cannot start {launch.argv[0]}: {exc.strerror}") from None
                 except subprocess.SubprocessError as exc:  # the confinement failed in the child
                     raise SyqureError(f"party {pid}: cannot confine its program: {exc}") from None
+        except BaseException:
+            if handover is not None:
+                handover.close()
+            raise
         finally:
             jail.close()  # the child has it; nothing else may use it
+            for fd in fds:
+                os.close(fd)
+        if handover is not None:  # its record beats on until the party's own proxy takes it
+            self.handover = asyncio.ensure_future(
+                party_thread.beat_until_taken(handover, self.status, cfg.proxy_settings(pid).heartbeat))
         return await self._supervise()
 
     def _listener(self) -> str | None:
@@ -146,6 +173,10 @@ class PartyRunner:
             code = await engine_exit
             self.times["engine_exited"] = time.time()
             if code != 0:
+                if code == party_thread.FAILED and cfg.in_process:  # its transport failed: said as a proxy says it
+                    failed = party_thread.failure_of(log_tail(self.log, 20))
+                    if failed is not None:
+                        raise failed
                 said = self.engine.exit_reason(code, log_tail(self.log, 20))
                 if said:  # the engine knows why (a peer's message it refused): said at once
                     raise SyqureError(f"party {pid} {said}")
@@ -167,10 +198,11 @@ class PartyRunner:
             await self._stop_engine()
             raise
         finally:
-            await cancel_all([carry, engine_exit])
+            await cancel_all([carry, engine_exit] + ([self.handover] if self.handover else []))
         self.times["finished"] = time.time()
+        self._carry_on_record()
         self.status.update(state=DONE, exit_code=0, times=self.times,
-                           channels=self.proxy.stats() if self.proxy else {})
+                           **({"channels": self.proxy.stats() if self.proxy else {}} if not cfg.in_process else {}))
         return PartyResult(pid, 0, log=self.log)
 
     def _list_named_outputs(self) -> None:
@@ -207,20 +239,34 @@ class PartyRunner:
         if self.process is not None:
             await stop_group(self.process, KILL_GRACE)
 
+    def _carry_on_record(self) -> None:
+        """The child's proxy wrote the record since (its heartbeats, channels):
+        the last word carries on from there."""
+        if self.cfg.in_process and self.status is not None:
+            mine = read_status(self.cfg.status_dir_of(self.pid), self.pid) or {}
+            if mine.get("run_id") == self.cfg.run_id:
+                self.status.data.update(mine)
+
     def discard(self) -> None:
         """A failed run is over: what this party wrote that nobody will read,
         and what was sent to it that it will never read, goes."""
-        if self.proxy is not None:
-            try:
-                self.proxy.folder.discard_unconsumed()
-            except OSError:
-                pass
+        folder = self.proxy.folder if self.proxy is not None else None
+        try:
+            if folder is None and self.cfg.in_process and self.status is not None:
+                from ..transport.settings import make_folder
+
+                folder = make_folder(self.cfg.proxy_settings(self.pid))
+            if folder is not None:
+                folder.discard_unconsumed()
+        except (OSError, SyqureError):
+            pass
 
     def record_failure(self, reason: str) -> None:
         if self.status is not None:
             try:
+                self._carry_on_record()
                 self.status.update(state=FAILED, reason=reason, times=self.times,
-                                   channels=self.proxy.stats() if self.proxy else {})
+                                   **({"channels": self.proxy.stats()} if self.proxy else {}))
             except OSError:
                 pass
 

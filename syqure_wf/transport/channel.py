@@ -47,6 +47,7 @@ class Hub:
     changed: Callable[[], None]
     arrived: Callable[[bool], None]  # a look found a message: announced by an event or not
     party: Callable[[], int | None] | None = None  # the party's pid (None: not running yet); None: no proof
+    local: object = None  # the party in this process (inproc.PartySide): no socket at all
 
 
 class Channel:
@@ -86,7 +87,7 @@ class Channel:
 
     # -- connections to the local party
     async def listen(self) -> None:
-        if self.plan.role is not Role.ACCEPT:
+        if self.plan.role is not Role.ACCEPT or self.hub.local is not None:
             return
         loop = asyncio.get_running_loop()
         try:
@@ -198,6 +199,8 @@ class Channel:
         s = self.settings
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + (s.connect_timeout or float("inf"))
+        if self.hub.local is not None:
+            return await self.hub.local.dial(self, loop.time() + (s.connect_timeout or float("inf")))
         refused = None  # why the first connection that was not the party's was refused
         while True:
             try:

@@ -46,10 +46,12 @@ class Proxy:
     """All channels of one party. ``run`` returns a summary or raises SyqureError."""
 
     def __init__(self, settings: ProxySettings, *, status: StatusRecord | None = None,
-                 resumable: bool = False, party=None):
+                 resumable: bool = False, party=None, local=None):
         """``party``: gives the pid of the party's process (None until it runs);
-        every connection towards the party must then come from that process."""
+        every connection towards the party must then come from that process.
+        ``local``: the party in this process (inproc.PartySide): no socket at all."""
         self.settings = s = settings
+        self.local = local  # the party's side in this process (inproc.PartySide), or None: TCP
         if s.run_id:
             names.check_id(s.run_id, "run id")
         problem = loopback_problem(s.host)
@@ -135,8 +137,8 @@ class Proxy:
         if self.wakeups.polling:
             log.info("%s", self.wakeups.note)
         hub = Hub(s, self.folder, self.progress, self.watcher, self.wakeups, self.clock, self.started,
-                  self.beat_soon, self.changed, self.arrived, self.party)
-        if self.party is None:
+                  self.beat_soon, self.changed, self.arrived, self.party, self.local)
+        if self.party is None and self.local is None:
             log.info("party %d: connections to it are not proven to come from its process (no --party-pid): "
                         "any local process may take a channel", s.pid)
         pending = self.keys.pending if self.keys else ()
@@ -147,7 +149,7 @@ class Proxy:
         self.running = True
         self.status.update(state=RUNNING, incarnation=self.incarnation, channels=self.stats(), framing=s.framing,
                            convention=s.convention, layout=self.folder.layout, wakeup=self.wakeups.note,
-                           sealing=s.sealing, local_hop="proven" if self.party else "unproven",
+                           sealing=s.sealing, local_hop="in-process" if self.local is not None else "proven" if self.party else "unproven",
                            **({"site_key": self.keys.site.fingerprint} if self.keys else {}),
                            **({"seal_format": SEAL_FORMAT} if s.sealing != "off" else {}))
 

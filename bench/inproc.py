@@ -1,0 +1,99 @@
+"""MPyC on the file transport in its own process (``transport: files``, the
+default) against the same through proxy processes (``transport: proxy``)
+and direct TCP (``transport: tcp``), in one run.
+
+    python bench/inproc.py [--repeat 3] [--quick]
+
+Jobs, each run with `syqure-wf run` (3 parties): MPyC's `secretsanta` demo
+at N=7, the round-heavy job (sequential secure comparisons), the example
+(allele counts), and a ping-pong (2 parties: rounds of one small `transfer`
+each way, the median round in ms). Two times per job: the whole run (process
+start-up included, the same for all) and MPyC's own elapsed time (the
+slowest party's "Stop MPyC -- elapsed time", start-up excluded: what the
+transport changes). Medians of --repeat runs, the transports interleaved;
+every ratio is against TCP of the same run. Prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+EXAMPLE = REPO / "examples" / "allele-counts"
+TRANSPORTS = ("tcp", "proxy", "files")
+JOBS = {
+    "secretsanta N=7": {"engine": {"name": "mpyc", "program": str(PROGRAMS / "secretsanta.py"), "args": ["7"]}},
+    "round-heavy: {rounds} sequential comparisons": {
+        "engine": {"name": "mpyc", "program": str(REPO / "tests/programs/mpyc_rounds.py"),
+                   "args": ["--rounds", "{rounds}"]}},
+    "allele counts (the example)": {
+        "engine": {"name": "mpyc", "program": str(EXAMPLE / "allele_counts.py")},
+        "inputs": {"1": str(EXAMPLE / "data/site1.json"), "2": str(EXAMPLE / "data/site2.json")}},
+    "ping-pong, 2 parties: one round (ms)": {
+        "engine": {"name": "mpyc", "program": str(PROGRAMS / "pingpong.py"), "args": ["{pings}"]}, "parties": 2},
+}
+ELAPSED = re.compile(r"Stop MPyC -- elapsed time: (\d+):(\d+):([\d.]+)")
+ROUND = re.compile(r"round_ms=([\d.]+)")
+
+
+def run(job: dict, transport: str, work: Path) -> tuple[float, float]:
+    """(whole run in s, MPyC's elapsed s, or the median round in ms for the ping-pong)."""
+    from syqure_wf.sites.partyconfig import free_base  # below hand-started runs and the ephemeral range
+
+    cfg = {"parties": 3, **job, "workdir": str(work), "transport": transport,
+           "ports": {"base": free_base(300), "stride": 100}}
+    path = work.with_suffix(".yaml")
+    path.write_text(yaml.safe_dump(cfg))
+    done = subprocess.run([sys.executable, "-m", "syqure_wf", "run", "--config", str(path), "--json"],
+                          capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise SystemExit(f"{transport} run failed:\n{done.stderr[-2000:]}")
+    logs = [p.read_text() for p in sorted((work / "logs").glob("party-[0-9].log"))]
+    rounds = [float(m.group(1)) for log in logs for m in ROUND.finditer(log)]
+    if rounds:
+        return json.loads(done.stdout)["seconds"], max(rounds)
+    spans = [int(h) * 3600 + int(m) * 60 + float(s) for log in logs for h, m, s in ELAPSED.findall(log)]
+    return json.loads(done.stdout)["seconds"], max(spans)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--pings", type=int, default=300)
+    ap.add_argument("--quick", action="store_true", help="one run each, fewer rounds")
+    args = ap.parse_args()
+    if args.quick:
+        args.repeat, args.rounds, args.pings = 1, 50, 100
+    root = Path(tempfile.mkdtemp(prefix="syqure-inproc-bench-"))
+    print("| job | measure | TCP | proxy | in-process | proxy / TCP | in-process / TCP |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for n, (name, job) in enumerate(JOBS.items()):
+        job = json.loads(json.dumps(job).replace("{rounds}", str(args.rounds)).replace("{pings}", str(args.pings)))
+        name = name.format(rounds=args.rounds)
+        whole = {t: [] for t in TRANSPORTS}
+        inner = {t: [] for t in TRANSPORTS}
+        for i in range(args.repeat):
+            for transport in TRANSPORTS:
+                w, e = run(job, transport, root / f"{n}-{transport}-{i}")
+                whole[transport].append(w)
+                inner[transport].append(e)
+        rows = [("MPyC elapsed (s)" if "ping" not in name else "median round (ms)", inner)]
+        rows.append(("whole run (s)", whole))
+        for measure, times in rows:
+            med = {t: statistics.median(v) for t, v in times.items()}
+            print(f"| {name} | {measure} | {med['tcp']:.3f} | {med['proxy']:.3f} | {med['files']:.3f} "
+                  f"| {med['proxy'] / med['tcp']:.2f}x | {med['files'] / med['tcp']:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

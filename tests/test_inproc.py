@@ -1,0 +1,245 @@
+"""MPyC on the file transport in its own process (issue 31): no proxy
+process, nothing listens, and such a party and one behind a proxy carry one
+run together. Real MPyC parties, real files, the real CLI."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+from conftest import PY, REPO, free_base, message_files, output
+
+EXAMPLE = REPO / "examples" / "allele-counts"
+
+
+def cli(*args):
+    return [PY, "-m", "syqure_wf", *map(str, args)]
+
+
+def plain_sum(field: str) -> list[int]:
+    sites = [json.loads((EXAMPLE / "data" / f"site{i}.json").read_text()) for i in (1, 2)]
+    return [a + b for a, b in zip(sites[0][field], sites[1][field])]
+
+
+def example_config(tmp_path: Path, **extra) -> dict:
+    cfg = yaml.safe_load((EXAMPLE / "config.yaml").read_text())
+    cfg.update(workdir=str(tmp_path / "run"), inputs={k: str(EXAMPLE / v) for k, v in cfg["inputs"].items()},
+               ports={"base": free_base(span=300), "stride": 100}, **extra)
+    cfg["engine"]["program"] = str(EXAMPLE / cfg["engine"]["program"])
+    return cfg
+
+
+def check_results(work: Path) -> None:
+    for pid in range(3):
+        result = json.loads((work / "outputs" / f"party-{pid}.json").read_text())
+        assert result["allele_count"] == plain_sum("allele_count")
+        assert result["allele_number"] == plain_sum("allele_number")
+    assert message_files(work / "messages") == []
+
+
+# -- what a run's processes listen on, from /proc
+
+def descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                ppid = int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        found.add(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def listening() -> dict[int, int]:
+    """socket inode -> port of every TCP listener on this host (IPv4 and IPv6)."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                found[int(fields[9])] = int(fields[1].rsplit(":", 1)[1], 16)
+    return found
+
+
+def ports_of(pids: set[int]) -> set[int]:
+    """The ports these processes listen on: their socket fds among the listeners."""
+    listeners, ports = listening(), set()
+    for pid in pids:
+        try:
+            fds = os.scandir(f"/proc/{pid}/fd")
+            links = [os.readlink(fd.path) for fd in fds]
+        except OSError:
+            continue
+        for link in links:
+            if link.startswith("socket:["):
+                inode = int(link[8:-1])
+                if inode in listeners:
+                    ports.add(listeners[inode])
+    return ports
+
+
+def mpyc_hello(port: int, claimed: int) -> bytes:
+    """Connect as MPyC party ``claimed`` (its pid, 2 bytes LE, and a PRSS
+    key) and return whatever comes back within a second."""
+    got = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(claimed.to_bytes(2, "little") + secrets.token_bytes(16))
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                try:
+                    piece = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not piece:
+                    break
+                got += piece
+    except OSError:
+        pass
+    return got
+
+
+class Intruder(threading.Thread):
+    """Looks for the run's listeners all through the run and connects to each."""
+
+    def __init__(self, root: int):
+        super().__init__(daemon=True)
+        self.root, self.stop = root, threading.Event()
+        self.ports: set[int] = set()
+        self.received: dict[tuple[int, int], int] = {}
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for port in ports_of(descendants(self.root)) - self.ports:
+                self.ports.add(port)
+                for claimed in (0, 1):
+                    got = mpyc_hello(port, claimed)
+                    if got:
+                        self.received[(port, claimed)] = len(got)
+            time.sleep(0.02)
+
+
+def test_nothing_listens_and_a_local_intruder_gets_nothing(procs, tmp_path):
+    """The default run of the example: every port any of its processes
+    listens on is tried with MPyC's hello as party 0 and as party 1; none
+    answers a byte (there is none to try), and the run's result is right."""
+    cfg = example_config(tmp_path)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = procs.start(cli("run", "--config", path, "--json"))
+    intruder = Intruder(proc.pid)
+    intruder.start()
+    try:
+        assert procs.wait(proc, 120) == 0, output(proc)
+    finally:
+        intruder.stop.set()
+        intruder.join(10)
+    assert intruder.received == {}, f"an intruder received bytes: {intruder.received}"
+    assert intruder.ports == set(), f"the run listened on {sorted(intruder.ports)}"
+    check_results(tmp_path / "run")
+    for pid in range(3):  # the transport ran, in the party's process: its record says what it carried
+        record = json.loads((tmp_path / "run" / "messages" / "status" / f"party-{pid}.json").read_text())
+        assert record["state"] == "done" and record["heartbeat"] > 0 and record["transport"] == "in process"
+        assert sum(ch["sent_messages"] for ch in record["channels"].values()) > 0
+
+
+def test_in_process_and_proxied_parties_carry_one_run(procs, tmp_path):
+    """Parties 0 and 2 speak the files in their own processes, party 1
+    through its proxy (``transport: proxy``), each started as a site would
+    (``syqure-wf party``): the same files, one run, the right sums."""
+    cfg = example_config(tmp_path, run_id="mixed")
+    paths = {}
+    for transport in ("files", "proxy"):
+        paths[transport] = tmp_path / f"{transport}.yaml"
+        paths[transport].write_text(yaml.safe_dump({**cfg, "transport": transport}))
+    started = {pid: procs.start(cli("party", "--config", paths["proxy" if pid == 1 else "files"], "--pid", pid),
+                                log=tmp_path / f"party{pid}.runner.log") for pid in range(3)}
+    for pid, proc in started.items():
+        assert procs.wait(proc, 120) == 0, f"party {pid}: {output(proc)}"
+    check_results(tmp_path / "run")
+    records = {pid: json.loads((tmp_path / "run" / "messages" / "status" / f"party-{pid}.json").read_text())
+               for pid in range(3)}
+    assert "files:" in records[0]["command"] and "files:" in records[2]["command"]
+    assert "files:" not in records[1]["command"]  # its proxy's ports
+    assert [records[p]["transport"] for p in range(3)] == ["in process", "proxy", "in process"]
+    for record in records.values():
+        assert record["state"] == "done"
+        assert all(ch["received_messages"] > 0 for ch in record["channels"].values())
+
+
+# -- the pieces, without processes
+
+def test_a_transport_failure_is_reported_as_the_error_it_was():
+    from syqure_wf.errors import PeerFailed, SyqureError
+    from syqure_wf.transport.party_thread import failure_line, failure_of
+
+    line = failure_line(PeerFailed("party 2 stopped: no heartbeat\nfor 3 s"))
+    got = failure_of(["a program's line", line])
+    assert "\n" not in line and type(got) is PeerFailed and str(got) == "party 2 stopped: no heartbeat for 3 s"
+    assert type(failure_of([failure_line(ValueError("a bug"))])) is SyqureError
+    assert type(failure_of(["syqure-wf: transport: Stopped: by a peer's line"])) is SyqureError
+    assert type(failure_of(["syqure-wf: transport: object: no class of ours"])) is SyqureError
+    assert failure_of(["syqure-wf: refused something else"]) is None
+
+
+def test_a_pipe_between_two_loops_keeps_order_and_its_ends():
+    """Pieces written on one thread's loop arrive in order on the other's,
+    held while its reading is paused, then the half-close, then the close."""
+    import asyncio
+
+    from syqure_wf.transport.inproc import pipe
+
+    class Seen(asyncio.Protocol):
+        def __init__(self):
+            self.data, self.events = bytearray(), []
+
+        def data_received(self, data):
+            self.data += data
+
+        def eof_received(self):
+            self.events.append("eof")
+            return True
+
+        def connection_lost(self, exc):
+            self.events.append("lost")
+
+    far_loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=far_loop.run_forever, daemon=True)
+    thread.start()
+    near_loop = asyncio.new_event_loop()
+    try:
+        near, far = pipe(near_loop, far_loop)
+        seen = Seen()
+        far_loop.call_soon_threadsafe(lambda: (far.set_protocol(seen), far.pause_reading()))
+        near.set_protocol(asyncio.Protocol())
+        for i in range(1000):
+            near.write(b"%d," % i)
+        near.close()
+        near_loop.run_until_complete(asyncio.sleep(0.05))
+        assert seen.data == b"" and seen.events == []  # held while paused
+        far_loop.call_soon_threadsafe(far.resume_reading)
+        deadline = time.monotonic() + 10
+        while seen.events != ["eof", "lost"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert bytes(seen.data) == b"".join(b"%d," % i for i in range(1000)) and seen.events == ["eof", "lost"]
+    finally:
+        far_loop.call_soon_threadsafe(far_loop.stop)
+        thread.join(5)
+        far_loop.close()
+        near_loop.close()
