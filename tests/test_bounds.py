@@ -91,12 +91,16 @@ def test_a_peer_state_whose_heartbeat_is_nan_is_refused_and_its_silence_still_co
     board = Board(tmp_path, EMAILS[0])
     path = board.state_path(EMAILS[1], EMAILS[0], "r1")
     path.parent.mkdir(parents=True)
+    from syqure_wf.sites.signature import sign
+    from syqure_wf.transport.sitekey import load_or_create
+
+    key = load_or_create(tmp_path, EMAILS[1])  # a state is its site's signed word: the NaN is inside the signature
     good = {"site": EMAILS[1], "run_id": "r1", "submitter": EMAILS[0], "state": lc.RUNNING, "heartbeat": 1000.0,
             "expires": 5000.0}
-    path.write_text(json.dumps(good))
+    path.write_bytes(sign(key, "state", json.dumps(good).encode()))
     assert board.state_of(EMAILS[1], EMAILS[0], "r1")["heartbeat"] == 1000.0
     for heartbeat in (math.nan, math.inf):
-        path.write_text(json.dumps({**good, "heartbeat": heartbeat}) + " " * int(heartbeat != heartbeat))
+        path.write_bytes(sign(key, "state", json.dumps({**good, "heartbeat": heartbeat}).encode()))
         assert board.state_of(EMAILS[1], EMAILS[0], "r1") is None
     with pytest.raises(ValueError):  # a record parsed elsewhere: the same rule
         lc.peer_record({**good, "heartbeat": 10 ** 400}, EMAILS[1], EMAILS[0], "r1")
@@ -229,7 +233,15 @@ def submit(agent, program, run_id: str, extra: bytes = b"") -> None:
     m.update(run_id=run_id, submitter=EMAILS[1])
     path = agent.board.manifest_path(EMAILS[1], run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(encode(m) + extra)
+    path.write_bytes(signed_manifest(agent.board.folder, encode(m) + extra))
+
+
+def signed_manifest(folder, data: bytes) -> bytes:
+    """A manifest as its submitter writes it: signed with its site key (sites/signature.py)."""
+    from syqure_wf.sites.signature import sign
+    from syqure_wf.transport.sitekey import load_or_create
+
+    return sign(load_or_create(folder, EMAILS[1]), "manifest", data)
 
 
 def test_ended_runs_are_evicted_and_their_records_rotated(tmp_path, program, monkeypatch):
