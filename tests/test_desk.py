@@ -42,14 +42,16 @@ def sites(tmp_path_factory):
     digests = []
     for name, head in PROGRAMS.items():
         (programs / name).write_text(head + (EXAMPLE / "allele_counts.py").read_text())
-        digests.append(run_digest_of({"engine": {"name": "mpyc", "program": name}}, programs, 3))
+        digests.append(run_digest_of({"engine": {"name": "mpyc", "program": name}}, programs, EMAILS,
+                                     {1: "counts", 2: "counts"}))  # the roles a run is approved with
     data = EXAMPLE / "data"
     (root / "hook.py").write_text(HOOK.format(out=str(root / "notified.jsonl")))
     s = Sites(root, policies={
         0: {"submitters": ["*"], "programs": digests},
-        1: {"submitters": EMAILS[:2], "peers": EMAILS, "programs": [],
+        # peers: Sites lists every site's key (a key never met would wait, or be refused at site 2)
+        1: {"submitters": EMAILS[:2], "programs": [],
             "inputs": {"counts": str(data / "site1.json")}, "notify": {"command": [PY, "./hook.py"]}},
-        2: {"submitters": ["*"], "peers": EMAILS, "programs": digests, "unlisted_programs": "reject",
+        2: {"submitters": ["*"], "programs": digests, "unlisted_programs": "reject",
             "inputs": {"counts": str(data / "site2.json")}}})
     yield s
     s.close()
