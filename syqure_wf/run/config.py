@@ -376,8 +376,7 @@ def resolve(raw: dict, source: Path | None, base_dir: Path) -> RunConfig:
         transport=raw.get("transport", "files"), isolation=raw.get("isolation", "auto"),
         poll_ms=raw.get("poll_ms"), max_message=raw.get("max_message", DEFAULT_MAX_MESSAGE),
         timeouts=timeouts, syftbox=raw.get("syftbox") or {}, raw=raw)
-    if cfg.in_process:  # no proxy to dial: the channels take MPyC's connections as MPyC makes them
-        cfg = replace(cfg, convention="mpyc")
+    cfg = replace(cfg, convention="mpyc") if cfg.in_process else cfg  # no proxy to dial: MPyC's own roles
     check_port_overlap(cfg)
     from .limits import parse as memory_of
 
