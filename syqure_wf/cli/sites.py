@@ -263,4 +263,4 @@ def cancel_cmd(run_id: str, folder: str, email: str, timeout: float) -> None:
     """Stop a run this site submitted, at every site."""
     from ..sites.submitter import cancel
 
-    cancel(_board(folder, email), run_id, timeout, say=click.echo)
+    cancel(_board(folder, email), run_id, timeout, say=lambda line: click.echo(f"{stamp()} {line}"))

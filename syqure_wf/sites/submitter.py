@@ -35,7 +35,7 @@ def submit(config_path: str, to: list[str], board: Board, expires_in: float = DE
         raw["run_id"] = run_id
     manifest = from_config(raw, str(source), source.parent, to, board.me, expires_in)
     m = parse(encode(manifest))  # what every site will check, checked here first
-    _check_here(m, board)
+    _check_here(m, board, say)
     path = board.manifest_path(board.me, m.run_id)
     existing = board.read(path, MAX_SIGNED)
     if existing is not None:
@@ -49,7 +49,7 @@ def submit(config_path: str, to: list[str], board: Board, expires_in: float = DE
     return m.run_id
 
 
-def _check_here(m, board: Board) -> None:
+def _check_here(m, board: Board, say=print) -> None:
     """The run as party 0 would run it here: settings, engine, and a Sequre
     program compiled (into the build cache the agents use on this machine)."""
     import tempfile
@@ -67,7 +67,7 @@ def _check_here(m, board: Board) -> None:
         if get_engine(m.engine).needs_build(cfg.engine):
             from ..engines.build import build_run
 
-            build_run(cfg, say=lambda line: print(f"submit: {line}", flush=True))
+            build_run(cfg, say=lambda line: say(f"submit: {line}"))
 
 
 def _own(board: Board, data: bytes, run_id: str) -> bytes:
