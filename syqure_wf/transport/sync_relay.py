@@ -86,7 +86,10 @@ def relay(folder: Path, path: Path, parent: int) -> None:
 
     probe = ClientProbe(folder)
     while os.getppid() == parent:
-        write_private(path, verdict(probe(), time.monotonic()))
+        try:
+            write_private(path, verdict(probe(), time.monotonic()))
+        except OSError:  # its folder gone (the run cleaned up): the party reads no evidence
+            pass
         time.sleep(SYNC_PROBE)
 
 
