@@ -143,7 +143,7 @@ def run_files(step: Step) -> int:
     mode = "netns" if inside or isolation.netns_problem() is None else "none"
     cfg = config_mod.resolve(run_config(step, mode), None, step.workdir)
     if mode == "netns" and not inside:
-        isolation.reexec_inside([sys.executable, "-m", "syqure_wf.biovault", *sys.argv[1:]])
+        isolation.enter(cfg, step.pid, [sys.executable, "-m", "syqure_wf.biovault", *sys.argv[1:]])
     result = asyncio.run(run_party(cfg, step.pid))  # compiles first, once per machine (the build cache)
     return result.exit_code
 

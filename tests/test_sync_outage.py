@@ -23,8 +23,8 @@ ROUNDS = 8
 EXPECTED = f"rounds={ROUNDS} below={min(ROUNDS, 14)}"
 
 
-def start_job(procs, tmp_path: Path, net: SyftBoxNet, **timeouts):
-    cfg = {"layout": "syftbox", "run_id": f"outage-{int(time.time())}",
+def start_job(procs, tmp_path: Path, net: SyftBoxNet, extra: dict | None = None, **timeouts):
+    cfg = {**(extra or {}), "layout": "syftbox", "run_id": f"outage-{int(time.time())}",
            "parties": [{"pid": p, "email": EMAILS[p], "folder": str(net.folders[EMAILS[p]])} for p in range(3)],
            "engine": {"name": "mpyc", "program": str(PROGRAMS / "mpyc_rounds.py"), "args": ["--rounds", str(ROUNDS)]},
            "workdir": str(tmp_path / "run"), "ports": {"base": free_base(span=300), "stride": 100}}
@@ -140,3 +140,48 @@ def test_a_sync_that_never_comes_back_fails_naming_it(procs, tmp_path):
     text = log.read_text()
     assert re.search(r"SyftBox server http://127\.0\.0\.1:\d+ unreachable since \d\d:\d\d:\d\d", text), text[-2000:]
     assert "no heartbeat" not in text, text[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # 100 s of outage; the whole run took 6.5 min on a loaded machine
+def test_an_outage_longer_than_the_peer_bound_pauses_parties_in_network_namespaces(procs, tmp_path):
+    """Each party in a network namespace of its own, where its SyftBox client
+    and server are out of reach: the relay its runner started outside still
+    tells it that its sync is down (transport/sync_relay.py), so the run
+    pauses through an outage longer than its peer bound. (A bound below a
+    minute fails on its own: when the programs end, the sync carries the
+    removal of hundreds of consumed messages before the next heartbeat.)"""
+    from syqure_wf.run.isolation import netns_problem
+
+    if netns_problem():
+        pytest.skip(netns_problem())
+    net = SyftBoxNet(procs, tmp_path / "syftbox", EMAILS, interval=0.1)
+    proc, log = start_job(procs, tmp_path, net, {"isolation": "netns"}, peer=60)
+    wait_until(lambda: mid_run(tmp_path), 120, "the run to be under way")
+    net.stop_server()
+    stopped = time.monotonic()
+    wait_until(lambda: sync_down_seen(range(3), tmp_path), 30, "every party to record its sync down")
+    while time.monotonic() - stopped < 100:
+        assert proc.poll() is None, output(proc)[-3000:]
+        time.sleep(3)
+    net.start_server()
+    assert procs.wait(proc, 300) == 0, output(proc)[-3000:]
+    results_are_right(tmp_path)
+    text = log.read_text()
+    assert re.search(r"sync down since \d\d:\d\d:\d\d \(SyftBox server http://127\.0\.0\.1:\d+ unreachable\)",
+                     text), text[-2000:]
+    assert len(list((tmp_path / "run" / "logs").glob("party-*.sync.json"))) == 3, "a relay wrote nothing"
+    wait_until(lambda: not relays_of(tmp_path), 10, "every relay to end with its party")
+
+
+def relays_of(tmp_path: Path) -> list[int]:
+    """The sync relays still running for this test's run."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"syqure_wf.transport.sync_relay" in argv and any(str(tmp_path).encode() in a for a in argv):
+            found.append(int(entry.name))
+    return found

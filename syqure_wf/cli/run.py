@@ -41,7 +41,7 @@ def party_cmd(config_path: str, pid: int, input_path: str | None, output_path: s
     if not isolation.inside():
         cfg = isolation.isolate(cfg, 1)
         if cfg.isolation == "netns":
-            isolation.reexec_inside([sys.executable, "-m", "syqure_wf", *sys.argv[1:]])
+            isolation.enter(cfg, pid, [sys.executable, "-m", "syqure_wf", *sys.argv[1:]])
     if binary_path:
         cfg = cfg.with_engine(binary=str(Path(binary_path).absolute()))
     if input_path:

@@ -157,6 +157,14 @@ class RunConfig:
     def logs_dir(self) -> Path:
         return self.workdir / "logs"
 
+    def sync_relay_of(self, pid: int) -> str | None:
+        """Inside its own network namespace the SyftBox client is out of reach:
+        the party reads what its relay, started outside, probed (sync_relay.py)."""
+        from ..transport.sync_relay import relay_path
+        from .isolation import inside
+
+        return str(relay_path(self.logs_dir, pid)) if inside() and self.layout == "syftbox" else None
+
     def syftbox_folder(self, pid: int) -> Path:
         p = self.party(pid)
         if p.folder:
@@ -190,7 +198,7 @@ class RunConfig:
                       "max_file": self.syftbox.get("max_file_size"), "app": self.syftbox.get("app"),
                       "run_dir": self.syftbox.get("run_dir")}
                      if self.layout == "syftbox" else None),
-            sync_probe=self.isolation != "netns",  # inside its own namespace the client is out of reach
+            sync_relay=self.sync_relay_of(pid),
             secret=self.secret(), seal="off" if self.sealing_off else "auto",
             pinned=dict(self.encryption.get("pinned") or {}))
 

@@ -75,6 +75,26 @@ def reexec_inside(argv: list[str]) -> None:
     os.execvp("unshare", [*UNSHARE, "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *argv])
 
 
+def enter(cfg, pid: int, argv: list[str]) -> None:
+    """Re-exec party ``pid`` as ``argv`` in its namespace. Its site's SyftBox
+    client and server stay out of its reach there, so the sync probe stays
+    outside: a relay on the host's network writes its verdicts where the
+    party reads them (transport/sync_relay.py)."""
+    if cfg.layout == "syftbox":
+        start_sync_relay(cfg.logs_dir, pid, cfg.syftbox_folder(pid))
+    reexec_inside(argv)
+
+
+def start_sync_relay(logs_dir, pid: int, folder) -> subprocess.Popen:
+    """Party ``pid``'s sync relay; it dies with this process, which stays the
+    same process through the exec into the namespace."""
+    from ..transport.sync_relay import prepare
+    from .children import die_with_parent
+
+    return subprocess.Popen(prepare(logs_dir, pid, folder), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, preexec_fn=die_with_parent())
+
+
 def isolation_for(cfg, parties_here: int) -> str:
     """none or netns for ``parties_here`` parties of the run on this host:
     ``auto`` gives each a network namespace where the engine needs it

@@ -33,7 +33,8 @@ from .protocol.ports import plan_channels
 from .segments import VERSION as SEAL_FORMAT
 from .settings import ProxySettings, make_folder
 from .status import StatusRecord, read_status
-from .sync_health import watch_sync
+from .sync_health import ClientProbe, watch_sync
+from .sync_relay import RelayedProbe
 from .watch import REMOVALS, Waiter, Wakeups, fs_type, make_watcher
 
 log = logging.getLogger(__name__)
@@ -242,9 +243,14 @@ class Proxy:
         await asyncio.get_running_loop().create_future()  # done: it ends with the run
 
     async def _watch_sync(self) -> None:
-        if self.settings.syftbox:
-            await watch_sync(Path(self.settings.syftbox["folder"]).expanduser(), self.sync,
-                             self.settings.sync_timeout, self.status.update)
+        if self.settings.sync_relay:  # in a network namespace: the probe runs outside (sync_relay.py)
+            probe = RelayedProbe(Path(self.settings.sync_relay))
+        elif self.settings.syftbox:
+            probe = ClientProbe(Path(self.settings.syftbox["folder"]).expanduser())
+        else:
+            probe = None
+        if probe:
+            await watch_sync(probe, self.sync, self.settings.sync_timeout, self.status.update)
         await asyncio.get_running_loop().create_future()  # no folder: no evidence, for ever
 
     def _first_unread(self) -> bool:

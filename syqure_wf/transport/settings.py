@@ -31,6 +31,7 @@ class ProxySettings:
     drain_timeout: float = TIMEOUTS["drain"]  # after the party exited, for the peers to consume
     sync_timeout: float = TIMEOUTS["sync"]  # this site's sync may be down this long (syftbox layout; 0: for ever)
     sync_probe: bool = True  # ask this site's SyftBox client and server whether the sync works
+    sync_relay: str | None = None  # in a network namespace: the probe's verdicts, written outside (sync_relay.py)
     heartbeat: float = HEARTBEAT
     linger: float = LINGER  # a standalone proxy waits this long for a new connection
     layout: str = "shared"

@@ -141,19 +141,30 @@ SYNC_PROBE = 1.0  # seconds between looks at this site's sync (its client and se
 CLIENT_LOOK = 10.0  # seconds between searches for a sync client not found yet
 
 
-async def watch_sync(folder: Path, sync: SyncWatch, sync_timeout: float, record) -> None:
+class ClientProbe:
+    """This site's sync as its SyftBox client and server say it now: a
+    problem, or None (working, or no client found: no evidence)."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.client, self.look_at = folder, None, 0.0
+
+    def __call__(self) -> str | None:
+        now = time.monotonic()
+        if self.client is None and now >= self.look_at:
+            self.client, self.look_at = find_client(self.folder), now + CLIENT_LOOK
+        return problem_of(self.client) if self.client else None
+
+
+async def watch_sync(probe, sync: SyncWatch, sync_timeout: float, record) -> None:
     """This site's sync: its SyftBox client must answer, and the server it
     syncs with. While either does not, the bounds on peers stand still
     (``SyncWatch.clock``); down for longer than ``sync_timeout``, the run
     fails naming the sync. A folder whose client cannot be found gives no
     evidence: the bounds run as on any folder (PROTOCOL.md, Liveness).
-    ``record``: updates this party's status record."""
-    client, look_at = None, 0.0
+    ``probe``: a ``ClientProbe``, or inside a network namespace the relay's
+    verdicts (sync_relay.py); ``record``: updates this party's status record."""
     while True:
-        now = time.monotonic()
-        if client is None and now >= look_at:
-            client, look_at = await asyncio.to_thread(find_client, folder), now + CLIENT_LOOK
-        problem = await asyncio.to_thread(problem_of, client) if client else None
+        problem = await asyncio.to_thread(probe)
         change = sync.observe(problem, time.monotonic(), time.time())
         if change == "down":
             log.warning("%s", describe(sync.record()))
