@@ -116,10 +116,8 @@ class RunConfig:
 
     @property
     def in_process(self) -> bool:
-        """The file transport runs inside each party's process (``transport:
-        files`` with an engine that can: MPyC): no proxy, nothing listens.
-        Not for a confined party of the ``syftbox`` layout: its transport
-        would need the site's private key in the program's view."""
+        """``transport: files`` with an engine that can (MPyC): no proxy, nothing listens; not for a
+        confined party of the ``syftbox`` layout (the site's private key would be in its view)."""
         from ..engines import get_engine
 
         if self.transport != "files" or not get_engine(self.engine["name"]).in_process:
@@ -131,8 +129,7 @@ class RunConfig:
         """A party's program runs under Landlock (``confine.files``)."""
         from .confine import Settings, landlock_abi
 
-        files = Settings.of(self).files
-        return files == "landlock" or (files == "auto" and landlock_abi()[1] is None)
+        return (files := Settings.of(self).files) == "landlock" or (files == "auto" and landlock_abi()[1] is None)
 
     @property
     def proxied(self) -> bool:
@@ -157,14 +154,6 @@ class RunConfig:
     def logs_dir(self) -> Path:
         return self.workdir / "logs"
 
-    def sync_relay_of(self, pid: int) -> str | None:
-        """Inside its own network namespace the SyftBox client is out of reach:
-        the party reads what its relay, started outside, probed (sync_relay.py)."""
-        from ..transport.sync_relay import relay_path
-        from .isolation import inside
-
-        return str(relay_path(self.logs_dir, pid)) if inside() and self.layout == "syftbox" else None
-
     def syftbox_folder(self, pid: int) -> Path:
         p = self.party(pid)
         if p.folder:
@@ -186,6 +175,8 @@ class RunConfig:
 
     def proxy_settings(self, pid: int):
         from ..transport.settings import ProxySettings
+        from ..transport.sync_relay import relay_path
+        from .isolation import inside
 
         p, t = self.party(pid), self.timeouts
         return ProxySettings(
@@ -198,7 +189,8 @@ class RunConfig:
                       "max_file": self.syftbox.get("max_file_size"), "app": self.syftbox.get("app"),
                       "run_dir": self.syftbox.get("run_dir")}
                      if self.layout == "syftbox" else None),
-            sync_relay=self.sync_relay_of(pid),
+            # in its own network namespace the SyftBox client is out of reach: its relay outside probes it
+            sync_relay=str(relay_path(self.logs_dir, pid)) if inside() and self.layout == "syftbox" else None,
             secret=self.secret(), seal="off" if self.sealing_off else "auto",
             pinned=dict(self.encryption.get("pinned") or {}))
 
