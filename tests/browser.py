@@ -4,33 +4,21 @@ installed when missing (CI runs as root); skipped, with the reason, where
 that cannot be done. A fresh profile per browser, no network of its own."""
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from conftest import debian_packages
+
 PACKAGES = ("chromium", "chromium-driver")
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
 def ensure_installed() -> None:
-    if CHROMIUM.exists() and DRIVER.exists():
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("chromium is not installed and this user cannot install it (needs root and apt-get)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
-        done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES],
-                              env=env, capture_output=True, text=True, timeout=900)
-    except subprocess.TimeoutExpired:
-        pytest.skip("installing chromium and chromium-driver from Debian timed out")
-    if done.returncode != 0:
-        pytest.skip(f"cannot install {' '.join(PACKAGES)}: {done.stderr.strip().splitlines()[-1:]}")
+    debian_packages(PACKAGES, CHROMIUM.exists() and DRIVER.exists(), "chromium")
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+import shutil
 import signal
 import socket
 import subprocess
@@ -67,6 +68,24 @@ def port_free(port: int) -> bool:
             return True
         except OSError:
             return False
+
+
+def debian_packages(packages, have: bool, what: str) -> None:
+    """Debian's ``packages``, installed on first use (``have``: they are
+    already); where this user cannot install them, the test skips saying why."""
+    if have:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip(f"{what} is not installed and this user cannot install it (needs root and apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
+        done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+                              env=env, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"installing {' and '.join(packages)} from Debian timed out")
+    if done.returncode != 0:
+        pytest.skip(f"cannot install {' '.join(packages)}: {done.stderr.strip().splitlines()[-1:]}")
 
 
 _HANDED_OUT: list[int] = []  # blocks of 100 ports, oldest first

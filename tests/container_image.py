@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, debian_packages
 
 PACKAGES = ("podman", "mmdebstrap", "runc", "uidmap")
 CONF = REPO / "container" / "containers.conf"
@@ -24,19 +24,8 @@ def env() -> dict:
 
 
 def ensure_installed() -> None:
-    if all(shutil.which(b) or Path("/usr/sbin", b).exists() for b in ("podman", "mmdebstrap", "runc")):
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("podman/mmdebstrap are not installed and this user cannot install them (needs root and apt-get)")
-    apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        subprocess.run(["apt-get", "update", "-q"], env=apt_env, capture_output=True, timeout=600)
-        done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES],
-                              env=apt_env, capture_output=True, text=True, timeout=900)
-    except subprocess.TimeoutExpired:
-        pytest.skip("installing podman and mmdebstrap from Debian timed out")
-    if done.returncode != 0:
-        pytest.skip(f"cannot install {' '.join(PACKAGES)}: {done.stderr.strip().splitlines()[-1:]}")
+    debian_packages(PACKAGES, all(shutil.which(b) or Path("/usr/sbin", b).exists()
+                                  for b in ("podman", "mmdebstrap", "runc")), "podman")
 
 
 def image() -> str:

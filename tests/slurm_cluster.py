@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
+from conftest import debian_packages
 
 NODES = ("node-a", "node-b", "node-c")
 PACKAGES = ("slurm-wlm", "munge")
@@ -29,17 +29,7 @@ BINARIES = ("slurmctld", "slurmd", "munged", "sbatch", "squeue", "scancel", "sin
 def ensure_installed() -> None:
     if all(shutil.which(b) or Path("/usr/sbin", b).exists() for b in BINARIES):
         return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("SLURM is not installed and this user cannot install it (needs root and apt-get)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
-        done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES],
-                              env=env, capture_output=True, text=True, timeout=900)
-    except subprocess.TimeoutExpired:
-        pytest.skip("installing slurm-wlm and munge from Debian timed out")
-    if done.returncode != 0:
-        pytest.skip(f"cannot install {' '.join(PACKAGES)}: {done.stderr.strip().splitlines()[-1:]}")
+    debian_packages(PACKAGES, False, "SLURM")
     # the packages start their own daemons on the default config: not ours
     for service in ("slurmctld", "slurmd", "munge"):
         subprocess.run(["service", service, "stop"], capture_output=True, timeout=60)
