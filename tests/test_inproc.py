@@ -13,18 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from conftest import PY, REPO, free_base, message_files, output
-
-EXAMPLE = REPO / "examples" / "allele-counts"
-
-
-def cli(*args):
-    return [PY, "-m", "syqure_wf", *map(str, args)]
-
-
-def plain_sum(field: str) -> list[int]:
-    sites = [json.loads((EXAMPLE / "data" / f"site{i}.json").read_text()) for i in (1, 2)]
-    return [a + b for a, b in zip(sites[0][field], sites[1][field])]
+from conftest import free_base, message_files, output
+from test_run import EXAMPLE, cli, plain_sum
 
 
 def example_config(tmp_path: Path, **extra) -> dict:

@@ -22,6 +22,7 @@ from . import summary as summary_file
 from ..errors import ConfigError, Stopped, SyqureError
 from ..transport.files import make_private_dir, write_private
 from .children import die_with_parent, stop_groups
+from .progressline import size
 from ..transport.status import DONE, FAILED, read_status
 from ..transport.sync_health import describe
 
@@ -130,8 +131,8 @@ class Display:
             recv_b = sum(c.get("received_bytes", 0) for c in chans)
             waiting = ", ".join(f"{c['peer']} ({c['waiting_s']:.0f} s)" for c in chans
                                 if c.get("waiting_s", 0) >= 1)
-            table.add_row(str(pid), _state(rec), f"{sent} msgs / {_size(sent_b)}",
-                          f"{recv} msgs / {_size(recv_b)}", waiting)
+            table.add_row(str(pid), _state(rec), f"{sent} msgs / {size(sent_b)}",
+                          f"{recv} msgs / {size(recv_b)}", waiting)
         return table
 
     def close(self) -> None:
@@ -144,14 +145,6 @@ def _state(rec: dict | None) -> str:
     rec = rec or {}
     down = describe(rec.get("sync"))
     return f"{rec.get('state', 'starting')}; {down}" if down else rec.get("state", "starting")
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)
 
 
 class LocalRun:
