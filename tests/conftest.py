@@ -94,7 +94,7 @@ _HANDED_OUT: list[int] = []  # blocks of 100 ports, oldest first
 EXAMPLE_PORTS = (20000, 24000)
 
 
-def free_base(span: int = 20, rng=random.Random()) -> int:
+def free_base(span: int = 20, rng=random.Random()) -> int:  # noqa: B008 (one generator for all calls)
     """A port base whose next ``span`` ports are free, below the ephemeral
     range (32768 and up on Linux) where outgoing connections take theirs.
     Not a block handed out lately: two bases of one test may not meet. A long

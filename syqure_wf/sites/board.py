@@ -33,7 +33,7 @@ from ..transport.files import make_private_dir, read_small, write_private
 from ..transport.sitekey import private_dir
 from ..transport.syftbox import APP, permissions
 from . import lifecycle as lc
-from .manifest import MAX_BYTES, ManifestError, check_email
+from .manifest import ManifestError, check_email
 
 RECORD_MAX = 1 << 20
 REFUSED_MAX = 10_000  # peer files remembered as refused (the oldest forgotten first)

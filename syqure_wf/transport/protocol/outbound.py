@@ -54,5 +54,5 @@ def consumed_upto(record: dict | None, run_id: str, reader: str | None, known: i
     remove a new run's messages); it never goes back."""
     if record and record.get("run") == run_id and isinstance(record.get("upto"), int) \
             and record.get("reader") == reader:
-        return max(known, record["upto"])
+        return max(known, int(record["upto"]))
     return known
