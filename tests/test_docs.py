@@ -1,6 +1,7 @@
 """The docs are for users who have only this repository: they name no path
 outside it, cite no file they do not have, and every file or folder of the
-repository they name exists."""
+repository they name exists. The README stays short and leads to every page
+under docs/."""
 from __future__ import annotations
 
 import re
@@ -10,6 +11,7 @@ from conftest import REPO
 
 TOP = ("bench", "config", "container", "docs", "examples", "nextflow", "profiles", "syqure_wf", "tests", "workflow")
 ROOT_FILES = ("README.md", "PROTOCOL.md", "SECURITY.md", "pyproject.toml")
+MAX_README_LINES = 250  # what a newcomer reads at once; the rest is under docs/ (issue 34)
 
 
 def named_paths(text: str) -> set[str]:
@@ -28,17 +30,31 @@ def exists(path: str) -> bool:
     return any(REPO.glob(path)) if "*" in path else (REPO / path).exists()
 
 
-def test_readme_names_nothing_outside_the_repository():
-    text = (REPO / "README.md").read_text()
-    assert "../" not in text, [line for line in text.splitlines() if "../" in line]
+def git(*args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode in (0, 1), proc.stderr  # 1: git grep found nothing
+    return proc.stdout
+
+
+def pages() -> list[str]:
+    """The pages under docs/, tracked or about to be."""
+    return sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))
 
 
 def docs() -> list[str]:
-    return ["README.md", "PROTOCOL.md", "SECURITY.md", "tests/README.md",
-            *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
+    """Every document of the repository: the tracked Markdown files and the pages."""
+    return sorted({"README.md", "PROTOCOL.md", "SECURITY.md", "tests/README.md", *git("ls-files", "*.md").split(),
+                   *pages()})
+
+
+def test_the_docs_name_nothing_outside_the_repository():
+    for doc in ("README.md", "PROTOCOL.md", "SECURITY.md", *pages()):
+        text = (REPO / doc).read_text()
+        assert "../" not in text, (doc, [line for line in text.splitlines() if "../" in line])
 
 
 def test_every_file_the_docs_name_exists():
+    assert {"docs/operators.md", "config/README.md"} <= set(docs())
     for doc in docs():
         text = (REPO / doc).read_text()
         missing = sorted(p for p in named_paths(text) if not exists(p))
@@ -52,6 +68,26 @@ def test_the_check_finds_a_missing_file():
     assert exists("nextflow/modules/*/main.nf") and exists("results/{run}/x") is False
 
 
+def test_the_readme_is_short_and_names_every_page_under_docs():
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) <= MAX_README_LINES, f"README.md has {len(text.splitlines())} lines"
+    assert pages() and not [p for p in pages() if p not in text], "pages under docs/ the README does not name"
+
+
+def cited_sections(text: str) -> list[str]:
+    """The README sections a text cites as `README, "Title"` (or `README "Title"`)."""
+    return re.findall(r'README(?:\.md)?,? "([^"]+)"', text)
+
+
+def test_every_readme_section_a_file_cites_exists():
+    assert cited_sections('see (README, "Sequre") and README.md "Set-up"') == ["Sequre", "Set-up"]
+    headings = {line.lstrip("#").strip() for line in (REPO / "README.md").read_text().splitlines()
+                if line.startswith("#")}
+    stale = [line for line in git("grep", "-n", "-E", 'README(\\.md)?,? "').splitlines()
+             if not line.startswith("tests/test_docs.py:") and not set(cited_sections(line)) <= headings]
+    assert not stale, stale
+
+
 def test_every_test_file_tests_readme_names_exists():
     text = (REPO / "tests/README.md").read_text()
     names = set(re.findall(r"\b(test_\w+\.py|\w+_cluster\.py)\b", text))
@@ -61,7 +97,5 @@ def test_every_test_file_tests_readme_names_exists():
 def test_no_tracked_file_cites_the_developers_findings():
     """The developers' findings file is their notes, outside the repository: a doc or
     a comment states the fact itself."""
-    proc = subprocess.run(["git", "grep", "-n", "FINDINGS" + ".md"], cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
-    assert proc.returncode in (0, 1), proc.stderr
-    assert not proc.stdout.strip(), proc.stdout
+    found = git("grep", "-n", "FINDINGS" + ".md")
+    assert not found.strip(), found
