@@ -62,6 +62,30 @@ def test_every_file_the_docs_name_exists():
         assert named_paths(text) or doc != "README.md"
 
 
+# a doc may name a module from inside the package (`protocol/judge.py`, `run/confine.py`)
+SUBPACKAGES = ("cli", "desk", "doctor", "engines", "protocol", "run", "schemas", "sites", "transport")
+
+
+def package_paths(text: str) -> set[str]:
+    """Paths the text names, in backquotes, from inside the package."""
+    return {t.rstrip("/") for t in re.findall(r"`([\w.-]+(?:/[\w.*-]*)+)`", text) if t.split("/")[0] in SUBPACKAGES}
+
+
+def in_package(path: str) -> bool:
+    return (REPO / "syqure_wf" / path).exists() or any((REPO / "syqure_wf").glob(f"**/{path}"))
+
+
+def test_every_module_the_docs_name_from_inside_the_package_exists():
+    for doc in docs():
+        missing = sorted(p for p in package_paths((REPO / doc).read_text()) if not in_package(p))
+        assert not missing, f"{doc} names modules the package does not hold: {missing}"
+
+
+def test_the_check_finds_a_missing_module():
+    assert package_paths("`protocol/judge.py`, `run/module.py` and `a/b.py`") == {"protocol/judge.py", "run/module.py"}
+    assert in_package("protocol/judge.py") and in_package("run/module.py") and not in_package("run/proxy.py")
+
+
 def test_the_check_finds_a_missing_file():
     assert named_paths("see `syqure_wf/proxy.py` and tests/README.md") == {"syqure_wf/proxy.py", "tests/README.md"}
     assert not exists("syqure_wf/proxy.py") and exists("syqure_wf/transport/proxy.py")
