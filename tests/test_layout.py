@@ -3,7 +3,7 @@ adapters) knows nothing of runs, engines or the CLI; engines know nothing of
 runs or the CLI; runs know nothing of sites or the CLI; sites (across
 organisations) know nothing of the CLI; the CLI knows nothing of Biovault's
 runner, which sits on top. No two modules import each other, even lazily.
-No module is over 400 lines (transport/: once its split lands)."""
+No module is over 400 lines."""
 from __future__ import annotations
 
 import ast
