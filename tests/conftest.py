@@ -42,6 +42,15 @@ def checkout_state() -> list[str] | None:
     return sorted(line for line in proc.stdout.splitlines() if "__pycache__/" not in line)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The level is the folder: every test under tests/system is marked
+    `system` (`-m system` selects them, `-m 'not system'` leaves them out)."""
+    system = HERE / "system"
+    for item in items:
+        if system in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.system)
+
+
 def pytest_sessionstart(session):
     session.config.stash_checkout = checkout_state()
 

@@ -1,5 +1,5 @@
 """The protocol: pure rules, no IO (no os, asyncio, socket, time, threading:
-times come in as arguments; tests/test_layout.py enforces it). Each rule of
+times come in as arguments; tests/unit/test_layout.py enforces it). Each rule of
 PROTOCOL.md lives in the module named after it:
 
 ``framing``     a TCP stream cut into messages

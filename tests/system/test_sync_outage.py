@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from conftest import PROGRAMS, PY, engine_of, free_base, output, wait_until
-from test_run import party_pids
-from test_syftbox_real import EMAILS, SyftBoxNet
+from jobs import party_pids
+from syftbox_net import EMAILS, SyftBoxNet
 
 ROUNDS = 8
 # xs[0] + i < xs[-1]: party 0's input is 1, the last party's 15: rounds 0..13 are below

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from conftest import PY, REPO, free_base, output, wait_until
-from test_seal import _connect, frame, party0_listener, proxy
+from proxies import connect as _connect, frame, party0_listener, sealed_proxy as proxy
 
 EXAMPLE = REPO / "examples/allele-counts"
 
@@ -109,7 +109,7 @@ def test_ends_planted_in_a_syftbox_folder(procs, tmp_path):
 def test_ends_planted_by_the_sync_through_real_syftbox(procs, tmp_path):
     """The planted files stay in the reader's view: its client's upload of
     them is refused by the server (SyftBox keeps them as ``.syftrejected``)."""
-    from test_syftbox_real import EMAILS, SyftBoxNet, job_config
+    from syftbox_net import EMAILS, SyftBoxNet, job_config
 
     net = SyftBoxNet(procs, tmp_path / "syftbox", EMAILS, 0.1)
     run_id = f"ends-{int(time.time())}"

@@ -11,19 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import (PROGRAMS, PY, REPO, command_lines, engine_of, free_base, message_files, one_line_error, output,
+from conftest import (PROGRAMS, PY, engine_of, free_base, message_files, one_line_error, output,
                       processes_mentioning, wait_until)
-
-EXAMPLE = REPO / "examples" / "allele-counts"
-
-
-def cli(*args):
-    return [PY, "-m", "syqure_wf", *map(str, args)]
-
-
-def plain_sum(field: str) -> list[int]:
-    sites = [json.loads((EXAMPLE / "data" / f"site{i}.json").read_text()) for i in (1, 2)]
-    return [a + b for a, b in zip(sites[0][field], sites[1][field])]
+from jobs import EXAMPLE, cli, party_pids, plain_sum, rounds_config, running
 
 
 def test_example_job_through_files_equals_plain_sum(procs, tmp_path):
@@ -44,28 +34,6 @@ def test_example_job_through_files_equals_plain_sum(procs, tmp_path):
     for pid in range(3):  # a local disk: events announced every message, nobody polls
         record = json.loads((work / "messages" / "status" / f"party-{pid}.json").read_text())
         assert record["wakeup"].startswith(f"change events on {work / 'messages'} ("), record["wakeup"]
-
-
-def rounds_config(tmp_path: Path, parties=3, **extra) -> Path:
-    cfg = {"engine": {"name": "mpyc", "program": str(PROGRAMS / "mpyc_rounds.py"), "args": ["--rounds", "100000"]},
-           "parties": parties, "workdir": str(tmp_path / "run"), "ports": {"base": free_base(span=300), "stride": 100},
-           **extra}
-    path = tmp_path / "rounds.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def party_pids(work: Path) -> dict[int, int]:
-    """pid -> OS pid of each party runner, from the processes' command lines."""
-    return {int(args[args.index(b"--pid") + 1]): pid for pid, args in command_lines()
-            if b"party" in args and str(work).encode() in b" ".join(args) and b"--pid" in args}
-
-
-def running(work: Path, n: int) -> bool:
-    status = work / "messages" / "status"
-    recs = [json.loads(p.read_text()) for p in status.glob("party-*.json")] if status.is_dir() else []
-    return len(recs) == n and all(sum(c["received_messages"] for c in r.get("channels", {}).values()) > 20
-                                  for r in recs)
 
 
 @pytest.mark.parametrize("victim", ["runner", "engine"])

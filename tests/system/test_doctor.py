@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PY, REPO
+from conftest import HERE, PY, REPO
 from sequre_install import sequre_env, sequre_home
 
 EXAMPLE = REPO / "examples/allele-counts"
@@ -127,7 +127,7 @@ def test_no_network_namespaces_fails_where_the_run_needs_them(tmp_path):
     home = sequre_home()
     env = sequre_env(home, "fork", tmp_path / "cache")
     # unshare refused, as a container's seccomp profile does (a user namespace needs no CAP_SYS_ADMIN)
-    no_admin = [PY, str(Path(__file__).parent / "nosys.py"), "unshare=EPERM", "--"]
+    no_admin = [PY, str(HERE / "nosys.py"), "unshare=EPERM", "--"]
     code, lines, out = doctor("--config", sequre_config(tmp_path), env=env, prefix=no_admin)
     assert code == 1, out
     state, detail = lines["namespaces"]

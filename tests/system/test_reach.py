@@ -224,7 +224,8 @@ def test_confine_required_on_a_host_without_landlock_refuses_the_run(tmp_path):
     required: the run fails at site 1 before it says ready, naming why, and
     no party starts anywhere. Today's code had no such key: a submitted run
     ran unconfined, said only in the party's log."""
-    from test_sites import Sites, cli as site_cli
+    from jobs import cli as site_cli
+    from sites_net import Sites
 
     sites = Sites(tmp_path, shared=True)
     try:

@@ -4,14 +4,12 @@ for another run. The sites' keys (layout syftbox): test_handshake.py."""
 from __future__ import annotations
 
 import os
-import socket
-import struct
-import threading
 
 import pytest
 from cryptography.exceptions import InvalidTag
 
 from conftest import PY, free_base, one_line_error, output, wait_until
+from proxies import connect as _connect, frame, party0_listener, sealed_proxy as proxy
 
 from syqure_wf.transport.seal import Seal, secret_key
 
@@ -40,40 +38,6 @@ def test_seal_binds_run_direction_and_sequence():
     with pytest.raises(InvalidTag):
         seal("run-a", 0, 1).open(5, altered)
     assert seal("run-a", 0, 1).seal(5, b"x") != seal("run-a", 0, 1).seal(5, b"x")  # a fresh nonce each time
-
-
-def frame(payload: bytes) -> bytes:
-    return struct.pack("<q", len(payload)) + payload
-
-
-def proxy(pid, data, base, secret, run_id="sealed"):
-    return [PY, "-m", "syqure_wf", "proxy", "--pid", pid, "--parties", 2, "--data-dir", data,
-            "--base-port", base, "--sequre-base-port", base, "--run-id", run_id, "--secret-file", secret,
-            "--start-timeout", "0"]
-
-
-def party0_listener(port: int, got: list) -> threading.Thread:
-    """Party 0 listens (Sequre's rule) and records what reaches it."""
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", port))
-    srv.listen(1)
-    srv.settimeout(20)
-
-    def run():
-        try:
-            conn, _ = srv.accept()
-            conn.settimeout(10)
-            while chunk := conn.recv(65536):
-                got.append(chunk)
-        except OSError:
-            pass
-        finally:
-            srv.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 @pytest.mark.parametrize("tamper", ["none", "swap", "other-secret"])
@@ -111,13 +75,6 @@ def test_sealed_files_on_disk_and_tampering_refused(procs, tmp_path, tamper):
         listener.join(timeout=5)
         assert b"".join(got) == b""  # nothing delivered
     sock.close()
-
-
-def _connect(port):
-    try:
-        return socket.create_connection(("127.0.0.1", port), timeout=1)
-    except OSError:
-        return None
 
 
 def test_example_job_with_encryption(procs, tmp_path):

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from browser import chromium
-from conftest import PY, Procs, wait_until
-from test_sites import EXAMPLE, Sites, cli, run_digest_of, sh
-from test_syftbox_real import EMAILS
+from conftest import PY, REPO, Procs, wait_until
+from jobs import EXAMPLE, cli
+from sites_net import Sites, run_digest_of, sh
+from syftbox_net import EMAILS
 
 ATTACK = ("# <script>document.title='pwned-script'</script>"
           "<img src=x onerror=\"document.title='pwned-img'\">\n")
@@ -212,7 +213,11 @@ def test_a_key_given_twice_is_refused_in_every_file_a_person_edits(tmp_path):
 def test_the_operators_policy_example_is_one_valid_policy(tmp_path):
     from syqure_wf.sites.policy import load
 
+<<<<<<< HEAD:tests/test_desk.py
     readme = (Path(__file__).parent.parent / "docs" / "operators.md").read_text()
+=======
+    readme = (REPO / "README.md").read_text()
+>>>>>>> pyramid:tests/system/test_desk.py
     block = readme.split("# policy.yaml at hospital B\n", 1)[1].split("```", 1)[0]
     (tmp_path / "policy.yaml").write_text(block.replace('"SHA256:..."', '"SHA256:' + "A" * 43 + '"'))
     policy = load(tmp_path / "policy.yaml")

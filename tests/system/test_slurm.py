@@ -17,7 +17,7 @@ import yaml
 from conftest import PROGRAMS, PY, REPO, message_files, wait_until
 from fuse_views import fuse_problem
 from slurm_cluster import NODES, Cluster
-from test_workflows import copy_repo
+from jobs import copy_repo
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
                                 reason="the test cluster runs its daemons as root")

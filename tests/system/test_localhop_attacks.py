@@ -10,7 +10,7 @@ import socket
 import time
 
 from conftest import PROGRAMS, PY, free_base, output, wait_until
-from test_proxy import frame, proxy_cmd, put
+from proxies import frame, proxy_cmd, put
 
 from syqure_wf.engines import unpickle
 from syqure_wf.transport import localhop

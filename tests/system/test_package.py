@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from test_run import EXAMPLE, plain_sum
+from jobs import EXAMPLE, plain_sum
 
 pytestmark = pytest.mark.slow
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from conftest import PY, REPO, command_lines, message_files, one_line_error, output, wait_until
+from jobs import FIELDS
 from sequre_install import sequre_env, sequre_home
 
 from syqure_wf.engines.build import Toolchain, build_key, compile_error
@@ -22,7 +23,6 @@ from syqure_wf.engines.build import Toolchain, build_key, compile_error
 EXAMPLE = REPO / "examples" / "allele-counts"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
                                 reason="Sequre's compiled-in ports need a network namespace per party (root, unshare)")
-FIELDS = ("variants", "allele_count", "allele_number", "allele_frequency")
 
 
 @pytest.fixture(scope="session")
@@ -193,7 +193,7 @@ def test_snakemake_builds_once_and_runs_the_sequre_example(tmp_path, home, cache
     party job runs; the same results as the MPyC job; a rerun does nothing."""
     import subprocess
 
-    from test_workflows import copy_repo
+    from jobs import copy_repo
 
     root = copy_repo(tmp_path / "clone")
     env = sequre_env(home, "fork", cache)

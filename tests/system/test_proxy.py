@@ -6,20 +6,15 @@ import os
 import re
 import signal
 import socket
-import struct
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import PROGRAMS, PY, free_base, message_files, one_line_error, output, wait_until
+from proxies import frame, proxy_cmd, put
 
 from syqure_wf.transport.protocol.ports import mpyc_party_args
-
-
-def proxy_cmd(pid, n, data, base, party_base, *extra):
-    return [PY, "-m", "syqure_wf", "proxy", "--pid", pid, "--parties", n, "--data-dir", data,
-            "--base-port", base, "--sequre-base-port", party_base, *extra]
 
 
 def statuses(data: Path, n: int) -> list[dict]:
@@ -76,16 +71,6 @@ def test_mpyc_through_proxies_matches_direct_tcp(procs, tmp_path):
 
 # -- bad input: one proxy (pid 1 of 2), the test plays the peer's writer and party 1
 
-def put(folder: Path, seq: int, payload: bytes, *, length=None, ready=True, extra=b"", cut=None):
-    folder.mkdir(parents=True, exist_ok=True)
-    content = struct.pack("<q", len(payload) if length is None else length) + payload + extra
-    tmp = folder / f".{seq:08d}.msg.tmp"
-    tmp.write_bytes(content[:cut])
-    tmp.rename(folder / f"{seq:08d}.msg")
-    if ready:
-        (folder / f"{seq:08d}.ready").touch()
-
-
 class Single:
     """Proxy pid 1 of 2 with a TCP client standing in for party 1."""
 
@@ -125,10 +110,6 @@ class Single:
     def fails(self, timeout=10) -> str:
         assert self.procs.wait(self.proc, timeout) == 1
         return one_line_error(output(self.proc))
-
-
-def frame(payload: bytes) -> bytes:
-    return struct.pack("<q", len(payload)) + payload
 
 
 @pytest.mark.parametrize("case,words", [

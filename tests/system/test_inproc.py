@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from conftest import free_base, message_files, output
-from test_run import EXAMPLE, cli, plain_sum
+from jobs import EXAMPLE, cli, plain_sum
 
 
 def example_config(tmp_path: Path, **extra) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import engine_of, processes_mentioning, wait_until
-from test_run import cli, party_pids, rounds_config, running
+from jobs import cli, party_pids, rounds_config, running
 
 TRIALS = [(victim, sig, seed) for victim in ("engine", "runner")
           for sig in ("SIGKILL", "SIGTERM") for seed in range(5)]

@@ -12,37 +12,17 @@ from pathlib import Path
 import yaml
 
 from conftest import PROGRAMS, PY, REPO, free_base, message_files, processes_mentioning, wait_until
+from jobs import copy_repo, plain_sum
 from summary_schema import checked_summary
 
 from syqure_wf import __version__
 
 SNAKEMAKE = [PY, "-m", "snakemake"]
-TREE = ["workflow", "config", "profiles", "examples", "local-3party", "nextflow", "main.nf", "nextflow.config",
-        "nextflow_schema.json"]
-
-
-def copy_repo(dest: Path) -> Path:
-    """The files a fresh clone has, without anything a run made."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in TREE:
-        src = REPO / name
-        if src.is_symlink():
-            (dest / name).symlink_to(src.readlink())
-        elif src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, dest / name)
-    return dest
 
 
 def snakemake(cwd: Path, *args, timeout=240):
     return subprocess.run([*SNAKEMAKE, *map(str, args)], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def plain_sum(field):
-    sites = [json.loads((REPO / "examples/allele-counts/data" / f"site{i}.json").read_text()) for i in (1, 2)]
-    return [a + b for a, b in zip(sites[0][field], sites[1][field])]
 
 
 def test_local_3party_profile_runs_the_example(tmp_path):

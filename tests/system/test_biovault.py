@@ -165,7 +165,7 @@ def test_a_killed_party_is_named_and_a_rerun_in_the_same_folder_never_sees_its_f
 def test_three_sites_through_real_syftbox(procs, tmp_path, sequre):
     """Each site with its own SyftBox 0.4 client (stock 1 s interval is the
     slow test's; 0.1 s here), the messages only in each sender's datasite."""
-    from test_syftbox_real import SyftBoxNet
+    from syftbox_net import SyftBoxNet
 
     net = SyftBoxNet(procs, tmp_path / "syftbox", EMAILS, interval=0.1)
     flow = Flow(tmp_path, "run-sbx", roots={p: net.folders[e] / "datasites" for p, e in enumerate(EMAILS)})
@@ -259,7 +259,7 @@ def test_a_module_in_the_snakemake_workflow(tmp_path, sequre):
     each party's named outputs where the module says."""
     import yaml
 
-    from test_workflows import copy_repo
+    from jobs import copy_repo
 
     root = copy_repo(tmp_path / "clone")
     inputs = {}

@@ -1,7 +1,7 @@
 """One run at a site, as the agent's pure state machine (sites/run.py,
 issue 27): observations in, actions out, every change of state held to
 the lifecycle. No files, no processes, no clock: each test runs in
-milliseconds; tests/test_sites.py runs the same through real agents."""
+milliseconds; tests/system/test_sites.py runs the same through real agents."""
 from __future__ import annotations
 
 import pytest

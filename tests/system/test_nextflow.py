@@ -296,7 +296,7 @@ def test_syftbox_profile_one_nextflow_per_site_started_seconds_apart(nextflow, p
     """Three sites on a real SyftBox server, each with its own client, its own
     launch folder and its own configuration (its SyftBox folder, its input
     only), each running `nextflow run nextflow/main.nf -profile syftbox --pid N`."""
-    from test_syftbox_real import EMAILS, SyftBoxNet
+    from syftbox_net import EMAILS, SyftBoxNet
 
     net = SyftBoxNet(procs, tmp_path / "syftbox", EMAILS, interval=0.1)
     run_id = f"nf-sbx-{int(time.time())}"
@@ -364,7 +364,7 @@ def test_sequre_fork_builds_once_and_every_party_runs_that_build(nextflow, refer
     binary (a network namespace each: the ports are compiled in) and compiles
     nothing; the results are the MPyC job's."""
     from sequre_install import sequre_env, sequre_home
-    from test_sequre import FIELDS
+    from jobs import FIELDS
 
     env = sequre_env(sequre_home(), "fork", tmp_path / "builds")
     root = clone(tmp_path / "clone")

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from container_image import image, run
-from test_run import EXAMPLE, plain_sum
+from jobs import EXAMPLE, plain_sum
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # the image is built once, in the first test
 
