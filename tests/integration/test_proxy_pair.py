@@ -5,12 +5,14 @@ protocol, `tests/programs/sequre_wire.py`) over loopback sockets the test
 owns. The same rules as tests/system/test_proxy.py proves through
 processes, in well under a second each: every frame byte-exact and in
 order, one message file per frame, nothing left in the folder, sealed files
-unreadable at rest, a silent peer named, a corrupt file named."""
+unreadable at rest, the sites' keys in the syftbox layout, a silent peer
+named, a corrupt file named."""
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import importlib.util
+import json
 import os
 
 import pytest
@@ -164,3 +166,21 @@ def test_a_corrupt_message_file_fails_the_run_naming_it(tmp_path, case, words):
     reason, received = asyncio.run(main())
     assert "00000001.msg" in reason and words in reason and "channel 0-1" in reason, reason
     assert received == frame(b"good")
+
+
+def test_the_syftbox_layout_with_the_sites_keys(tmp_path):
+    """The syftbox layout on one folder holding every datasite (as a sync
+    would make it): each proxy publishes its site key, verifies its peers'
+    and seals with the channel keys the handshake gives; the run is
+    byte-exact and every status record says site-keys."""
+    n, count, emails = 3, 30, ["cp0@hospital-a.org", "cp1@hospital-b.org", "cp2@hospital-c.org"]
+    for email in emails:
+        (tmp_path / "datasites" / email).mkdir(parents=True)
+    bases = [free_base() for _ in range(n)]
+    proxies = [Proxy(settings(p, n, tmp_path / "unused", bases[p], layout="syftbox", sync_probe=False,
+                              syftbox={"folder": str(tmp_path), "emails": emails})) for p in range(n)]
+    results = asyncio.run(run_all(proxies, [party(p, n, bases[p], count, 300_000) for p in range(n)]))
+    assert results[n:] == [count * (n - 1)] * n
+    records = [json.loads(f.read_text()) for f in tmp_path.rglob("party-*.json")]
+    assert sorted(r["pid"] for r in records if r.get("sealing") == "site-keys" and r.get("site_key")) == list(range(n))
+    assert message_files(tmp_path / "datasites") == []
