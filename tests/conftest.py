@@ -80,6 +80,12 @@ def port_free(port: int) -> bool:
             return False
 
 
+def one_at_a_time(name: str, timeout: float = 2400) -> FileLock:
+    """A lock for what one test process at a time may do on this machine
+    (install, build): pytest-xdist's workers and other checkouts wait."""
+    return FileLock(Path(tempfile.gettempdir()) / f"syqure-wf-{name}.lock", timeout=timeout, mode=0o666)
+
+
 def debian_packages(packages, have: bool, what: str) -> None:
     """Debian's ``packages``, installed on first use (``have``: they are
     already); where this user cannot install them, the test skips saying why."""
@@ -89,9 +95,10 @@ def debian_packages(packages, have: bool, what: str) -> None:
         pytest.skip(f"{what} is not installed and this user cannot install it (needs root and apt-get)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
-        done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
-                              env=env, capture_output=True, text=True, timeout=900)
+        with one_at_a_time("apt"):  # (apt's own lock would fail the second install at once)
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
+            done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+                                  env=env, capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired:
         pytest.skip(f"installing {' and '.join(packages)} from Debian timed out")
     if done.returncode != 0:
