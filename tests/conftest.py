@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from filelock import FileLock, Timeout
 from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
@@ -79,6 +80,12 @@ def port_free(port: int) -> bool:
             return False
 
 
+def one_at_a_time(name: str, timeout: float = 2400) -> FileLock:
+    """A lock for what one test process at a time may do on this machine
+    (install, build): pytest-xdist's workers and other checkouts wait."""
+    return FileLock(Path(tempfile.gettempdir()) / f"syqure-wf-{name}.lock", timeout=timeout, mode=0o666)
+
+
 def debian_packages(packages, have: bool, what: str) -> None:
     """Debian's ``packages``, installed on first use (``have``: they are
     already); where this user cannot install them, the test skips saying why."""
@@ -88,39 +95,73 @@ def debian_packages(packages, have: bool, what: str) -> None:
         pytest.skip(f"{what} is not installed and this user cannot install it (needs root and apt-get)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
-        done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
-                              env=env, capture_output=True, text=True, timeout=900)
+        with one_at_a_time("apt"):  # (apt's own lock would fail the second install at once)
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
+            done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+                                  env=env, capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired:
         pytest.skip(f"installing {' and '.join(packages)} from Debian timed out")
     if done.returncode != 0:
         pytest.skip(f"cannot install {' '.join(packages)}: {done.stderr.strip().splitlines()[-1:]}")
 
 
-_HANDED_OUT: list[int] = []  # blocks of 100 ports, oldest first
+# Blocks of 100 ports below the ephemeral range (32768 and up on Linux, where
+# outgoing connections take theirs), each held by one test process through a
+# lock file: parallel runs (pytest-xdist's workers, two checkouts) never hand
+# out one block twice, and a process that dies lets its blocks go with it.
+PORT_LOCKS = Path(tempfile.gettempdir()) / "syqure-wf-test-ports"
+_HELD: list[tuple[int, FileLock]] = []  # (block, its lock) this process holds, oldest first
 # The example's own ports (ports.base 20000, stride 1000, up to 4 parties):
 # tests run it unchanged while a SyftBox net or proxies hold their blocks.
 EXAMPLE_PORTS = (20000, 24000)
 
 
+def _hold(blocks: range) -> list[tuple[int, FileLock]] | None:
+    """Locks on every block of ``blocks``, or None (and none held) if another
+    process, or this one, holds one of them."""
+    PORT_LOCKS.mkdir(mode=0o777, exist_ok=True)
+    got = []
+    for block in blocks:
+        lock = FileLock(PORT_LOCKS / f"{block}.lock", mode=0o666)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            for _, held in got:
+                held.release()
+            return None
+        got.append((block, lock))
+    return got
+
+
 def free_base(span: int = 20, rng=random.Random()) -> int:  # noqa: B008 (one generator for all calls)
-    """A port base whose next ``span`` ports are free, below the ephemeral
-    range (32768 and up on Linux) where outgoing connections take theirs.
-    Not a block handed out lately: two bases of one test may not meet. A long
-    session hands out more blocks than there are, so the oldest are given
-    again (their tests are over)."""
+    """A port base whose next ``span`` ports are free and whose blocks of 100
+    no other test process holds (nor this one lately: two bases of one test
+    may not meet). A long session needs more blocks than there are, so this
+    process lets its oldest half go (their tests are over)."""
     for _ in range(2):
-        taken = set(_HANDED_OUT)
         bases = [b for b in range(10000, 32000 - span, 100)
-                 if not taken & set(range(b // 100, (b + span) // 100 + 1))
-                 and not (b + span > EXAMPLE_PORTS[0] and b < EXAMPLE_PORTS[1])]
+                 if not (b + span > EXAMPLE_PORTS[0] and b < EXAMPLE_PORTS[1])]
         rng.shuffle(bases)
         for base in bases[:400]:
+            held = _hold(range(base // 100, (base + span) // 100 + 1))
+            if held is None:
+                continue
             if all(port_free(base + i) for i in range(span)):
-                _HANDED_OUT.extend(range(base // 100, (base + span) // 100 + 1))
+                _HELD.extend(held)
                 return base
-        del _HANDED_OUT[:len(_HANDED_OUT) // 2]
+            for _, lock in held:
+                lock.release()
+        for _, lock in _HELD[:len(_HELD) // 2]:
+            lock.release()
+        del _HELD[:len(_HELD) // 2]
     raise RuntimeError(f"no {span} free ports in a row below 32000")
+
+
+def free_port() -> int:
+    """One port the OS chose (bind to 0), for a listener the test starts at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Procs:

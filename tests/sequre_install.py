@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, one_at_a_time
 
 SHARED = Path(os.environ.get("SYQURE_SHARED", REPO.parent / "shared")) / "sequre"
 HOME = Path(os.environ.get("SYQURE_SEQURE_HOME", "~/.cache/syqure-wf/sequre")).expanduser()
@@ -21,11 +21,16 @@ def sequre_home() -> Path:
     script = SHARED / "install.sh"
     if not script.is_file():
         pytest.skip(f"no Sequre to install: {script} is missing (CI has it)")
-    ready = all((HOME / f / "bin" / "codon").exists() for f in ("fork", "upstream")) and (HOME / "certs" / "cp2.pem").exists()
-    if not ready:
-        proc = subprocess.run(["bash", str(script), str(HOME)], capture_output=True, text=True, timeout=900)
-        if proc.returncode != 0:
-            pytest.fail(f"{script} failed:\n{proc.stdout}\n{proc.stderr}")
+    def ready() -> bool:
+        return all((HOME / f / "bin" / "codon").exists() for f in ("fork", "upstream")) \
+            and (HOME / "certs" / "cp2.pem").exists()
+
+    if not ready():
+        with one_at_a_time("sequre-install"):
+            if not ready():
+                proc = subprocess.run(["bash", str(script), str(HOME)], capture_output=True, text=True, timeout=900)
+                if proc.returncode != 0:
+                    pytest.fail(f"{script} failed:\n{proc.stdout}\n{proc.stderr}")
     return HOME
 
 

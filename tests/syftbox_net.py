@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import HERE, REPO, free_base, port_free, wait_until
+from conftest import HERE, REPO, free_base, one_at_a_time, port_free, wait_until
 
 
 VENV = Path(os.environ.get("SYQURE_SYFTBOX_VENV", "~/.cache/syqure-wf/syftbox-0.4.0")).expanduser()
@@ -21,9 +21,11 @@ EVE = "eve@elsewhere.org"  # a SyftBox user of the same server, not a party
 
 def syftbox_venv() -> Path:
     if not (VENV / "bin" / "syftbox").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
-        subprocess.run([str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", "syftbox==0.4.0"],
-                       check=True, timeout=900)
+        with one_at_a_time("syftbox-venv"):
+            if not (VENV / "bin" / "syftbox").exists():
+                subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
+                subprocess.run([str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", "syftbox==0.4.0"],
+                               check=True, timeout=900)
     return VENV
 
 

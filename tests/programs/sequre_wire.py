@@ -94,4 +94,5 @@ async def main():
     print(f"party {me}: received {sum(got)} frames, all byte-exact")
 
 
-asyncio.run(main())
+if __name__ == "__main__":  # imported by the in-process tests for its parties
+    asyncio.run(main())

@@ -190,7 +190,7 @@ def test_inbox_of_another_run_is_refused(procs, tmp_path):
 
 
 @pytest.mark.parametrize("payload", [bytes.fromhex("16030100c4010000c00303") + os.urandom(40),
-                                     b"hello, this is not framed at all\n"])
+                                     b"hello, this is not framed at all\n"], ids=["tls", "unframed"])  # ids: stable for xdist
 def test_sequre_framing_fed_tls_or_unframed_bytes(procs, tmp_path, payload):
     s = Single(procs, tmp_path)
     s.sock.sendall(payload)

@@ -14,6 +14,7 @@ import yaml
 from conftest import (PROGRAMS, PY, engine_of, free_base, message_files, one_line_error, output,
                       processes_mentioning, wait_until)
 from jobs import EXAMPLE, cli, party_pids, plain_sum, rounds_config, running
+from summary_schema import checked_summary
 
 
 def test_example_job_through_files_equals_plain_sum(procs, tmp_path):
@@ -29,6 +30,11 @@ def test_example_job_through_files_equals_plain_sum(procs, tmp_path):
         assert result["allele_number"] == plain_sum("allele_number")
         assert len(result["variants"]) == 10_000
     assert message_files(work / "messages") == []
+    # one output format (docs/outputs.md): summary.json beside the results, no local path
+    written = checked_summary(work / "outputs" / "summary.json", "run")
+    assert [(p["pid"], p["state"], p["result"]) for p in written["parties"]] == [
+        (pid, "done", f"party-{pid}.json") for pid in range(3)]
+    assert str(tmp_path) not in (work / "outputs" / "summary.json").read_text()
     for f in (work / "messages" / "status").iterdir():  # shares and records stay private
         assert f.stat().st_mode & 0o077 == 0
     for pid in range(3):  # a local disk: events announced every message, nobody polls

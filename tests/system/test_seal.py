@@ -1,16 +1,22 @@
 """Encryption at rest with a run secret (issue 6; the shared layout): sealed
 message files, refused when replayed, reordered, swapped, altered or sealed
-for another run. The sites' keys (layout syftbox): test_handshake.py."""
+for another run. The sites' keys (layout syftbox): the keys command, and
+parties that seal differently; the pure handshake: tests/unit/test_handshake.py."""
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
+import yaml
 from cryptography.exceptions import InvalidTag
 
-from conftest import PY, free_base, one_line_error, output, wait_until
+from conftest import PROGRAMS, PY, free_base, one_line_error, output, wait_until
 from proxies import connect as _connect, frame, party0_listener, sealed_proxy as proxy
+from syftbox_net import EMAILS
 
+from syqure_wf.transport import sitekey
+from syqure_wf.transport.known_sites import KnownSites
 from syqure_wf.transport.seal import Seal, secret_key
 
 
@@ -126,3 +132,55 @@ def test_a_short_run_secret_is_refused_wherever_it_is_kept(tmp_path, monkeypatch
             config(short).secret()
     assert config("a1" * 16).secret() == bytes.fromhex("a1" * 16)
     assert config("a passphrase of 20 b").secret() == b"a passphrase of 20 b"
+
+
+# -- sites' keys (the pure handshake: tests/unit/test_handshake.py)
+
+def test_keys_command_makes_shows_and_forgets(tmp_path):
+    (tmp_path / "datasites").mkdir()
+
+    def keys(*args):
+        return subprocess.run([PY, "-m", "syqure_wf", "keys", "--syftbox-folder", str(tmp_path), "--email", EMAILS[0],
+                               *args], capture_output=True, text=True, timeout=60)
+
+    first = keys()
+    assert first.returncode == 0, first.stderr
+    fp = first.stdout.split()[1]
+    assert fp.startswith("SHA256:") and keys().stdout.split()[1] == fp
+    peer = sitekey.load_or_create(tmp_path, EMAILS[1])
+    shown = keys("--peer", EMAILS[1], "--peer", EMAILS[2])
+    assert f"{EMAILS[1]} {peer.fingerprint} (not pinned yet)" in shown.stdout, shown.stdout
+    assert f"{EMAILS[2]}: no key published yet" in shown.stdout
+    KnownSites(tmp_path, EMAILS[0]).pin(EMAILS[1], fp)
+    assert f"CHANGED: pinned {fp}" in keys("--peer", EMAILS[1]).stdout
+    assert "forgotten" in keys("--forget", EMAILS[1]).stdout
+    bad = subprocess.run([PY, "-m", "syqure_wf", "keys", "--syftbox-folder", str(tmp_path), "--email", "../x"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "not allowed" in one_line_error(bad.stderr)
+
+
+def test_parties_that_seal_differently_stop_at_once_naming_the_other(procs, tmp_path):
+    """One site turned encryption off by hand, the other did not: both say
+    so within seconds instead of failing authentication or leaking."""
+    base = free_base(span=300)
+    cfg = {"layout": "syftbox", "run_id": "mixed", "syftbox": {"folder": str(tmp_path / "SyftBox")},
+           "parties": [{"pid": p, "email": EMAILS[p], "party_base_port": base + 100 * p} for p in range(2)],
+           "engine": {"name": "command", "convention": "sequre",
+                      "command": f"{{python}} {PROGRAMS / 'sequre_wire.py'} {{pid}} {{parties}} {{party_base_port}} 5 300000"},
+           "framing": "sequre", "workdir": str(tmp_path / "run"), "ports": {"base": base, "stride": 100}}
+    configs = []
+    for p, enc in enumerate(({}, {"encryption": "off"})):
+        path = tmp_path / f"party{p}.yaml"
+        path.write_text(yaml.safe_dump({**cfg, **enc}))
+        configs.append(path)
+    parties = [procs.start([PY, "-m", "syqure_wf", "party", "--config", configs[p], "--pid", p]) for p in range(2)]
+    for p, proc in enumerate(parties):
+        assert procs.wait(proc, 60) == 1, output(proc)
+    out0, out1 = output(parties[0]), output(parties[1])
+    assert "warning: encryption off: every share of run mixed is readable by the SyftBox server" in out1, out1
+    for out in (out0, out1):  # each names the other (or the other's own verdict about it)
+        last = one_line_error(out.strip().splitlines()[-1])
+        assert "seals its messages with" in last and ("with off, this party with site-keys" in last
+                                                       or "with site-keys, this party with off" in last), last
+    outbox = tmp_path / "SyftBox/datasites" / EMAILS[0] / "app_data/syqure/runs/mixed/0_to_1"
+    assert not [f for f in outbox.iterdir() if f.name[:1].isdigit()]  # site-keys party 0 sent nothing unkeyed

@@ -49,6 +49,7 @@ def staggered_trial(procs, tmp_path: Path, rng: random.Random, bases: list[int],
         assert all(ch["received_messages"] == count for ch in record["channels"].values())
 
 
+@pytest.mark.slow  # 20 trials of one rule (the writer proof: tests/unit/test_protocol.py); one trial: test_staggered_starts_with_a_run_id
 def test_twenty_staggered_starts_without_a_run_id(procs, tmp_path):
     """The seed's syqure.sh way: no run id, each proxy started 0-2 s after the
     parties. Every trial byte-exact, exit 0, nothing left."""

@@ -1,37 +1,18 @@
 """One output format (docs/outputs.md): summary.json beside the results, the
 same schema for `syqure-wf run`, `collect` and the submit step; the real
-workflow runs check their summaries in test_workflows.py, test_nextflow.py
-and test_sites.py."""
+runs check their summaries in tests/system (test_run.py, test_workflows.py,
+test_nextflow.py and test_sites.py)."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import jsonschema
 import pytest
-import yaml
 
-from conftest import REPO, free_base
-from summary_schema import SCHEMA, checked_summary
+from conftest import REPO
+from summary_schema import SCHEMA
 
 EXAMPLE = REPO / "examples/allele-counts"
-
-
-def test_syqure_wf_run_writes_the_summary_beside_its_results(tmp_path):
-    cfg = yaml.safe_load((EXAMPLE / "config.yaml").read_text())
-    cfg.pop("workdir", None)
-    cfg = {**cfg, "engine": {**cfg["engine"], "program": str(EXAMPLE / cfg["engine"]["program"])},
-           "inputs": {pid: str(EXAMPLE / path) for pid, path in cfg["inputs"].items()},
-           "ports": {"base": free_base(span=300), "stride": 100}}
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
-    done = subprocess.run(["syqure-wf", "run", "--config", tmp_path / "run.yaml", "--workdir", tmp_path / "w",
-                           "--quiet"], capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr
-    outputs = tmp_path / "w/outputs"
-    summary = checked_summary(outputs / "summary.json", "run")
-    assert [(p["pid"], p["state"], p["result"]) for p in summary["parties"]] == [
-        (pid, "done", f"party-{pid}.json") for pid in range(3)]
-    assert str(tmp_path) not in (outputs / "summary.json").read_text()  # no local path
 
 
 def test_collect_of_one_party_names_only_the_result_here(tmp_path):

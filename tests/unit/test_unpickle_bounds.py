@@ -2,16 +2,14 @@
 MPyC party's pickle.loads builds goes through safe constructors
 (engines/safepickle.py). A pickle that names an allowed class and then
 BUILDs on it, returns it, or turns a count into gigabytes is refused; what
-MPyC really pickles loads as before. The real three-party transfer, and
-the memory limit that bounds what remains, are at the end."""
+MPyC really pickles loads as before; the memory limit that bounds what
+remains. The real three-party transfers: tests/system/test_confine.py."""
 from __future__ import annotations
 
 import pickle
 import struct
 
 import pytest
-
-from conftest import PROGRAMS, PY, free_base, output
 
 from syqure_wf.engines import unpickle
 from syqure_wf.engines.safepickle import Refused, SafeUnpickler
@@ -111,55 +109,6 @@ def test_a_few_bytes_never_become_gigabytes(data):
         loads(data)
 
 
-# -- real parties
-
-def run_config(tmp_path, program, args=(), **extra):
-    import yaml
-
-    cfg = {"engine": {"name": "mpyc", "program": str(program), "args": list(map(str, args))},
-           "parties": 3, "workdir": str(tmp_path / "run"), "ports": {"base": free_base(span=300), "stride": 100},
-           **extra}
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def test_a_co_partys_class_pickle_is_refused_naming_it_and_plants_nothing(procs, tmp_path):
-    """Real MPyC parties through real proxies: party 2's mpc.transfer BUILDs
-    on ArrayGF(101). Before, parties 0 and 1 received the class, kept the
-    attribute on it, and all three exited 0; now each refuses the message,
-    naming party 2, before anything is set, and the run fails."""
-    import json
-
-    config = run_config(tmp_path, PROGRAMS / "mpyc_classpickle.py")
-    proc = procs.start([PY, "-m", "syqure_wf", "run", "--config", config, "--quiet"], log=tmp_path / "run.log")
-    assert procs.wait(proc, 90) == 1, output(proc)
-    work = tmp_path / "run"
-    for pid in (0, 1):
-        log = (work / "logs" / f"party-{pid}.log").read_text()
-        assert f"{unpickle.PREFIX} a message from party 2: its pickle asks for a BUILD on the class ArrayGF(101)" \
-            in log, log
-        assert "planted on its class" not in log
-        status = json.loads((work / "messages" / "status" / f"party-{pid}.json").read_text())
-        assert "refused a message from party 2" in status["reason"], status
-    assert "refused a message from party 2" in output(proc).strip().splitlines()[-1]
-
-
-def test_a_bomb_no_check_foresees_kills_one_party_named(procs, tmp_path):
-    """Seven bytes that ask for a memo of 2**28 entries (4 GiB; the C
-    unpickler allocates it before any check): under each party's memory
-    limit (memory: 1G) the receivers refuse the message, naming party 2 and
-    the memory, and the run fails with one line. Without the limit they
-    took 4 GiB each from the host."""
-    config = run_config(tmp_path, PROGRAMS / "mpyc_classpickle.py", ["--memo"], memory="1G")
-    proc = procs.start([PY, "-m", "syqure_wf", "run", "--config", config, "--quiet"], log=tmp_path / "run.log")
-    assert procs.wait(proc, 90) == 1, output(proc)
-    for pid in (0, 1):
-        log = (tmp_path / "run" / "logs" / f"party-{pid}.log").read_text()
-        assert "a message from party 2: its pickle asks for more memory than this party may take" in log, log
-    assert "refused a message from party 2" in output(proc).strip().splitlines()[-1]
-
-
 def test_the_memory_limit_is_a_size_with_a_default():
     from syqure_wf.errors import ConfigError
     from syqure_wf.run import limits
@@ -170,25 +119,3 @@ def test_the_memory_limit_is_a_size_with_a_default():
     for bad in ("lots", "-1G", True, 1.5):
         with pytest.raises(ConfigError, match="no size"):
             limits.parse(bad)
-
-
-def test_a_peers_malformed_pickle_ends_the_party_with_one_line_naming_it(tmp_path):
-    """What MPyC's tagged receive hands pickle.loads: a refusal names the
-    sender; a malformed pickle too (no traceback deep in MPyC); the
-    program's own bad data stays its own exception."""
-    import subprocess
-    from pathlib import Path
-
-    program = tmp_path / "own.py"
-    program.write_text(
-        "import pickle, sys\nimport mpyc.runtime\n"
-        "class Received(bytes):\n    def __new__(cls, data, sender):\n"
-        "        obj = super().__new__(cls, data)\n        obj.sender = sender\n        return obj\n"
-        "try:\n    pickle.loads(b'garbage')\nexcept pickle.UnpicklingError:\n    print('own error handled')\n"
-        "pickle.loads(Received(b'\\x80\\x04K', 2))\nprint('loaded')\n")
-    done = subprocess.run([PY, str(Path(unpickle.__file__)), str(program)], capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL, cwd=tmp_path)
-    assert done.returncode == unpickle.REFUSED, done.stdout + done.stderr
-    assert "own error handled" in done.stdout and "loaded" not in done.stdout
-    assert done.stderr.strip().splitlines()[-1].startswith(
-        f"{unpickle.PREFIX} a message from party 2: its pickle is malformed (UnpicklingError")

@@ -1,0 +1,186 @@
+"""The transport end to end in one process: real `Proxy` objects, one per
+party, in one asyncio loop on a temporary shared folder, carrying the TCP
+streams of parties that are coroutines of the same loop (Sequre's wire
+protocol, `tests/programs/sequre_wire.py`) over loopback sockets the test
+owns. The same rules as tests/system/test_proxy.py proves through
+processes, in well under a second each: every frame byte-exact and in
+order, one message file per frame, nothing left in the folder, sealed files
+unreadable at rest, the sites' keys in the syftbox layout, a silent peer
+named, a corrupt file named."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import json
+import os
+
+import pytest
+
+from conftest import PROGRAMS, free_base, message_files
+from proxies import frame, put
+
+from syqure_wf.errors import SyqureError
+from syqure_wf.transport.proxy import Proxy
+from syqure_wf.transport.settings import ProxySettings
+
+spec = importlib.util.spec_from_file_location("sequre_wire", PROGRAMS / "sequre_wire.py")
+wire = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(wire)
+
+BOUND = 60  # seconds any one test may take, everything included
+
+
+def settings(pid: int, n: int, data, base: int, run_id: str | None = "pair", **extra) -> ProxySettings:
+    return ProxySettings(pid=pid, parties=n, data_dir=str(data), base_port=base, party_base_port=base,
+                         run_id=run_id, linger=0.3, heartbeat=0.2, **extra)
+
+
+async def party(me: int, n: int, base: int, count: int, max_bytes: int) -> int:
+    """A Sequre-wire party: COUNT frames to every peer, each received one checked."""
+    got = await asyncio.gather(*(wire.channel(me, p, n, base, count, max_bytes) for p in range(n) if p != me))
+    return sum(got)
+
+
+async def run_all(proxies: list[Proxy], parties: list) -> list[dict]:
+    """Parties and proxies in this loop until every one ends, bounded."""
+    async def everything():
+        return await asyncio.gather(*(pr.run() for pr in proxies), *parties)
+
+    return await asyncio.wait_for(everything(), BOUND)
+
+
+@pytest.mark.parametrize("sealed", [False, True], ids=["plain", "sealed"])
+@pytest.mark.parametrize("n", [2, 3])
+def test_parties_talk_through_proxies_in_one_loop(tmp_path, n, sealed):
+    data, count, max_bytes = tmp_path / "msgs", 60, 300_000
+    bases = [free_base() for _ in range(n)]
+    secret = {"secret": os.urandom(32)} if sealed else {}
+    proxies = [Proxy(settings(p, n, data, bases[p], **secret)) for p in range(n)]
+    seen_at_rest: list[bytes] = []
+
+    async def main():
+        async def look_at_rest():  # what the folder holds while the run goes on
+            while True:
+                seen_at_rest.extend(f.read_bytes() for f in data.glob("*_to_*/*.msg") if f.is_file())
+                await asyncio.sleep(0.01)
+
+        looker = asyncio.ensure_future(look_at_rest())
+        try:
+            return await run_all(proxies, [party(p, n, bases[p], count, max_bytes) for p in range(n)])
+        finally:
+            looker.cancel()
+
+    results = asyncio.run(main())
+    summaries, received = results[:n], results[n:]
+    assert received == [count * (n - 1)] * n  # every frame byte-exact, in order (sequre_wire checks)
+    for summary in summaries:
+        for ch in summary["channels"].values():  # one message file per frame, each way
+            assert ch["sent_messages"] == count and ch["received_messages"] == count, summary
+    assert message_files(data) == []
+    assert seen_at_rest, "no message file was seen during the run"
+    # the frames' plaintext (sequre_wire's blocks: a digest per frame) at rest only when not sealed
+    blocks = [hashlib.sha256(f"{a}/{b}/{i}".encode()).digest() for a in range(n) for b in range(n) if a != b
+              for i in range(count)]
+    assert any(block in raw for raw in seen_at_rest for block in blocks) is not sealed
+
+
+def test_a_peer_that_goes_silent_is_named(tmp_path):
+    """Proxy 0 stops (its task cancelled: no more heartbeats, its party's
+    socket open): proxy 1 fails after the peer bound, naming party 0."""
+    data, bases = tmp_path / "msgs", [free_base(), free_base()]
+    proxies = [Proxy(settings(p, 2, data, bases[p], peer_timeout=1.0)) for p in range(2)]
+
+    async def main():
+        listening = asyncio.Event()
+        accepted = []
+
+        async def party0():  # listens, takes its proxy's dial, then says nothing
+            server = await asyncio.start_server(lambda r, w: accepted.append(w), "127.0.0.1",
+                                                bases[0] + wire.offset(0, 1, 2))
+            listening.set()
+            await asyncio.sleep(BOUND)
+            server.close()
+
+        p0 = asyncio.ensure_future(party0())
+        await listening.wait()
+        first = asyncio.ensure_future(proxies[0].run())
+        second = asyncio.ensure_future(proxies[1].run())
+        await asyncio.sleep(1.0)  # both running, each has seen the other beat
+        assert not second.done() and not first.done()
+        first.cancel()
+        try:
+            with pytest.raises(SyqureError) as failed:
+                await asyncio.wait_for(second, BOUND)
+            return str(failed.value)
+        finally:
+            p0.cancel()
+            for w in accepted:
+                w.close()
+
+    reason = asyncio.run(main())
+    assert "party 0" in reason and "heartbeat" in reason, reason
+
+
+@pytest.mark.parametrize("case,words", [
+    ("negative", "negative length"),
+    ("too long", "above the maximum"),
+    ("trailing", "longer than its header"),
+    ("directory", "a directory"),
+])
+def test_a_corrupt_message_file_fails_the_run_naming_it(tmp_path, case, words):
+    """Proxy 1 of 2 on its own (no run id, no peer status checked), the test
+    holding party 1's socket and writing the inbox as party 0's writer would:
+    a good message, then a bad one. The good one is delivered once, nothing of
+    the bad one, and the run fails naming its file."""
+    data, base = tmp_path / "msgs", free_base()
+    proxy = Proxy(settings(1, 2, data, base, run_id=None, start_timeout=0, max_message=1000))
+    inbox = data / "0_to_1"
+
+    async def main():
+        run = asyncio.ensure_future(proxy.run())
+        while True:  # party 1 connects once its proxy listens
+            assert not run.done(), run.exception()
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", base + wire.offset(0, 1, 2))
+                break
+            except OSError:
+                await asyncio.sleep(0.02)
+        put(inbox, 0, b"good")
+        if case == "negative":
+            put(inbox, 1, b"", length=-3)
+        elif case == "too long":
+            put(inbox, 1, b"x" * 10, length=5000)
+        elif case == "trailing":
+            put(inbox, 1, b"abc", extra=b"surplus")
+        else:
+            (inbox / "00000001.msg").mkdir()
+            (inbox / "00000001.ready").touch()
+        try:
+            with pytest.raises(SyqureError) as failed:
+                await asyncio.wait_for(run, BOUND)
+            return str(failed.value), await asyncio.wait_for(reader.read(), BOUND)
+        finally:
+            writer.close()
+
+    reason, received = asyncio.run(main())
+    assert "00000001.msg" in reason and words in reason and "channel 0-1" in reason, reason
+    assert received == frame(b"good")
+
+
+def test_the_syftbox_layout_with_the_sites_keys(tmp_path):
+    """The syftbox layout on one folder holding every datasite (as a sync
+    would make it): each proxy publishes its site key, verifies its peers'
+    and seals with the channel keys the handshake gives; the run is
+    byte-exact and every status record says site-keys."""
+    n, count, emails = 3, 30, ["cp0@hospital-a.org", "cp1@hospital-b.org", "cp2@hospital-c.org"]
+    for email in emails:
+        (tmp_path / "datasites" / email).mkdir(parents=True)
+    bases = [free_base() for _ in range(n)]
+    proxies = [Proxy(settings(p, n, tmp_path / "unused", bases[p], layout="syftbox", sync_probe=False,
+                              syftbox={"folder": str(tmp_path), "emails": emails})) for p in range(n)]
+    results = asyncio.run(run_all(proxies, [party(p, n, bases[p], count, 300_000) for p in range(n)]))
+    assert results[n:] == [count * (n - 1)] * n
+    records = [json.loads(f.read_text()) for f in tmp_path.rglob("party-*.json")]
+    assert sorted(r["pid"] for r in records if r.get("sealing") == "site-keys" and r.get("site_key")) == list(range(n))
+    assert message_files(tmp_path / "datasites") == []
