@@ -6,7 +6,7 @@ is sealed with AES-256-GCM under a key of its own run and direction, in
 segments (``segments.py``: the format). The key comes from one of two
 sources; the sealing is the same:
 
-- the sites' keys (``handshake.py``): layout ``syftbox``, on by default;
+- the sites' keys (``keys/handshake.py``): layout ``syftbox``, on by default;
 - a run secret shared out of band: HKDF-SHA256 of the secret (``secret_key``).
 
 The run id, the direction, the sequence number and the segment's place are

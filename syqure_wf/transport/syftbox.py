@@ -36,8 +36,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import SyqureError
-from .files import FILE_MODE, _CREATE, listed, make_private_dir, read_small, remove_file, write_private
-from .folder import Layout
+from ..files.private import CREATE, FILE_MODE, make_private_dir, read_small, remove_file, write_private
+from .folder import Layout, listed
 from .protocol import names, outbound
 from .protocol.defaults import DEFAULT_MAX_FILE
 from .protocol.framing import DEFAULT_MAX_MESSAGE, HEADER
@@ -165,7 +165,7 @@ class SyftboxFolder(Layout):
     def _publish(self, folder: Path, name: str, data) -> None:
         # Under a name the sync ignores, then renamed: never synced half-written.
         tmp = self._tmp / f"{folder.name}.{name}.tmp"
-        fd = os.open(tmp, _CREATE | os.O_TRUNC, FILE_MODE)
+        fd = os.open(tmp, CREATE | os.O_TRUNC, FILE_MODE)
         try:
             view = memoryview(data)
             while view:

@@ -294,7 +294,7 @@ DEEP = b"[" * 200_000 + b"]" * 200_000
 
 
 def test_json_nested_too_deep_is_named_never_raised():
-    from syqure_wf.transport.protocol.records import ARRIVING, json_of, mapping_of
+    from syqure_wf.files.peer_json import ARRIVING, json_of, mapping_of
 
     assert json_of(DEEP) == (None, "nested too deep")
     assert json_of(b'{"a": 1') == (None, ARRIVING) and json_of(b"") == (None, ARRIVING)
@@ -312,7 +312,7 @@ def test_a_peers_nested_marker_record_or_status_is_no_record(tmp_path):
 
 
 def test_a_nested_contribution_or_did_document_is_refused_naming_it():
-    from syqure_wf.transport import handshake, sitekey
+    from syqure_wf.keys import handshake, sitekey
 
     for parse, args in ((handshake.parse, ()), (sitekey.parse_did, ("a@b.org",))):
         with pytest.raises(sitekey.Refused, match="nested too deep"):
