@@ -10,14 +10,15 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import SyqureError
 from ..files.private import (CREATE, FILE_MODE, NOFOLLOW, READ, make_private_dir, read_small, remove_file,
                              write_private)
-from .folder import Layout, listed
+from .folder import Content, Folder, Layout, MessageWriter, Publication, listed
 from .protocol import names, outbound
 from .protocol.framing import DEFAULT_MAX_MESSAGE, HEADER
-from .protocol.judge import WAIT_ABSENT, Slot, Verdict, judge
+from .protocol.judge import WAIT_ABSENT, Decision, Slot, Verdict, judge
 
 INLINE_MAX = 512 << 10  # larger messages go to the socket by sendfile, not through memory
 _REWRITE = os.O_WRONLY | NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -28,6 +29,7 @@ class SharedFolder(Layout):
     """Every direction of a run under one ``data_dir`` (layout ``shared``)."""
 
     layout = "shared"
+    reader_removes = True
     arrivals = "arrivals"  # files appear by rename: no need to watch writes in place
 
     def __init__(self, data_dir: str | os.PathLike, pid: int, parties: int,
@@ -40,7 +42,7 @@ class SharedFolder(Layout):
         # string paths: the hot path joins names to them for every message
         self._out = {p: str(self.outbox(p)) for p in self.peers()}
         self._in = {p: str(self.inbox(p)) for p in self.peers()}
-        self._tmp = str(self.root / ".tmp")  # same file system: renames from it are atomic
+        self._tmp: str = str(self.root / ".tmp")  # same file system: renames from it are atomic
         # per run: two runs in one folder never share a pool or a progress record
         self._own = f"party{pid}" + (f".{run_id}" if run_id else "")
         self.pool = FilePool(os.path.join(self._tmp, self._own))
@@ -98,8 +100,8 @@ class SharedFolder(Layout):
         self._run_checked.add(peer)
 
     # -- writing
-    def open_message(self, peer: int, seq: int) -> MessageWriter:
-        return MessageWriter(self._out[peer], seq, self._tmp, self.pool)
+    def open_message(self, peer: int, seq: int) -> SharedWriter:
+        return SharedWriter(self._out[peer], seq, self._tmp, self.pool)
 
     def release(self) -> None:
         self.pool.release()
@@ -109,7 +111,7 @@ class SharedFolder(Layout):
                          CREATE, FILE_MODE))
 
     # -- reading
-    def look(self, peer: int, seq: int, peek: bool = False):
+    def look(self, peer: int, seq: int, peek: bool = False) -> tuple[Decision, Content]:
         """Judge slot ``seq`` of the inbox from ``peer``. With DELIVER comes the
         content (header included): bytes for a small message, an open file for
         a large one (the caller sends it with sendfile and closes it), nothing
@@ -137,7 +139,7 @@ class SharedFolder(Layout):
             large = st.st_size > INLINE_MAX
             # A small file is read whole at once: the header comes with it.
             content = None if large else _read_upto(fd, st.st_size)
-            header = os.pread(fd, HEADER.size, 0) if large else bytes(content[:HEADER.size])
+            header = os.pread(fd, HEADER.size, 0) if content is None else bytes(content[:HEADER.size])
             decision = judge(Slot(seq, ready, end, "file", st.st_size, header),
                                      self.max_message)
             if decision.verdict is not Verdict.DELIVER or peek:
@@ -165,13 +167,8 @@ class SharedFolder(Layout):
     def unconsumed(self, peer: int, next_seq: int) -> list[int]:
         return outbound.unconsumed(self.listing(self.outbox(peer)), next_seq)
 
-    def resume_outbox(self, peer: int, next_seq: int) -> int:
-        # placed (counted) but not announced when the proxy was killed: announce it
-        last = os.path.join(self._out[peer], names.file_name(next_seq - 1, names.MSG))
-        ready = os.path.join(self._out[peer], names.file_name(next_seq - 1, names.READY))
-        if next_seq > 0 and _exists(last) and not _exists(ready):
-            self.pool.mark(ready)
-        return super().resume_outbox(peer, next_seq)
+    def _announce(self, peer: int, seq: int) -> None:
+        self.pool.mark(os.path.join(self._out[peer], names.file_name(seq, names.READY)))
 
 
 def clean(data_dir: str | os.PathLike) -> int:
@@ -317,11 +314,12 @@ class FilePool:
         os.close(os.open(self.marker, CREATE, FILE_MODE))
 
 
-class MessageWriter:
+class SharedWriter(Publication):
     """One outgoing message file being written; ``commit`` publishes it.
     Small messages go to disk in one write at commit."""
 
     BUFFER = 256 << 10
+    order = outbound.publication(SharedFolder.reader_removes)
 
     def __init__(self, folder: str, seq: int, tmp_dir: str, pool: FilePool):
         self.folder, self.seq, self.pool = folder, seq, pool
@@ -337,7 +335,7 @@ class MessageWriter:
         self.size = 0
         self._buffer = bytearray()
 
-    def write(self, data) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         self.size += len(data)
         if len(self._buffer) + len(data) < self.BUFFER:
             self._buffer += data
@@ -355,16 +353,16 @@ class MessageWriter:
             self._write(self._buffer)
             self._buffer.clear()
 
-    def commit(self, placed=None) -> None:
-        """Rename the message in, call ``placed``, then create its marker."""
+    def _place(self) -> None:
+        """The whole file renamed in (``commit`` counts it, then marks it: Publication)."""
         self._flush()
         if self._old_size > self.size:
             os.ftruncate(self.fd, self.size)
         os.close(self.fd)
         self.fd = -1
         os.rename(self.tmp, os.path.join(self.folder, names.file_name(self.seq, names.MSG)))
-        if placed:
-            placed()
+
+    def _mark(self) -> None:
         self.pool.mark(os.path.join(self.folder, names.file_name(self.seq, names.READY)))
 
     def abort(self) -> None:
@@ -392,3 +390,8 @@ def _read_upto(fd: int, size: int) -> bytearray:
             break
         got += n
     return buf if got == size else buf[:got]
+
+
+if TYPE_CHECKING:  # the port's Protocols, as mypy checks them
+    def _ports(layout: SharedFolder, writer: SharedWriter) -> tuple[Folder, MessageWriter]:
+        return layout, writer
