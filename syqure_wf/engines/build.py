@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, SyqureError
-from ..transport.files import check_owned
+from ..files.private import check_owned
 from .program import imports
 
 DEFAULT_FLAGS = ("-release", "--disable-opt=core-pythonic-list-addition-opt")

@@ -74,7 +74,7 @@ def make_folders(cfg, pid: int, launch) -> None:
     is confined (a Landlock rule needs its path to exist)."""
     from pathlib import Path
 
-    from ..transport.files import make_private_dir
+    from ..files.private import make_private_dir
 
     for folder in launch.writes:
         make_private_dir(Path(folder))

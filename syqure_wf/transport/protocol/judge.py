@@ -39,7 +39,7 @@ class Slot:
     marked: bool = False
     record: dict | None = None
     parts: tuple | None = None
-    content: bytes = b""
+    content: bytes | bytearray = b""
     where: str = ""  # the folder, for people
 
 

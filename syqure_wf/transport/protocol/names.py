@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Iterable
 
-from .records import mapping_of
+from ...files.peer_json import mapping_of
 
 MSG, READY, END = "msg", "ready", "end"
 KINDS = (MSG, READY, END)
