@@ -233,3 +233,59 @@ def test_a_pipe_between_two_loops_keeps_order_and_its_ends():
         thread.join(5)
         far_loop.close()
         near_loop.close()
+
+
+def test_what_a_party_writes_in_one_turn_of_its_loop_is_fed_as_one_piece():
+    """To a channel that takes data on the writer's thread (``direct``), the
+    writes of one turn of the party's loop go as one piece, in order, at the
+    end of that turn; a flush (the loop stopped) or the close sends the rest."""
+    import asyncio
+
+    from syqure_wf.transport.inproc import pipe
+
+    class Direct(asyncio.Protocol):
+        def __init__(self):
+            self.pieces, self.threads, self.events = [], set(), []
+
+        def feed_now(self, data):
+            self.pieces.append(data)
+            self.threads.add(threading.get_ident())
+
+        def eof_received(self):
+            self.events.append("eof")
+            return True
+
+        def connection_lost(self, exc):
+            self.events.append("lost")
+
+    far_loop, near_loop = asyncio.new_event_loop(), asyncio.new_event_loop()
+    thread = threading.Thread(target=far_loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        near, far = pipe(near_loop, far_loop)
+        seen = Direct()
+        far.set_protocol(seen)
+        far.direct = True
+        near.set_protocol(asyncio.Protocol())
+
+        async def turns():
+            for i in range(3):
+                near.write(b"%d," % i)
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert seen.pieces == [b"0,1,2,"]
+            near.write(b"3,")
+        near_loop.run_until_complete(turns())
+        near.flush()  # the loop stopped before the end of the turn that wrote it
+        near.write(b"4,")
+        near.close()
+        assert seen.pieces == [b"0,1,2,", b"3,", b"4,"] and seen.threads == {threading.get_ident()}
+        deadline = time.monotonic() + 10
+        while seen.events != ["eof", "lost"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen.events == ["eof", "lost"]
+    finally:
+        far_loop.call_soon_threadsafe(far_loop.stop)
+        thread.join(5)
+        far_loop.close()
+        near_loop.close()

@@ -43,6 +43,7 @@ class End(asyncio.Transport):
         self._handing = False  # a hand-off is scheduled on the other loop
         self._eof_sent = self._closing = self._lost = self._paused = False
         self._held: list = []  # pieces received while reading is paused
+        self._batch: list = []  # written in this turn of the loop, for a ``direct`` reader
         # Held while pieces go to this end's protocol: a writer on the other
         # thread may then feed it directly (``direct``), in order.
         self.feeding = threading.RLock()
@@ -52,7 +53,22 @@ class End(asyncio.Transport):
     def write(self, data) -> None:
         if data and not self._eof_sent:
             data = bytes(data)  # a copy: the writer may reuse its buffer
-            if not (self.other.direct and self._feed_directly(data)):
+            if not self.other.direct:
+                self._queue(data)
+                return
+            # What the party writes in one turn of its loop is one message
+            # file, not one per write (MPyC writes a frame per operation):
+            # written at the end of the turn (``flush``).
+            if not self._batch:
+                self.loop.call_soon(self.flush)
+            self._batch.append(data)
+
+    def flush(self) -> None:
+        """What was written so far goes to the other end (in order)."""
+        if self._batch:
+            data = b"".join(self._batch) if len(self._batch) > 1 else self._batch[0]
+            self._batch = []
+            if not self._feed_directly(data):
                 self._queue(data)
 
     def _feed_directly(self, data: bytes) -> bool:
@@ -76,6 +92,7 @@ class End(asyncio.Transport):
 
     def write_eof(self) -> None:
         if not self._eof_sent:
+            self.flush()
             self._eof_sent = True
             self._queue(EOF)
 
@@ -233,6 +250,12 @@ class PartySide:
         self.ready = concurrent.futures.Future()  # the proxy started (or why it could not)
         self._listener = None  # (party loop, protocol factory) while the party listens
         self.ends: list[End] = []  # the party's ends of its connections
+
+    def flush(self) -> None:
+        """On the party's thread: what the party wrote goes to the files now
+        (its loop stopped before the end of the turn that wrote it)."""
+        for end in list(self.ends):
+            end.flush()
 
     def started(self, channels) -> None:
         self.tloop = asyncio.get_running_loop()

@@ -150,6 +150,7 @@ class ProxyThread:
     def finish(self) -> None:
         """The party's program returned: drain, settle, then return."""
         self.side.ready.result()
+        self.side.flush()
         self.loop.call_soon_threadsafe(self._exit.set_result, None)
         self.thread.join()
 
@@ -160,6 +161,7 @@ class ProxyThread:
         a stream cut short before a message it still waits for."""
         if not self.side.ready.done() or self.side.ready.exception() is not None:
             return
+        self.side.flush()
         handed = threading.Event()
         try:
             self.loop.call_soon_threadsafe(handed.set)  # after every hand-off queued before it
