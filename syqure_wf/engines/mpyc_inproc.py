@@ -51,6 +51,7 @@ def attach(runtime, side) -> None:
         return await side.connect(loop, protocol, port if peer is None else peer)
 
     def run_until_complete(future):
+        side.lend(loop)
         try:
             return run(future)
         finally:  # a write of the loop's last turn is batched (inproc.End.flush): out before the party computes on

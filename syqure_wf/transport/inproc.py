@@ -60,6 +60,9 @@ class End(asyncio.Transport):
             # file, not one per write (MPyC writes a frame per operation):
             # written at the end of the turn (``flush``).
             if not self._batch:
+                if asyncio._get_running_loop() is not self.loop:
+                    self._batch.append(data)
+                    return self.flush()  # no turn to wait for the end of
                 self.loop.call_soon(self.flush)
             self._batch.append(data)
 
@@ -131,8 +134,21 @@ class End(asyncio.Transport):
             if self._handing:
                 return
             self._handing = True
+        if asyncio._get_running_loop() is self.loop:
+            # The other thread is woken at the end of this turn: what the turn
+            # still does (the proxy consumes the file, looks for the next) is
+            # done before that thread competes for the interpreter's lock.
+            self.loop.call_soon(self._wake)
+        else:
+            self._wake()
+
+    def _wake(self) -> None:
+        other = self.other.loop
         try:
-            self.other.loop.call_soon_threadsafe(self._hand_over)
+            if getattr(other, "_thread_id", None) == threading.get_ident():
+                other.call_soon(self._hand_over)  # its loop runs ours (party_thread.Turns): no wake-up to send
+            else:
+                other.call_soon_threadsafe(self._hand_over)
         except RuntimeError:  # the other loop is closed: nobody reads any more
             pass
 
@@ -250,6 +266,21 @@ class PartySide:
         self.ready = concurrent.futures.Future()  # the proxy started (or why it could not)
         self._listener = None  # (party loop, protocol factory) while the party listens
         self.ends: list[End] = []  # the party's ends of its connections
+        self.turns = None  # party_thread.Turns: who runs the proxy's loop, once it started
+
+    def lend(self, loop) -> None:
+        """On the party's loop, about to run: it runs the proxy's loop too from
+        now on (``Turns``), as soon as the proxy started."""
+        if self.ready.done():
+            if self.ready.exception() is None:
+                self.turns.lend(loop)
+        elif not getattr(self, "_lending", False):
+            self._lending = True
+            self.ready.add_done_callback(lambda _: loop.call_soon_threadsafe(self._lend_running, loop))
+
+    def _lend_running(self, loop) -> None:
+        if loop.is_running() and self.ready.exception() is None:
+            self.turns.lend(loop)
 
     def flush(self) -> None:
         """On the party's thread: what the party wrote goes to the files now
