@@ -2,13 +2,16 @@
 TCP, nothing listens.
 
 The proxy (``proxy.py``, its channels and their ``Link`` protocol) runs
-unchanged in a thread of the party's process, on its own asyncio loop: its
+unchanged on its own asyncio loop, in a thread of the party's process: its
 heartbeats, peers' liveness, handshake and sync watch go on while the party
-computes between two ``mpc.run`` calls, when the party's loop stands still.
-Where the channels would meet the party's sockets, each connection is a
-``Pipe``: two ``End`` transports, one on each loop, handing bytes across
-with ``call_soon_threadsafe`` (what the party wrote since the last hand-off
-goes as one piece). ``PartySide`` stands in for the party's own
+computes between two ``mpc.run`` calls, when the party's loop stands still;
+while the party's loop runs, that loop runs the proxy's too
+(``party_thread.Turns``). Where the channels would meet the party's
+sockets, each connection is a pipe: two ``End`` transports, one on each
+loop. What the party writes in one turn of its loop goes to the files as
+one message, on its own thread (``PipeLink.feed_now``); what a channel
+delivers goes to the party's loop at the end of the proxy's turn (no
+wake-up to send when the party's thread runs both). ``PartySide`` stands in for the party's own
 ``create_server``/``create_connection``: a connection the party "dials" is
 a link its channel accepts; a listener the party opens is where its
 channel's dial lands.

@@ -228,10 +228,13 @@ class Turns:
                     self.lent = False
                     self.nudge.set()
                     return self._unhook()
-        except BaseException:  # a bug here must not stop MPyC's loop: the proxy's thread takes over
+        except Exception:  # a bug here must not stop MPyC's loop: the proxy's thread takes over
             log.exception("the proxy's loop in the party's: given back to its thread")
             self.give_back()
             return
+        except BaseException:  # an interrupt is the party's: it goes on, the proxy's thread takes over
+            self.give_back()
+            raise
         self._next(party)
 
     def _next(self, party) -> None:
