@@ -11,10 +11,10 @@ sockets, each connection is a pipe: two ``End`` transports, one on each
 loop. What the party writes in one turn of its loop goes to the files as
 one message, on its own thread (``PipeLink.feed_now``); what a channel
 delivers goes to the party's loop at the end of the proxy's turn (no
-wake-up to send when the party's thread runs both). ``PartySide`` stands in for the party's own
-``create_server``/``create_connection``: a connection the party "dials" is
-a link its channel accepts; a listener the party opens is where its
-channel's dial lands.
+wake-up to send when the party's thread runs both). ``PartySide`` stands
+in for the party's own ``create_server``/``create_connection``: a
+connection the party "dials" is a link its channel accepts; a listener the
+party opens is where its channel's dial lands.
 """
 from __future__ import annotations
 
@@ -270,6 +270,7 @@ class PartySide:
         self._listener = None  # (party loop, protocol factory) while the party listens
         self.ends: list[End] = []  # the party's ends of its connections
         self.turns = None  # party_thread.Turns: who runs the proxy's loop, once it started
+        self._lending = False  # the party's loop lends itself once the proxy started
 
     def lend(self, loop) -> None:
         """On the party's loop, about to run: it runs the proxy's loop too from
@@ -277,7 +278,7 @@ class PartySide:
         if self.ready.done():
             if self.ready.exception() is None:
                 self.turns.lend(loop)
-        elif not getattr(self, "_lending", False):
+        elif not self._lending:
             self._lending = True
             self.ready.add_done_callback(lambda _: loop.call_soon_threadsafe(self._lend_running, loop))
 

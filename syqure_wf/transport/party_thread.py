@@ -188,8 +188,11 @@ class Turns:
 
     def _due(self) -> bool:
         loop = self.loop  # work ready, a timer due, or an event (a message arrived) its loop did not pump
-        return bool(loop._ready or loop._scheduled and loop._scheduled[0]._when <= loop.time()  # type: ignore
-                    or self.inner.select(0))
+        try:  # read while a pump may change them: at worst an iteration for nothing
+            return bool(loop._ready or loop._scheduled and loop._scheduled[0]._when <= loop.time()  # type: ignore
+                        or self.inner.select(0))
+        except (IndexError, OSError):
+            return True
 
     # -- on the party's thread
     def lend(self, party: asyncio.AbstractEventLoop) -> None:
@@ -210,32 +213,40 @@ class Turns:
     def pump(self) -> None:
         """One turn of the party's loop: iterations of the proxy's while it has work."""
         party = self.party
+        if not self.lent:  # given back, or its thread ended (holding the lock)
+            return self._unhook()
+        if not self.lock.acquire(timeout=PARK_WAIT):
+            log.warning("the proxy's loop is busy on its thread: left to it")
+            return self.give_back()
         try:
-            with self.lock:
-                if not self.lent:
-                    return self._unhook()
-                self.pumps += 1
-                running = events._get_running_loop()
-                events._set_running_loop(self.loop)
-                try:
-                    for _ in range(BURST):
-                        self.loop._run_once()  # type: ignore[attr-defined]
-                        if not self.loop._ready or self.loop._stopping:  # type: ignore[attr-defined]
-                            break
-                finally:
-                    events._set_running_loop(running)
-                if self.loop._stopping:  # type: ignore[attr-defined]  # the proxy ended: its thread ends it
-                    self.lent = False
-                    self.nudge.set()
-                    return self._unhook()
+            ended = self._iterate()
         except Exception:  # a bug here must not stop MPyC's loop: the proxy's thread takes over
             log.exception("the proxy's loop in the party's: given back to its thread")
-            self.give_back()
-            return
+            ended = True
         except BaseException:  # an interrupt is the party's: it goes on, the proxy's thread takes over
             self.give_back()
             raise
+        finally:
+            self.lock.release()
+        if ended:  # the proxy's loop was stopped (the proxy ended): its thread ends it
+            return self.give_back()
         self._next(party)
+
+    def _iterate(self) -> bool:
+        """Holding the lock: True when the proxy's loop is not the party's to run (any more)."""
+        if not self.lent:
+            return True
+        self.pumps += 1
+        running = events._get_running_loop()
+        events._set_running_loop(self.loop)
+        try:
+            for _ in range(BURST):
+                self.loop._run_once()  # type: ignore[attr-defined]
+                if not self.loop._ready or self.loop._stopping:  # type: ignore[attr-defined]
+                    break
+        finally:
+            events._set_running_loop(running)
+        return bool(self.loop._stopping)  # type: ignore[attr-defined]
 
     def _next(self, party) -> None:
         loop = self.loop

@@ -351,3 +351,21 @@ def test_a_partys_running_loop_runs_its_proxys_and_the_proxys_thread_keeps_time_
         party_loop.close()
         if not thread.is_alive():
             proxy_loop.close()
+
+
+def test_a_party_that_computes_inside_mpc_run_longer_than_the_peer_bound_keeps_its_heartbeat(procs, tmp_path):
+    """While MPyC's loop runs, it runs the party's proxy too; when the
+    program computes without yielding, the proxy's thread keeps its
+    heartbeats: the peer waiting for it does not take it for dead
+    (``timeouts.peer`` 3 s, 6 s of work)."""
+    from conftest import PROGRAMS
+
+    cfg = {"parties": 2, "engine": {"name": "mpyc", "program": str(PROGRAMS / "mpyc_computes.py"), "args": ["6"]},
+           "workdir": str(tmp_path / "run"), "ports": {"base": free_base(span=300), "stride": 100},
+           "timeouts": {"peer": 3}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = procs.start(cli("run", "--config", path))
+    assert procs.wait(proc, 120) == 0, output(proc)
+    for pid in range(2):
+        assert "got=[0, 1]" in (tmp_path / "run" / "logs" / f"party-{pid}.log").read_text()
