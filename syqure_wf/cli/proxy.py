@@ -69,7 +69,7 @@ def _run_proxy(verbose: int, **kwargs) -> None:
     setup_logging(verbose, f"proxy[{kwargs['pid']}]")
     secret_file = kwargs.pop("secret_file", None)
     if secret_file:
-        from ..transport.seal import read_secret
+        from ..keys.secret import read_secret
 
         if not kwargs.get("run_id"):
             raise ConfigError("--secret-file needs --run-id: the key is the run's")

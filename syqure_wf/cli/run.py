@@ -219,7 +219,7 @@ def build_cmd(config_path: str, out_path: str | None, if_needed: bool) -> None:
 @one_line_errors
 def secret_cmd() -> None:
     """Print a new run secret (share it with the other parties out of band)."""
-    from ..transport.seal import new_secret
+    from ..keys.secret import new_secret
 
     click.echo(new_secret())
 

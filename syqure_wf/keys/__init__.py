@@ -2,5 +2,6 @@
 keys: ``sitekey`` (a site's long-term key and its published DID document),
 ``known_sites`` (peers' keys pinned at first sight), ``handshake`` (the
 contributions and the key derivation, pure), ``peerkeys`` (this party's
-side of the handshake over the run folders). The transport's sealing takes
+side of the handshake over the run folders), ``secret`` (a run secret shared
+out of band, and the keys derived from it). The transport's sealing takes
 the keys from here; the sites' agent signs and checks with them."""

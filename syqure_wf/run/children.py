@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 
-from ..transport.aio import bounded
+from ..transport import bounded
 
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 KILL_WAIT = 5.0  # seconds for a killed group's leader to be reaped

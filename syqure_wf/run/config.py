@@ -18,10 +18,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from ..errors import ConfigError
-from ..transport.protocol.defaults import SYFTBOX_TIMEOUTS, TIMEOUTS
-from ..transport.protocol.framing import DEFAULT_MAX_MESSAGE
-from ..transport.protocol.names import STATUS, check_id
-from ..transport.protocol.ports import max_offset, ports_used
+from ..transport import DEFAULT_MAX_MESSAGE, STATUS, SYFTBOX_TIMEOUTS, TIMEOUTS, check_id, max_offset, ports_used
 from . import module
 from .isolation import check_port_overlap
 from .schema import absolute as _abs
@@ -162,7 +159,7 @@ class RunConfig:
 
     def run_folder(self, pid: int, viewer: int | None = None) -> Path:
         """Party ``pid``'s folder of this run, as seen from ``viewer``'s machine."""
-        from ..transport.syftbox import APP, run_folder
+        from ..transport import APP, run_folder
 
         viewer = pid if viewer is None else viewer
         return run_folder(self.syftbox_folder(viewer), self.party(pid).email, self.run_id,
@@ -174,8 +171,7 @@ class RunConfig:
         return status_dir(self.run_folder(pid, viewer) if self.layout == "syftbox" else self.data_dir)
 
     def proxy_settings(self, pid: int):
-        from ..transport.settings import ProxySettings
-        from ..transport.sync_relay import relay_path
+        from ..transport import ProxySettings, relay_path
         from .isolation import inside
 
         p, t = self.party(pid), self.timeouts
@@ -206,13 +202,13 @@ class RunConfig:
 
     def secret(self) -> bytes | None:
         """The run secret that seals every message, if the run has one."""
-        from ..transport.seal import read_secret
+        from ..keys.secret import read_secret
 
         enc = self.encryption
         if enc.get("secret_file"):
             return read_secret(self.resolve(enc["secret_file"]))
         if enc.get("secret_env"):
-            from ..transport.seal import secret_from
+            from ..keys.secret import secret_from
 
             value = os.environ.get(enc["secret_env"], "")
             if not value:

@@ -88,10 +88,10 @@ def enter(cfg, pid: int, argv: list[str]) -> None:
 def start_sync_relay(logs_dir, pid: int, folder) -> subprocess.Popen:
     """Party ``pid``'s sync relay; it dies with this process, which stays the
     same process through the exec into the namespace."""
-    from ..transport.sync_relay import prepare
+    from ..transport import prepare_relay
     from .children import die_with_parent
 
-    return subprocess.Popen(prepare(logs_dir, pid, folder), stdin=subprocess.DEVNULL,
+    return subprocess.Popen(prepare_relay(logs_dir, pid, folder), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, preexec_fn=die_with_parent())
 
 

@@ -16,15 +16,13 @@ from pathlib import Path
 
 import yaml
 
-from ..transport.protocol.names import leftovers, parse_direction
 from .config import RunConfig, check_inputs
 from . import summary as summary_file
 from ..errors import ConfigError, Stopped, SyqureError
 from ..files.private import make_private_dir, write_private
 from .children import die_with_parent, stop_groups
 from .progressline import size
-from ..transport.status import DONE, FAILED, read_status
-from ..transport.sync_health import describe
+from ..transport import DONE, FAILED, describe_sync, leftovers, parse_direction, read_status
 
 TICK = 0.25
 
@@ -143,7 +141,7 @@ class Display:
 def _state(rec: dict | None) -> str:
     """A party's state as its record says, with its site's sync when that is down."""
     rec = rec or {}
-    down = describe(rec.get("sync"))
+    down = describe_sync(rec.get("sync"))
     return f"{rec.get('state', 'starting')}; {down}" if down else rec.get("state", "starting")
 
 

@@ -17,7 +17,6 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..transport.aio import SignalStop, cancel_all
 from .children import die_with_parent, stop_group
 from .config import RunConfig, check_inputs
 from .confine import build_jail, confine
@@ -25,9 +24,8 @@ from .limits import limit_memory, parse as memory_of, ran_out, shown
 from ..engines import get_engine
 from ..errors import PeerFailed, Stopped, SyqureError
 from ..files.private import make_private_dir
-from ..transport import party_thread
-from ..transport.proxy import Proxy
-from ..transport.status import DONE, FAILED, RUNNING, StatusRecord, read_status
+from ..transport import (DONE, FAILED, RUNNING, TRANSPORT_FAILED, TRANSPORT_FD, Proxy, SignalStop, StatusRecord,
+                         beat_until_taken, cancel_all, failure_of, read_status, settings_json)
 from . import sentinel
 
 KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL for the engine
@@ -102,9 +100,9 @@ class PartyRunner:
 
             make_folders(cfg, pid, launch)
             handover, theirs = socket.socketpair()
-            handover.sendall(party_thread.settings_json(cfg.proxy_settings(pid), record_kw) + b"\n")
+            handover.sendall(settings_json(cfg.proxy_settings(pid), record_kw) + b"\n")
             fds = (theirs.detach(),)
-            launch.env[party_thread.FD_VAR] = str(fds[0])
+            launch.env[TRANSPORT_FD] = str(fds[0])
         jail = confine(cfg, pid, self.engine, launch, dict(os.environ))
         jail.before.append(die_with_parent())
         self.memory = memory_of(cfg.raw.get("memory"))
@@ -142,7 +140,7 @@ class PartyRunner:
                 os.close(fd)
         if handover is not None:  # its record beats on until the party's own proxy takes it
             self.handover = asyncio.ensure_future(
-                party_thread.beat_until_taken(handover, self.status, cfg.proxy_settings(pid).heartbeat))
+                beat_until_taken(handover, self.status, cfg.proxy_settings(pid).heartbeat))
         return await self._supervise()
 
     def _listener(self) -> str | None:
@@ -173,8 +171,8 @@ class PartyRunner:
             code = await engine_exit
             self.times["engine_exited"] = time.time()
             if code != 0:
-                if code == party_thread.FAILED and cfg.in_process:  # its transport failed: said as a proxy says it
-                    failed = party_thread.failure_of(log_tail(self.log, 20))
+                if code == TRANSPORT_FAILED and cfg.in_process:  # its transport failed: said as a proxy says it
+                    failed = failure_of(log_tail(self.log, 20))
                     if failed is not None:
                         raise failed
                 said = self.engine.exit_reason(code, log_tail(self.log, 20))
@@ -253,7 +251,7 @@ class PartyRunner:
         folder = self.proxy.folder if self.proxy is not None else None
         try:
             if folder is None and self.cfg.in_process and self.status is not None:
-                from ..transport.settings import make_folder
+                from ..transport import make_folder
 
                 folder = make_folder(self.cfg.proxy_settings(self.pid))
             if folder is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..files.private import read_small, write_private
 from ..files.peer_json import mapping_of
-from ..transport.status import DONE, FAILED
+from ..transport import DONE, FAILED
 
 
 def start(record: Path) -> subprocess.Popen | None:

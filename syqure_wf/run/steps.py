@@ -13,9 +13,8 @@ import yaml
 from . import config as config_mod, summary
 from ..errors import ConfigError, PeerFailed
 from ..files.private import write_private
-from ..transport.shared import clean
 from .local import check_fresh
-from ..transport.status import DONE, FAILED, read_status
+from ..transport import DONE, FAILED, clean, read_status
 
 
 def prepare(raw: dict | str | Path, out: str | Path, *, base_dir: Path | None = None,

@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import SyqureError
-from ..transport.protocol.names import check_id
 from ..files.peer_json import ARRIVING, json_of
 from ..files.private import make_private_dir, read_small, write_private
 from ..keys.sitekey import private_dir
-from ..transport.syftbox import APP, permissions
+from ..transport import APP, check_id, permissions
 from . import lifecycle as lc
 from .manifest import ManifestError, check_email
 

@@ -20,7 +20,7 @@ from ..errors import SyqureError
 from ..run.children import die_with_parent, stop_groups
 from ..files.private import make_private_dir, write_private
 from ..run import config as run_config
-from ..transport.status import read_status
+from ..transport import read_status
 from . import actions as do
 from . import observations as seen
 from .audit import Audit

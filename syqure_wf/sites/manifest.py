@@ -30,7 +30,7 @@ from ..engines.mpyc import TLS_MEANS_NOTHING, tls_problem
 from ..engines.program import digest, program_files
 from ..errors import ConfigError, SyqureError
 from ..files import peer_json as records
-from ..transport.protocol.names import check_id
+from ..transport import check_id
 from .digest import run_digest
 
 FORMAT = "syqure-wf manifest 2"

@@ -49,7 +49,7 @@ def party_config(m: Manifest, pid: int, folder: Path, program: Path, local_input
     if pinned:  # sealed by the sites' keys as every syftbox run; the policy's pins decide whose
         raw["encryption"] = {"pinned": pinned}
     if m.engine == "mpyc":  # ports of its own, free now, so that runs at once never meet
-        from ..transport.protocol.ports import max_offset
+        from ..transport import max_offset
 
         span = 2 * max_offset(len(m.parties)) + 2
         base = free_base(2 * span)

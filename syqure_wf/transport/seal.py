@@ -7,7 +7,7 @@ segments (``segments.py``: the format). The key comes from one of two
 sources; the sealing is the same:
 
 - the sites' keys (``keys/handshake.py``): layout ``syftbox``, on by default;
-- a run secret shared out of band: HKDF-SHA256 of the secret (``secret_key``).
+- a run secret shared out of band: HKDF-SHA256 of the secret (``keys/secret.py``).
 
 The run id, the direction, the sequence number and the segment's place are
 the associated data, so a replayed, reordered, swapped, cut, altered or
@@ -23,66 +23,22 @@ machines (AES-NI).
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import ConfigError, CorruptMessage
+from .folder import Content, Folder, MessageWriter
 from .protocol.framing import HEADER
 from .protocol.judge import Decision, Verdict
 from .protocol.names import MSG
-from .folder import Content, Folder, MessageWriter
 from .segments import HEAD, SEALED_SEGMENT, SEGMENT, TAG, VERSION, Opening, Seal, count, plain_size, sealed_size
 
-__all__ = ["Seal", "SealedFolder", "SealedWriter", "secret_key"]
+__all__ = ["Seal", "SealedFolder", "SealedWriter"]
 
-MIN_SECRET = 16
-KEY_BYTES = 32
 END_CONTENT = HEADER.pack(-1)  # a sealed end of stream: a length no message has
 INLINE = 1 << 20  # a sealed message up to this size is opened whole, larger ones as they are sent
 BATCH = 16  # sealed segments a large message's writer hands on at once (1 MiB: written, not copied)
-SECRET_SALT = b"syqure-wf seal v2"
-
-
-def new_secret() -> str:
-    return os.urandom(32).hex()
-
-
-def read_secret(path: str | os.PathLike) -> bytes:
-    """A run secret from a file: hex (as ``syqure-wf secret`` writes) or raw bytes."""
-    try:
-        raw = Path(path).expanduser().read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the run secret {path}: {exc.strerror}") from None
-    return secret_from(raw, str(path))
-
-
-def secret_from(raw: bytes, where: str) -> bytes:
-    """A run secret from its text, wherever it was kept (a file, an
-    environment variable): hex or raw bytes, at least MIN_SECRET bytes."""
-    raw = raw.strip()
-    try:
-        secret = bytes.fromhex(raw.decode())
-    except ValueError:
-        secret = raw
-    return check_secret(secret, where)
-
-
-def check_secret(secret: bytes, where: str) -> bytes:
-    if len(secret) < MIN_SECRET:
-        raise ConfigError(f"the run secret in {where} is too short ({len(secret)} bytes; "
-                          f"at least {MIN_SECRET}): make one with 'syqure-wf secret'")
-    return secret
-
-
-def secret_key(secret: bytes, run_id: str, src: int, dst: int) -> bytes:
-    """The key of one direction of a run from a run secret."""
-    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=SECRET_SALT,
-                info=f"{run_id}|{src}->{dst}".encode()).derive(secret)
 
 
 def grown(buf: bytearray, size: int) -> bytearray:

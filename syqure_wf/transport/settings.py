@@ -72,7 +72,8 @@ def make_folder(s: ProxySettings):
 
         folder = SealedFolder(folder, s.run_id)
     elif s.sealing == "secret":
-        from .seal import SealedFolder, secret_key
+        from ..keys.secret import secret_key
+        from .seal import SealedFolder
 
         folder = SealedFolder(folder, s.run_id, {p: (secret_key(s.secret, s.run_id, s.pid, p),
                                                      secret_key(s.secret, s.run_id, p, s.pid))

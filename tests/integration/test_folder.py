@@ -9,7 +9,7 @@ import pytest
 from syqure_wf.transport.protocol.judge import WAIT_ABSENT, Verdict
 from syqure_wf.transport.protocol.names import MSG, READY, RUN_STAMP, file_name
 from syqure_wf.errors import SyqureError
-from syqure_wf.transport.shared import FilePool
+from syqure_wf.transport.pool import FilePool
 from syqure_wf.transport.shared import SharedFolder, clean
 from syqure_wf.transport.protocol.framing import HEADER
 

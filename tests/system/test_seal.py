@@ -15,9 +15,10 @@ from conftest import PROGRAMS, PY, free_base, one_line_error, output, wait_until
 from proxies import connect as _connect, frame, party0_listener, sealed_proxy as proxy
 from syftbox_net import EMAILS
 
-from syqure_wf.transport import sitekey
-from syqure_wf.transport.known_sites import KnownSites
-from syqure_wf.transport.seal import Seal, secret_key
+from syqure_wf.keys import sitekey
+from syqure_wf.keys.known_sites import KnownSites
+from syqure_wf.keys.secret import secret_key
+from syqure_wf.transport.seal import Seal
 
 
 def test_seal_binds_run_direction_and_sequence():
@@ -109,7 +110,7 @@ def test_example_job_with_encryption(procs, tmp_path):
 
 @pytest.mark.parametrize("kept", ["secret_file", "secret_env"])
 def test_a_short_run_secret_is_refused_wherever_it_is_kept(tmp_path, monkeypatch, kept):
-    """One owner of the minimum length (seal.secret_from): a file and an
+    """One owner of the minimum length (keys/secret.py: secret_from): a file and an
     environment variable are held to the same 16 bytes."""
     import yaml
 

@@ -4,8 +4,9 @@ know only files; transport (pure protocol and its file and socket
 adapters) knows nothing of runs, engines or the CLI; engines know nothing
 of runs or the CLI; runs know nothing of sites or the CLI; sites (across
 organisations) know nothing of the CLI; the CLI knows nothing of Biovault's
-runner, which sits on top. No two modules import each other, even lazily.
-No module is over 400 lines."""
+runner, which sits on top. Runs and sites take the transport only through
+its surface (``transport/__init__.py``'s ``__all__``). No two modules
+import each other, even lazily. No module is over 400 lines."""
 from __future__ import annotations
 
 import ast
@@ -20,7 +21,7 @@ ALLOWED = {
     "keys": {"errors", "files", "keys"},
     "transport": {"errors", "files", "keys", "transport"},
     "engines": {"errors", "files", "transport", "engines"},
-    "run": {"errors", "files", "transport", "engines", "run", "schemas"},
+    "run": {"errors", "files", "keys", "transport", "engines", "run", "schemas"},
     "sites": {"errors", "files", "keys", "transport", "engines", "run", "sites"},
     "desk": {"errors", "files", "keys", "transport", "sites", "desk"},  # the steward's page, on top of sites
     "cli": {"errors", "files", "keys", "transport", "engines", "run", "sites", "desk", "cli", "__version__"},
@@ -72,6 +73,60 @@ def test_the_check_sees_a_wrong_arrow(tmp_path):
     fake.write_text("import os\nfrom .framing import HEADER\n"
                     "def f():\n    from ..run.config import RunConfig\n    from .. import cli\n")
     assert imported(fake, tmp_path) == {"transport", "run", "cli"}
+
+
+SURFACE_USERS = ("run", "sites")  # they use the transport through its surface (transport/__init__.py's __all__)
+
+
+def transport_uses(path: Path, root: Path = REPO) -> list[tuple[str, str]]:
+    """(module, name) of every import of the transport in a file, lazy ones
+    included: ('syqure_wf.transport', 'Proxy') for ``from ..transport import Proxy``."""
+    here = path.relative_to(root).with_suffix("").parts
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = list(here[: len(here) - node.level]) if node.level else []
+            module = ".".join(base + (node.module.split(".") if node.module else []))
+            found += [(module, a.name) for a in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(a.name, "") for a in node.names]
+    return [(m, n) for m, n in found
+            if m == "syqure_wf.transport" or m.startswith("syqure_wf.transport.")
+            or (m == "syqure_wf" and n == "transport")]
+
+
+def surface_misuses(root: Path, surface: list[str]) -> list[str]:
+    wrong = []
+    for layer in SURFACE_USERS:
+        for path in sorted((root / "syqure_wf" / layer).rglob("*.py")):
+            for module, name in transport_uses(path, root):
+                if module != "syqure_wf.transport" or name not in surface:
+                    wrong.append(f"{path.relative_to(root)} takes {module}{'.' + name if name else ''}")
+    return wrong
+
+
+def test_runs_and_sites_use_only_the_transports_surface():
+    import syqure_wf.transport as transport
+
+    assert surface_misuses(REPO, transport.__all__) == []
+
+
+def test_the_surface_names_what_is_there():
+    import syqure_wf.transport as transport
+
+    missing = [name for name in transport.__all__ if getattr(transport, name, None) is None]
+    assert not missing and len(transport.__all__) <= 40  # a surface, not the toolbox
+
+
+def test_the_surface_check_sees_a_reach_through(tmp_path):
+    fake = tmp_path / "syqure_wf" / "run" / "x.py"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("from ..transport import Proxy\nfrom ..transport import party_thread\n"
+                    "def f():\n    from ..transport.status import read_status\n    import syqure_wf.transport.aio\n")
+    assert surface_misuses(tmp_path, ["Proxy"]) == [
+        "syqure_wf/run/x.py takes syqure_wf.transport.party_thread",
+        "syqure_wf/run/x.py takes syqure_wf.transport.status.read_status",
+        "syqure_wf/run/x.py takes syqure_wf.transport.aio"]
 
 
 def module_imports(root: Path = REPO) -> dict[tuple, set[tuple]]:

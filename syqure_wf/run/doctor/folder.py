@@ -13,7 +13,7 @@ from .check import Check, fail, ok
 def folder_check(name: str, folder: Path, poll_ms) -> Check:
     """Writable, and what the proxies will do on its file system: wait for
     change events, or poll (a network or FUSE file system, or poll_ms)."""
-    from ...transport.watch import POLL, mount_of, remote_fs
+    from ...transport import POLL, mount_of, remote_fs
 
     existing = folder
     while not existing.exists() and existing != existing.parent:
@@ -46,7 +46,7 @@ def folder_check(name: str, folder: Path, poll_ms) -> Check:
 def other_openings(path: Path, mount) -> list[Path]:
     """``path`` as seen through other mounts of the same export (same type
     and source, a root that holds it), as on another node of a cluster."""
-    from ...transport.watch import mounts
+    from ...transport import mounts
 
     inside = os.path.join(mount.root, os.path.relpath(os.path.realpath(path), mount.point))
     found = []
@@ -85,7 +85,7 @@ def events_across(folder: Path, mount) -> str:
 async def _events_seen(folder: Path, through: list[Path], wait: float = 0.5) -> list[bool]:
     import asyncio
 
-    from ...transport.watch import WRITES, InotifyWatcher
+    from ...transport import WRITES, InotifyWatcher
 
     probe = Path(tempfile.mkdtemp(prefix=".syqure-wf-doctor-", dir=folder))
     watchers, seen = [], [False] * len(through)

@@ -6,7 +6,7 @@ from .check import Check, fail, ok
 
 def syftbox_checks(cfg, pids) -> list[Check]:
     from ...files.syftbox_client import find_client
-    from ...transport.sync_health import answers
+    from ...transport import answers
 
     out = []
     for pid in pids:
