@@ -8,6 +8,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import SyqureError
 
@@ -16,6 +17,7 @@ DIR_MODE = 0o700
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_CLOEXEC", 0)  # a new file, never a link's
 READ = os.O_RDONLY | NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _UID = os.getuid()
 
 
@@ -65,6 +67,24 @@ def write_private(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def open_private(path: str | os.PathLike[str], flags: int) -> int:
+    """A descriptor on this user's file at ``path``, never through a link;
+    0600 if ``flags`` create it."""
+    return os.open(path, flags | NOFOLLOW | _CLOEXEC, FILE_MODE)
+
+
+def append_private(path: str | os.PathLike[str]) -> BinaryIO:
+    """``path`` open to append (a log, an audit trail), 0600 whatever it was
+    before, never through a link."""
+    fd = open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except OSError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "ab")
 
 
 def read_small(path: Path, limit: int = 1 << 20) -> bytes | None:

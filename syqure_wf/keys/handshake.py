@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..files.peer_json import ARRIVING, json_of
-from ..keys.sitekey import FINGERPRINT, RAW, PublicKey, Refused, SiteKey, b64u, unb64u
+from .sitekey import FINGERPRINT, RAW, PublicKey, Refused, SiteKey, b64u, unb64u
 
 FORMAT = "syqure-wf handshake 1"
 MAX_CONTRIBUTION = 16 << 10

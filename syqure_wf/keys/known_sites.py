@@ -6,8 +6,8 @@ import os
 import re
 
 from ..errors import SyqureError
-from ..files.private import make_private_dir, read_small, write_private
-from ..keys.sitekey import FINGERPRINT, KNOWN, MAX_KNOWN, Refused, private_dir
+from ..files.private import FILE_MODE, make_private_dir, read_small, write_private
+from .sitekey import FINGERPRINT, KNOWN, MAX_KNOWN, Refused, private_dir
 
 
 class KnownSites:
@@ -40,7 +40,7 @@ class KnownSites:
         from filelock import FileLock
 
         make_private_dir(self.dir)
-        with FileLock(str(self.dir / ".known_sites.lock"), timeout=60, mode=0o600):
+        with FileLock(str(self.dir / ".known_sites.lock"), timeout=60, mode=FILE_MODE):
             pins = self.read()
             change(pins)
             text = "".join(f"{e} {f}\n" for e, f in sorted(pins.items()))

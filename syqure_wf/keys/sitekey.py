@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from ..errors import SyqureError
-from ..files.private import make_private_dir, read_small, write_private
+from ..files.private import FILE_MODE, make_private_dir, read_small, write_private
 from ..files.peer_json import ARRIVING, json_of
 
 MAX_DID = 64 << 10  # a DID document with two keys is under 2 KB
@@ -308,7 +308,7 @@ def load_or_create(folder: str | os.PathLike, email: str) -> SiteKey:
     folder = Path(folder).expanduser()
     own_dir = private_dir(folder, email)
     make_private_dir(own_dir)
-    with FileLock(str(own_dir / ".site-key.lock"), timeout=60, mode=0o600):
+    with FileLock(str(own_dir / ".site-key.lock"), timeout=60, mode=FILE_MODE):
         mine = published(folder, email)
         own = read_private(own_dir / OWN_KEY, email)
         if mine is not None:

@@ -23,7 +23,7 @@ from .confine import build_jail, confine
 from .limits import limit_memory, parse as memory_of, ran_out, shown
 from ..engines import get_engine
 from ..errors import PeerFailed, Stopped, SyqureError
-from ..files.private import make_private_dir
+from ..files.private import append_private, make_private_dir
 from ..transport import (DONE, FAILED, RUNNING, TRANSPORT_FAILED, TRANSPORT_FD, Proxy, SignalStop, StatusRecord,
                          beat_until_taken, cancel_all, failure_of, read_status, settings_json)
 from . import sentinel
@@ -115,8 +115,7 @@ class PartyRunner:
                                transport="in process" if cfg.in_process else "proxy" if cfg.proxied else "tcp")
             sentinel.start(self.status.path)
             self.times["engine_started"] = time.time()
-            with open(self.log, "ab") as log:
-                os.chmod(self.log, 0o600)
+            with append_private(self.log) as log:
                 log.write(f"syqure-wf: party {pid} confinement: {jail.line}\n".encode())
                 if listener:
                     log.write(f"syqure-wf: party {pid} listener: {listener}\n".encode())

@@ -8,6 +8,8 @@ import os
 import time
 from pathlib import Path
 
+from ..files.private import open_private
+
 
 class Audit:
     def __init__(self, path: Path) -> None:
@@ -16,7 +18,7 @@ class Audit:
     def write(self, event: str, run_id: str | None = None, program: str | None = None, **fields) -> None:
         line = json.dumps({"time": round(time.time(), 3), "event": event, "run_id": run_id,
                            "program": program, **fields}, sort_keys=True) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        fd = open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             os.write(fd, line.encode())  # one write per line: lines never interleave
         finally:

@@ -4,7 +4,6 @@ processes of their own, the result shared, the state kept and published.
 An action with an outcome returns it, as the run's next observation."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from ..engines import get_engine
 from ..engines.program import digest, program_files
 from ..errors import SyqureError
 from ..run.children import die_with_parent, stop_groups
-from ..files.private import make_private_dir, write_private
+from ..files.private import append_private, make_private_dir, write_private
 from ..run import config as run_config
 from ..transport import read_status
 from . import actions as do
@@ -184,8 +183,7 @@ class Effects:
 
     # -- processes
     def _spawn(self, run: Run, argv: list[str], log_path: Path) -> None:
-        with open(log_path, "ab") as out:
-            os.chmod(log_path, 0o600)
+        with append_private(log_path) as out:
             # spawned from the loop's own thread: the death signal follows this thread
             proc = subprocess.Popen(argv, cwd=self._dir(run), stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True,

@@ -17,7 +17,7 @@ import struct
 from pathlib import Path
 
 from ..errors import SyqureError
-from ..files.private import make_private_dir, remove_file
+from ..files.private import make_private_dir, open_private, remove_file
 
 MAGIC = b"SQWFPRG1"
 SIZE = 4096
@@ -54,9 +54,8 @@ class Progress:
         self.path = Path(path)
         self.resumed: list[tuple[int, int]] | None = None
         make_private_dir(self.path.parent)
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
-            fd = os.open(self.path, flags, 0o600)
+            fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
         except OSError as exc:
             raise SyqureError(f"cannot keep this proxy's progress in {self.path}: "
                               f"{exc.strerror}") from None
