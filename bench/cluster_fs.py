@@ -185,7 +185,7 @@ def main() -> None:
         if code:
             rt = round_trip("proxy", export, 5, warm_up=2, seen_from=two, code=code)
             rows.append((f"two views, {args.baseline} (1 s rescan)", rt, "5 round trips", float("nan")))
-        print(f"| 8 B round trip | median (ms) | runs | x local | idle CPU, both proxies (% of a core) |")
+        print("| 8 B round trip | median (ms) | runs | x local | idle CPU, both proxies (% of a core) |")
         print("| --- | --- | --- | --- | --- |")
         base = rows[0][1] if not code else statistics.median(local_rt["this code"])
         print(f"| direct TCP | {direct:.3f} | | | |")

@@ -2,7 +2,7 @@
 default) against the same through proxy processes (``transport: proxy``)
 and direct TCP (``transport: tcp``), in one run.
 
-    python bench/inproc.py [--repeat 3] [--quick]
+    python bench/inproc.py [--repeat 3] [--quick] [--only example]
 
 Jobs, each run with `syqure-wf run` (3 parties): MPyC's `secretsanta` demo
 at N=7, the round-heavy job (sequential secure comparisons), the example
@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--pings", type=int, default=300)
     ap.add_argument("--quick", action="store_true", help="one run each, fewer rounds")
+    ap.add_argument("--only", default="", help="the jobs whose name contains this")
     args = ap.parse_args()
     if args.quick:
         args.repeat, args.rounds, args.pings = 1, 50, 100
@@ -78,6 +79,8 @@ def main() -> None:
     print("| job | measure | TCP | proxy | in-process | proxy / TCP | in-process / TCP |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for n, (name, job) in enumerate(JOBS.items()):
+        if args.only not in name:
+            continue
         job = json.loads(json.dumps(job).replace("{rounds}", str(args.rounds)).replace("{pings}", str(args.pings)))
         name = name.format(rounds=args.rounds)
         whole = {t: [] for t in TRANSPORTS}

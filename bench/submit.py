@@ -64,9 +64,9 @@ def first_message(net: SyftBoxNet, run_id: str, t0: float, stop: float) -> float
 def one_hop(net: SyftBoxNet, root: Path) -> float:
     src = net.folders[EMAILS[0]] / "datasites" / EMAILS[0] / "app_data" / "hop"
     src.mkdir(parents=True, exist_ok=True)
-    (src / "syftperm.yaml").write_text(f"- path: '**'\n  user: '*'\n  permissions: [read]\n")
+    (src / "syftperm.yaml").write_text("- path: '**'\n  user: '*'\n  permissions: [read]\n")
     seen = []
-    for i in range(5):
+    for _ in range(5):
         name = f"hop-{time.time_ns()}.txt"
         t0 = time.time()
         (src / name).write_text("x")

@@ -147,7 +147,7 @@ def _hold(blocks: range) -> list[tuple[int, FileLock]] | None:
     return got
 
 
-def free_base(span: int = 20, rng=random.Random()) -> int:
+def free_base(span: int = 20, rng=random.Random()) -> int:  # noqa: B008 (one generator for all calls)
     """A port base whose next ``span`` ports are free and whose blocks of 100
     no other test process holds (nor this one lately: two bases of one test
     may not meet). A long session needs more blocks than there are, so this

@@ -18,7 +18,7 @@ from syftbox_net import EMAILS, SyftBoxNet
 from syqure_wf.sites.board import channel_id
 from syqure_wf.sites.digest import run_digest
 from syqure_wf.sites.manifest import submitted
-from syqure_wf.transport.sitekey import load_or_create
+from syqure_wf.keys.sitekey import load_or_create
 
 
 INTERVAL = 0.1

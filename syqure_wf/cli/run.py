@@ -234,7 +234,7 @@ def clean_cmd(folder: str | None, config_path: str | None) -> None:
     folder or a run folder holding messages/)."""
     from pathlib import Path
 
-    from ..transport.folder import clean
+    from ..transport.shared import clean
 
     if config_path:
         folder = str(load_config(config_path).data_dir)

@@ -55,8 +55,8 @@ def _board(folder: str, email: str):
 def keys_cmd(folder: str, email: str, peers: tuple[str, ...], forget: str | None) -> None:
     """This site's key (made and published on first use) and its fingerprint,
     and the peer sites' keys pinned here."""
-    from ..transport.known_sites import KnownSites
-    from ..transport.sitekey import did_path, load_or_create, published
+    from ..keys.known_sites import KnownSites
+    from ..keys.sitekey import did_path, load_or_create, published
 
     board = _board(folder, email)
     known = KnownSites(board.folder, email)

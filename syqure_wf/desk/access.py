@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..transport.files import write_private
+from ..files.private import write_private
 
 
 def token_from(path: Path, keep: bool) -> str:

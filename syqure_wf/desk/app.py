@@ -21,7 +21,7 @@ from ..sites.audit import read as read_audit
 from ..sites.board import Board
 from ..sites.operator import runs
 from ..sites.operator import request as ask_agent
-from ..transport.sitekey import Refused, published
+from ..keys.sitekey import Refused, published
 from . import sheet
 from .access import Access
 from .review import environment, review

@@ -1,7 +1,7 @@
 """Compile once, run many: a Sequre program built by Codon into a cached binary.
 
 Compiling a Sequre program costs a minute or more and close to a gigabyte
-per compile (../shared/sequre/README.md); every party of a run, and every
+per compile; every party of a run, and every
 rerun, runs the same binary instead. The cache key covers everything that
 changes the binary: the program and the files it imports from its folder
 (``program.py``), the Sequre stdlib and plugin library (the flavour), the Codon
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, SyqureError
-from ..transport.files import check_owned
+from ..files.private import check_owned
 from .program import imports
 
 DEFAULT_FLAGS = ("-release", "--disable-opt=core-pythonic-list-addition-opt")
@@ -87,7 +87,7 @@ def toolchain(spec: dict, env: dict | None = None) -> Toolchain:
 
 def _find_stdlib(codon: Path, codon_path: str) -> Path | None:
     """Sequre's stdlib: on CODON_PATH, in a plugin folder holding bin/codon
-    (the layout ../shared/sequre/install.sh makes), or in Codon's plugins."""
+    (the layout the tests' Sequre install makes), or in Codon's plugins."""
     candidates = [Path(p) for p in codon_path.split(os.pathsep) if p]
     candidates.append(codon.parent.parent / "stdlib")
     candidates.append(Path(os.path.realpath(codon)).parent.parent / "lib" / "codon" / "plugins" / "sequre" / "stdlib")

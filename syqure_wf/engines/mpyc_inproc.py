@@ -50,8 +50,17 @@ def attach(runtime, side) -> None:
         peer = getattr(protocol, "peer_pid", None)
         return await side.connect(loop, protocol, port if peer is None else peer)
 
+    def run_until_complete(future):
+        side.lend(loop)
+        try:
+            return run(future)
+        finally:  # a write of the loop's last turn is batched (inproc.End.flush): out before the party computes on
+            side.flush()
+
+    run = loop.run_until_complete
     loop.create_server = create_server
     loop.create_connection = create_connection
+    loop.run_until_complete = run_until_complete
 
 
 def transport_view(cfg, pid: int, launch) -> None:
@@ -74,7 +83,7 @@ def make_folders(cfg, pid: int, launch) -> None:
     is confined (a Landlock rule needs its path to exist)."""
     from pathlib import Path
 
-    from ..transport.files import make_private_dir
+    from ..files.private import make_private_dir
 
     for folder in launch.writes:
         make_private_dir(Path(folder))

@@ -123,7 +123,7 @@ _ND = object()  # numpy.ndarray, as _reconstruct's first argument only
 
 def _reconstruct(core: str):
     def make(subtype, shape, dtype):
-        real = getattr(sys.modules[core], "_reconstruct")
+        real = sys.modules[core]._reconstruct
         if subtype is not _ND or not isinstance(shape, tuple) or len(shape) != 1 or shape[0] not in (0, 1):
             raise Refused("asks for an array made other than as NumPy pickles one (ndarray, shape (0,))")
         import numpy

@@ -1,7 +1,7 @@
 """Sequre: a ``.codon`` program built once by Codon with the Sequre plugin
 (``build.py``), then run as ``BINARY [engine.args] PID`` by every party.
 
-What real Sequre builds do (../shared/sequre/README.md): the port base is
+What real Sequre builds do (both flavours' stdlib/sequre/): the port base is
 compiled in (``COMMUNICATION_PORT = 9000``, channel {a, b} on 9000 + the
 offset of PROTOCOL.md), lower pid listens on all interfaces, higher pid
 dials the address of ``SEQURE_CP_IPS``. So every party and its proxy use the

@@ -35,7 +35,7 @@ def new_run_id() -> str:
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds (README's table); the transport's bounds default to its one
+    """Seconds (docs/configuration.md); the transport's bounds default to its one
     table (protocol/defaults.py), ``run`` (the whole party, 0: none) is this layer's."""
     connect: float = TIMEOUTS["connect"]
     start: float = TIMEOUTS["start"]

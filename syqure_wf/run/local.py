@@ -20,7 +20,7 @@ from ..transport.protocol.names import leftovers, parse_direction
 from .config import RunConfig, check_inputs
 from . import summary as summary_file
 from ..errors import ConfigError, Stopped, SyqureError
-from ..transport.files import make_private_dir, write_private
+from ..files.private import make_private_dir, write_private
 from .children import die_with_parent, stop_groups
 from .progressline import size
 from ..transport.status import DONE, FAILED, read_status

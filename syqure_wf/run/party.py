@@ -24,7 +24,7 @@ from .confine import build_jail, confine
 from .limits import limit_memory, parse as memory_of, ran_out, shown
 from ..engines import get_engine
 from ..errors import PeerFailed, Stopped, SyqureError
-from ..transport.files import make_private_dir
+from ..files.private import make_private_dir
 from ..transport import party_thread
 from ..transport.proxy import Proxy
 from ..transport.status import DONE, FAILED, RUNNING, StatusRecord, read_status

@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..transport.files import read_small, write_private
-from ..transport.protocol.records import mapping_of
+from ..files.private import read_small, write_private
+from ..files.peer_json import mapping_of
 from ..transport.status import DONE, FAILED
 
 

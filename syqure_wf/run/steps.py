@@ -12,8 +12,8 @@ import yaml
 
 from . import config as config_mod, summary
 from ..errors import ConfigError, PeerFailed
-from ..transport.files import write_private
-from ..transport.folder import clean
+from ..files.private import write_private
+from ..transport.shared import clean
 from .local import check_fresh
 from ..transport.status import DONE, FAILED, read_status
 

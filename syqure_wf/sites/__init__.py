@@ -1,2 +1,2 @@
 """Across organisations: one site submits a run, every site's agent decides by
-its own policy and runs its own party (README, "Across organisations")."""
+its own policy and runs its own party (docs/operators.md)."""

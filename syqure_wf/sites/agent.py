@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SyqureError
-from ..transport.files import make_private_dir, owned_private_dir, write_private
-from ..transport.protocol.records import json_of
-from ..transport.sitekey import load_or_create
+from ..files.private import make_private_dir, owned_private_dir, write_private
+from ..files.peer_json import json_of
+from ..keys.sitekey import load_or_create
 from . import lifecycle as lc
 from . import observations as seen
 from .audit import Audit
@@ -305,7 +305,7 @@ class Agent:
     def _keys(self, m: Manifest) -> tuple[dict, dict]:
         """The co-parties' and the submitter's published fingerprints, and this
         site's pins: what ``decide`` holds against its policy."""
-        from ..transport.sitekey import Refused, published
+        from ..keys.sitekey import Refused, published
 
         found = {}
         for email in sorted({*m.parties, m.submitter} - {self.me}):

@@ -2,7 +2,7 @@
 and how a site reads a peer's (never through a link, bounded, and a file
 that cannot be read refused once until it changes) and writes its own
 (atomically, owner-only, readable by the run's sites only). JSON is
-parsed by the one reader of peer files (transport/protocol/records.py);
+parsed by the one reader of peer files (files/peer_json.py);
 ``read_record`` reads a record or a request with it. A run is its
 submitter's run id: every file of it is under ``{submitter}/{run_id}``::
 
@@ -28,12 +28,12 @@ from typing import Callable
 
 from ..errors import SyqureError
 from ..transport.protocol.names import check_id
-from ..transport.protocol.records import ARRIVING, json_of
-from ..transport.files import make_private_dir, read_small, write_private
-from ..transport.sitekey import private_dir
+from ..files.peer_json import ARRIVING, json_of
+from ..files.private import make_private_dir, read_small, write_private
+from ..keys.sitekey import private_dir
 from ..transport.syftbox import APP, permissions
 from . import lifecycle as lc
-from .manifest import MAX_BYTES, ManifestError, check_email
+from .manifest import ManifestError, check_email
 
 RECORD_MAX = 1 << 20
 REFUSED_MAX = 10_000  # peer files remembered as refused (the oldest forgotten first)

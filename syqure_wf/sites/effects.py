@@ -18,7 +18,7 @@ from ..engines import get_engine
 from ..engines.program import digest, program_files
 from ..errors import SyqureError
 from ..run.children import die_with_parent, stop_groups
-from ..transport.files import make_private_dir, write_private
+from ..files.private import make_private_dir, write_private
 from ..run import config as run_config
 from ..transport.status import read_status
 from . import actions as do
@@ -74,7 +74,7 @@ class Effects:
 
     def _pin(self, run: Run, a: do.Pin):
         """The keys the operator approved, pinned (compare-and-set)."""
-        from ..transport.sitekey import Refused
+        from ..keys.sitekey import Refused
 
         try:
             self.board.trust.pin(a.keys)
@@ -169,7 +169,7 @@ class Effects:
 
     def _reader_key(self, run: Run, email: str):
         """The key a reader's copy of the result is sealed to: the one decided on."""
-        from ..transport.sitekey import Refused
+        from ..keys.sitekey import Refused
 
         try:
             key, _ = self.board.trust.key(email)

@@ -13,7 +13,7 @@ site that rejects, fails, is cancelled or expires ends the run everywhere.
 """
 from __future__ import annotations
 
-from ..transport.protocol.records import finite
+from ..files.peer_json import finite
 from .peertext import shown
 
 PENDING = "pending_approval"

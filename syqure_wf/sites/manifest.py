@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 from ..engines.mpyc import TLS_MEANS_NOTHING, tls_problem
 from ..engines.program import digest, program_files
 from ..errors import ConfigError, SyqureError
-from ..transport.protocol import records
+from ..files import peer_json as records
 from ..transport.protocol.names import check_id
 from .digest import run_digest
 

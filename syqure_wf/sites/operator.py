@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..transport.files import make_private_dir, write_private
+from ..files.private import make_private_dir, write_private
 from . import lifecycle as lc
 from .board import Board, dump, read_record
 

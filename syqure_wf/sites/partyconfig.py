@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import SyqureError
-from ..transport.files import make_private_dir, write_private
+from ..files.private import make_private_dir, write_private
 from .board import channel_id
 from .manifest import Manifest
 

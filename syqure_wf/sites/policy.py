@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..run.limits import parse as memory_of
 from ..run.schema import check_schema, read_yaml
-from ..transport.sitekey import FINGERPRINT
+from ..keys.sitekey import FINGERPRINT
 from .lifecycle import ACCEPTED, PENDING, READY, REJECTED
 from .manifest import Manifest, ManifestError, check_email
 from .notify import SCHEMA as NOTIFY

@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from ..errors import SyqureError
-from ..transport.protocol.records import json_of
-from ..transport.sitekey import PublicKey, Refused, b64u, unb64u
+from ..files.peer_json import json_of
+from ..keys.sitekey import PublicKey, Refused, b64u, unb64u
 
 FORMAT = "syqure-wf sealed result 1"
 SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 
 from ..errors import ConfigError
-from ..transport.known_sites import KnownSites
-from ..transport.sitekey import Refused, published
+from ..keys.known_sites import KnownSites
+from ..keys.sitekey import Refused, published
 from . import lifecycle as lc
 from . import policy as policies
 from .board import Board, read_record
@@ -57,7 +57,7 @@ def _policy(board: Board, given: str | None) -> policies.Policy | None:
 
 def key_cells(board: Board, parties: list[str], policy: policies.Policy | None) -> dict[str, str]:
     """Each party's site key as published, and whether the run would use it
-    (the policy's pin, else the key this site saw first: transport/sitekey.py)."""
+    (the policy's pin, else the key this site saw first: keys/sitekey.py)."""
     try:
         known = KnownSites(board.folder, board.me).read()
     except Refused as exc:

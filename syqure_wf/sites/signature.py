@@ -1,7 +1,7 @@
 """Signed files between sites (PROTOCOL.md, "Signed files"): a manifest, a
 cancel, a state and a result are each one JSON envelope around the exact
 bytes its author wrote, signed with the author's site key (Ed25519, the
-identity key of ``transport/sitekey.py``). Pure: bytes and keys in, the
+identity key of ``keys/sitekey.py``). Pure: bytes and keys in, the
 body or a named refusal (``SignatureError``) out. Whose key a site
 verifies with is ``trust.py``'s.
 
@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass
 
 from ..errors import SyqureError
-from ..transport.protocol.records import ARRIVING, json_of
-from ..transport.sitekey import FINGERPRINT, PublicKey, Refused, SiteKey, b64u, unb64u
+from ..files.peer_json import ARRIVING, json_of
+from ..keys.sitekey import FINGERPRINT, PublicKey, Refused, SiteKey, b64u, unb64u
 
 FORMAT = "syqure-wf signed 1"
 KINDS = ("manifest", "cancel", "state", "result")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ..transport.files import make_private_dir
+from ..files.private import make_private_dir
 from .board import Board
 from .submitter import DEFAULT_EXPIRY, submit, wait
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, SyqureError
 from ..run import summary
-from ..transport.files import make_private_dir, write_private
-from ..transport.protocol.records import json_of
+from ..files.private import make_private_dir, write_private
+from ..files.peer_json import json_of
 from . import lifecycle as lc
 from .board import Board, dump
 from .events import Events

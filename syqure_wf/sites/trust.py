@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ..transport.known_sites import KnownSites
-from ..transport.sitekey import PublicKey, Refused, SiteKey, load_or_create, published
+from ..keys.known_sites import KnownSites
+from ..keys.sitekey import PublicKey, Refused, SiteKey, load_or_create, published
 from .signature import SignatureError, opened, sign, verify
 
 POLICY, KNOWN, NEW = "policy", "known", "new"  # how a site's key is trusted here
@@ -33,9 +33,9 @@ class Trust:
         too), read once; None where no agent ran."""
         if not hasattr(self, "_policy"):
             from ..errors import SyqureError
-            from ..transport.files import read_small
-            from ..transport.protocol.records import mapping_of
-            from ..transport.sitekey import private_dir
+            from ..files.private import read_small
+            from ..files.peer_json import mapping_of
+            from ..keys.sitekey import private_dir
             from .policy import load
 
             try:

@@ -2,16 +2,19 @@
 TCP, nothing listens.
 
 The proxy (``proxy.py``, its channels and their ``Link`` protocol) runs
-unchanged in a thread of the party's process, on its own asyncio loop: its
+unchanged on its own asyncio loop, in a thread of the party's process: its
 heartbeats, peers' liveness, handshake and sync watch go on while the party
-computes between two ``mpc.run`` calls, when the party's loop stands still.
-Where the channels would meet the party's sockets, each connection is a
-``Pipe``: two ``End`` transports, one on each loop, handing bytes across
-with ``call_soon_threadsafe`` (what the party wrote since the last hand-off
-goes as one piece). ``PartySide`` stands in for the party's own
-``create_server``/``create_connection``: a connection the party "dials" is
-a link its channel accepts; a listener the party opens is where its
-channel's dial lands.
+computes between two ``mpc.run`` calls, when the party's loop stands still;
+while the party's loop runs, that loop runs the proxy's too
+(``party_thread.Turns``). Where the channels would meet the party's
+sockets, each connection is a pipe: two ``End`` transports, one on each
+loop. What the party writes in one turn of its loop goes to the files as
+one message, on its own thread (``PipeLink.feed_now``); what a channel
+delivers goes to the party's loop at the end of the proxy's turn (no
+wake-up to send when the party's thread runs both). ``PartySide`` stands
+in for the party's own ``create_server``/``create_connection``: a
+connection the party "dials" is a link its channel accepts; a listener the
+party opens is where its channel's dial lands.
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ class End(asyncio.Transport):
         self._handing = False  # a hand-off is scheduled on the other loop
         self._eof_sent = self._closing = self._lost = self._paused = False
         self._held: list = []  # pieces received while reading is paused
+        self._batch: list = []  # written in this turn of the loop, for a ``direct`` reader
         # Held while pieces go to this end's protocol: a writer on the other
         # thread may then feed it directly (``direct``), in order.
         self.feeding = threading.RLock()
@@ -52,7 +56,25 @@ class End(asyncio.Transport):
     def write(self, data) -> None:
         if data and not self._eof_sent:
             data = bytes(data)  # a copy: the writer may reuse its buffer
-            if not (self.other.direct and self._feed_directly(data)):
+            if not self.other.direct:
+                self._queue(data)
+                return
+            # What the party writes in one turn of its loop is one message
+            # file, not one per write (MPyC writes a frame per operation):
+            # written at the end of the turn (``flush``).
+            if not self._batch:
+                if asyncio._get_running_loop() is not self.loop:
+                    self._batch.append(data)
+                    return self.flush()  # no turn to wait for the end of
+                self.loop.call_soon(self.flush)
+            self._batch.append(data)
+
+    def flush(self) -> None:
+        """What was written so far goes to the other end (in order)."""
+        if self._batch:
+            data = b"".join(self._batch) if len(self._batch) > 1 else self._batch[0]
+            self._batch = []
+            if not self._feed_directly(data):
                 self._queue(data)
 
     def _feed_directly(self, data: bytes) -> bool:
@@ -76,6 +98,7 @@ class End(asyncio.Transport):
 
     def write_eof(self) -> None:
         if not self._eof_sent:
+            self.flush()
             self._eof_sent = True
             self._queue(EOF)
 
@@ -114,8 +137,21 @@ class End(asyncio.Transport):
             if self._handing:
                 return
             self._handing = True
+        if asyncio._get_running_loop() is self.loop:
+            # The other thread is woken at the end of this turn: what the turn
+            # still does (the proxy consumes the file, looks for the next) is
+            # done before that thread competes for the interpreter's lock.
+            self.loop.call_soon(self._wake)
+        else:
+            self._wake()
+
+    def _wake(self) -> None:
+        other = self.other.loop
         try:
-            self.other.loop.call_soon_threadsafe(self._hand_over)
+            if getattr(other, "_thread_id", None) == threading.get_ident():
+                other.call_soon(self._hand_over)  # its loop runs ours (party_thread.Turns): no wake-up to send
+            else:
+                other.call_soon_threadsafe(self._hand_over)
         except RuntimeError:  # the other loop is closed: nobody reads any more
             pass
 
@@ -233,6 +269,28 @@ class PartySide:
         self.ready = concurrent.futures.Future()  # the proxy started (or why it could not)
         self._listener = None  # (party loop, protocol factory) while the party listens
         self.ends: list[End] = []  # the party's ends of its connections
+        self.turns = None  # party_thread.Turns: who runs the proxy's loop, once it started
+        self._lending = False  # the party's loop lends itself once the proxy started
+
+    def lend(self, loop) -> None:
+        """On the party's loop, about to run: it runs the proxy's loop too from
+        now on (``Turns``), as soon as the proxy started."""
+        if self.ready.done():
+            if self.ready.exception() is None:
+                self.turns.lend(loop)
+        elif not self._lending:
+            self._lending = True
+            self.ready.add_done_callback(lambda _: loop.call_soon_threadsafe(self._lend_running, loop))
+
+    def _lend_running(self, loop) -> None:
+        if loop.is_running() and self.ready.exception() is None:
+            self.turns.lend(loop)
+
+    def flush(self) -> None:
+        """On the party's thread: what the party wrote goes to the files now
+        (its loop stopped before the end of the turn that wrote it)."""
+        for end in list(self.ends):
+            end.flush()
 
     def started(self, channels) -> None:
         self.tloop = asyncio.get_running_loop()

@@ -70,7 +70,7 @@ class Link(asyncio.Protocol):
     which is the back-pressure. ``upstream_done`` resolves at the party's
     end of stream, or with the error that stopped the upstream."""
 
-    def __init__(self, channel: "Channel"):
+    def __init__(self, channel: "Channel"):  # noqa: F821 (channel.py imports this module, not back)
         self.upstream = channel.upstream()
         self.channel = channel  # its name, and its key gate
         loop = asyncio.get_running_loop()

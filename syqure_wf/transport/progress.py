@@ -17,7 +17,7 @@ import struct
 from pathlib import Path
 
 from ..errors import SyqureError
-from .files import make_private_dir, remove_file
+from ..files.private import make_private_dir, remove_file
 
 MAGIC = b"SQWFPRG1"
 SIZE = 4096

@@ -121,7 +121,7 @@ class Proxy:
             self.progress = Progress(self.folder.progress_path(), s.run_id, s.pid, s.parties)
         self.folder.prepare(resume=bool(self.progress and self.progress.resumed))
         if s.sealing == "site-keys":
-            from .peerkeys import PeerKeys
+            from ..keys.peerkeys import PeerKeys
 
             self.keys = PeerKeys(self.folder.inner, self.folder, s.syftbox["folder"], self.incarnation,
                                  s.pinned, s.secret)

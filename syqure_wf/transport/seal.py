@@ -6,7 +6,7 @@ is sealed with AES-256-GCM under a key of its own run and direction, in
 segments (``segments.py``: the format). The key comes from one of two
 sources; the sealing is the same:
 
-- the sites' keys (``handshake.py``): layout ``syftbox``, on by default;
+- the sites' keys (``keys/handshake.py``): layout ``syftbox``, on by default;
 - a run secret shared out of band: HKDF-SHA256 of the secret (``secret_key``).
 
 The run id, the direction, the sequence number and the segment's place are
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -34,6 +35,7 @@ from ..errors import ConfigError, CorruptMessage
 from .protocol.framing import HEADER
 from .protocol.judge import Decision, Verdict
 from .protocol.names import MSG
+from .folder import Content, Folder, MessageWriter
 from .segments import HEAD, SEALED_SEGMENT, SEGMENT, TAG, VERSION, Opening, Seal, count, plain_size, sealed_size
 
 __all__ = ["Seal", "SealedFolder", "SealedWriter", "secret_key"]
@@ -101,16 +103,18 @@ class SealedWriter:
 
     __slots__ = ("inner", "seal", "seq", "plain", "out", "size", "total", "first", "index", "done", "batched")
 
+    inner: MessageWriter  # the layout's writer of the message being sealed (``start``)
+
     def __init__(self, seal: Seal):
         self.seal, self.plain, self.out = seal, bytearray(), bytearray()
-        self.inner, self.seq, self.size, self.total = None, 0, 0, -1
+        self.seq, self.size, self.total = 0, 0, -1
         self.first = self.index = self.done = self.batched = 0
 
-    def start(self, inner_writer, seq: int) -> "SealedWriter":
+    def start(self, inner_writer: MessageWriter, seq: int) -> SealedWriter:
         self.inner, self.seq, self.size, self.index = inner_writer, seq, 0, -1
         return self
 
-    def write(self, data) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.index >= 0:
             self._stream(data)
             return
@@ -192,7 +196,7 @@ class SealedFolder:
     delivered: its messages wait. Ends of stream are sealed messages: the
     inner layout neither writes nor reads ``.end`` files (``plain_ends``)."""
 
-    def __init__(self, inner, run_id: str, keys: dict[int, tuple[bytes, bytes]] | None = None):
+    def __init__(self, inner: Folder, run_id: str, keys: dict[int, tuple[bytes, bytes]] | None = None):
         if not run_id:
             raise ConfigError("encryption needs a run id shared by every party")
         self.inner, self.run_id = inner, run_id
@@ -240,7 +244,7 @@ class SealedFolder:
             f"party {peer} failed authentication: replayed, reordered, swapped, cut, altered, or sealed "
             "with another run's key")
 
-    def look(self, peer: int, seq: int, peek: bool = False):
+    def look(self, peer: int, seq: int, peek: bool = False) -> tuple[Decision, Content]:
         opener = self._in.get(peer)
         if opener is None:
             decision, _ = self.inner.look(peer, seq, peek=True)
@@ -332,3 +336,8 @@ class _ViewReader:
 
     def close(self) -> None:
         self.view = memoryview(b"")
+
+
+if TYPE_CHECKING:  # the port's Protocols, as mypy checks them
+    def _ports(layout: SealedFolder, writer: SealedWriter) -> tuple[Folder, MessageWriter]:
+        return layout, writer

@@ -157,9 +157,10 @@ class Opening:
 
     def __init__(self, seal: Seal, seq: int, sealed: int, readinto):
         self.seal, self.seq, self.readinto = seal, seq, readinto
-        self.size = plain_size(sealed)
-        if self.size is None:
+        size = plain_size(sealed)
+        if size is None:
             raise InvalidTag
+        self.size: int = size
         head = self._read(HEAD)
         if head[0] != VERSION:
             raise InvalidTag

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .folder import SharedFolder
+from .shared import SharedFolder
 from .protocol.defaults import DEFAULT_MAX_FILE, HEARTBEAT, LINGER, TIMEOUTS
 from .protocol.framing import DEFAULT_CHUNK, DEFAULT_MAX_MESSAGE
 

@@ -16,8 +16,8 @@ import os
 import time
 from pathlib import Path
 
-from .files import read_small, write_private
-from .protocol.records import mapping_of
+from ..files.private import read_small, write_private
+from ..files.peer_json import mapping_of
 from .protocol.liveness import DONE, FAILED, PATIENCE, RUNNING, STARTED, PeerWatch  # noqa: F401 (their home)
 
 

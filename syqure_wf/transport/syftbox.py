@@ -34,14 +34,15 @@ import os
 import stat
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import SyqureError
-from .files import FILE_MODE, _CREATE, listed, make_private_dir, read_small, remove_file, write_private
-from .folder import Layout
+from ..files.private import CREATE, FILE_MODE, make_private_dir, read_small, remove_file, write_private
+from .folder import Content, Folder, Layout, MessageWriter, Publication, listed
 from .protocol import names, outbound
 from .protocol.defaults import DEFAULT_MAX_FILE
 from .protocol.framing import DEFAULT_MAX_MESSAGE, HEADER
-from .protocol.judge import WAIT_ABSENT, Rules, Slot, Verdict, judge
+from .protocol.judge import WAIT_ABSENT, Decision, Rules, Slot, Verdict, judge
 from .protocol.names import NATIVE_SUFFIX
 
 APP = "syqure"
@@ -71,6 +72,7 @@ def permissions(readers: list[str]) -> dict[str, bytes]:
 
 class SyftboxFolder(Layout):
     layout = "syftbox"
+    reader_removes = False  # a SyftBox user writes only in its own datasite: the writer removes
     arrivals = "writes"  # a sync client writes files in place, in any order
     synced = True  # what a peer writes arrives late, in bursts: bounds stretch (status.PeerWatch)
 
@@ -84,7 +86,7 @@ class SyftboxFolder(Layout):
         self.runs = {p: run_folder(folder, emails[p], run_id, app, run_dir) for p in range(len(emails))}
         self.reused_folder = run_dir is not None
         self.root = self.runs[pid]
-        self._tmp = self.root / ".tmp"
+        self._tmp: Path = self.root / ".tmp"
         self._consumed_upto: dict[int, int] = {}  # by peer: what it said it consumed
         self.incarnation: str | None = None  # this proxy process, in its markers and records
         self._writers: dict[int, str] = {}  # by peer: the live incarnation that writes to us
@@ -165,7 +167,7 @@ class SyftboxFolder(Layout):
     def _publish(self, folder: Path, name: str, data) -> None:
         # Under a name the sync ignores, then renamed: never synced half-written.
         tmp = self._tmp / f"{folder.name}.{name}.tmp"
-        fd = os.open(tmp, _CREATE | os.O_TRUNC, FILE_MODE)
+        fd = os.open(tmp, CREATE | os.O_TRUNC, FILE_MODE)
         try:
             view = memoryview(data)
             while view:
@@ -175,7 +177,7 @@ class SyftboxFolder(Layout):
         os.rename(tmp, folder / name)
 
     # -- reading: what is on disk, for the judge (protocol/judge.py)
-    def look(self, peer: int, seq: int, peek: bool = False):
+    def look(self, peer: int, seq: int, peek: bool = False) -> tuple[Decision, Content]:
         folder = self.inbox(peer)
         rules = Rules(self.max_message, self.run_id, self.max_file, self._writers.get(peer))
         end = read_small(folder / names.file_name(seq, names.END)) if self.plain_ends else None
@@ -249,8 +251,10 @@ class SyftboxFolder(Layout):
             remove_file(out / f"{seq:08d}.{kind}")
 
 
-class SyftboxWriter:
+class SyftboxWriter(Publication):
     """A message being written: parts as the bytes come, the marker last."""
+
+    order = outbound.publication(SyftboxFolder.reader_removes)
 
     def __init__(self, folder: SyftboxFolder, peer: int, seq: int):
         self.folder, self.seq = folder, seq
@@ -260,7 +264,7 @@ class SyftboxWriter:
         self.parts = 0
         self.size = 0
 
-    def write(self, data) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         self.buffer += data
         self.digest.update(data)
         self.size += len(data)
@@ -272,20 +276,22 @@ class SyftboxWriter:
         del self.buffer[:n]
         self.parts += 1
 
-    def commit(self, placed=None) -> None:
-        """Publish the marker, then call ``placed``: the writer removes only
-        what its reader recorded as consumed, so a marker out before a restart
-        is still there after it."""
+    def _place(self) -> None:
+        """The last part out (``commit`` marks it, then counts it: Publication)."""
         if self.buffer or not self.parts:
             self._flush(len(self.buffer))
+
+    def _mark(self) -> None:
         length = self.size - HEADER.size
         self.folder._publish(self.out, names.file_name(self.seq, names.READY),
                              names.encode_marker(self.folder.run_id, length, self.parts,
-                                                   self.digest.hexdigest(), self.folder.incarnation))
-        if placed:
-            placed()
+                                                 self.digest.hexdigest(), self.folder.incarnation))
 
     def abort(self) -> None:
         for index in range(self.parts):
             remove_file(self.out / names.part_name(self.seq, index))
 
+
+if TYPE_CHECKING:  # the port's Protocols, as mypy checks them
+    def _ports(layout: SyftboxFolder, writer: SyftboxWriter) -> tuple[Folder, MessageWriter]:
+        return layout, writer

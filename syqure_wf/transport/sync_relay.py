@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from ..errors import SyqureError
-from .files import make_private_dir, read_small, write_private
-from .protocol.records import json_of
+from ..files.private import make_private_dir, read_small, write_private
+from ..files.peer_json import json_of
 
 STALE = 20.0  # seconds: an older verdict is no evidence (a round takes at most ~8 s: two 3 s asks)
 MAX_RELAY = 4096  # bytes: a verdict is a line; anything bigger is not one

@@ -15,7 +15,7 @@ from conftest import wait_until
 from syqure_wf.sites import lifecycle as lc
 from syqure_wf.sites.manifest import ManifestError, encode, from_config, parse
 from syqure_wf.sites.policy import Policy, decide
-from syqure_wf.transport.protocol import records
+from syqure_wf.files import peer_json as records
 from syqure_wf.transport.protocol.liveness import PeerWatch
 
 EMAILS = ["a@x.org", "b@y.org", "c@z.org"]
@@ -92,7 +92,7 @@ def test_a_peer_state_whose_heartbeat_is_nan_is_refused_and_its_silence_still_co
     path = board.state_path(EMAILS[1], EMAILS[0], "r1")
     path.parent.mkdir(parents=True)
     from syqure_wf.sites.signature import sign
-    from syqure_wf.transport.sitekey import load_or_create
+    from syqure_wf.keys.sitekey import load_or_create
 
     key = load_or_create(tmp_path, EMAILS[1])  # a state is its site's signed word: the NaN is inside the signature
     good = {"site": EMAILS[1], "run_id": "r1", "submitter": EMAILS[0], "state": lc.RUNNING, "heartbeat": 1000.0,
@@ -156,7 +156,7 @@ def test_the_sync_probe_trusts_no_other_users_process_or_file(tmp_path, monkeypa
     """Another local user runs a 'syftbox -c CONFIG' process whose
     configuration names this site's folder: the probe would have watched
     its client (and held the run's bounds still while it 'was down')."""
-    from syqure_wf.transport.sync_health import find_client
+    from syqure_wf.files.syftbox_client import find_client
 
     folder = tmp_path / "SyftBox"
     folder.mkdir()
@@ -204,8 +204,8 @@ def test_an_inbox_flooded_with_names_is_never_listed_whole(tmp_path, monkeypatch
     """A peer that writes a million names into an inbox made every look
     list (and hold) them all; past MAX_LISTED the run fails, naming it."""
     from syqure_wf.errors import SyqureError
-    from syqure_wf.transport import files
-    from syqure_wf.transport.folder import SharedFolder
+    from syqure_wf.transport import folder
+    from syqure_wf.transport.shared import SharedFolder
 
     layout = SharedFolder(tmp_path / "data", 0, 2)
     inbox = layout.inbox(1)
@@ -213,7 +213,7 @@ def test_an_inbox_flooded_with_names_is_never_listed_whole(tmp_path, monkeypatch
     for seq in range(12):
         (inbox / f"{seq:08d}.ready").touch()
     assert len(layout.listing(inbox)) == 12
-    monkeypatch.setattr(files, "MAX_LISTED", 10)
+    monkeypatch.setattr(folder, "MAX_LISTED", 10)
     with pytest.raises(SyqureError, match="more than 10 files"):
         layout.listing(inbox)
 
@@ -239,7 +239,7 @@ def submit(agent, program, run_id: str, extra: bytes = b"") -> None:
 def signed_manifest(folder, data: bytes) -> bytes:
     """A manifest as its submitter writes it: signed with its site key (sites/signature.py)."""
     from syqure_wf.sites.signature import sign
-    from syqure_wf.transport.sitekey import load_or_create
+    from syqure_wf.keys.sitekey import load_or_create
 
     return sign(load_or_create(folder, EMAILS[1]), "manifest", data)
 

@@ -9,8 +9,8 @@ import pytest
 from syqure_wf.transport.protocol.judge import WAIT_ABSENT, Verdict
 from syqure_wf.transport.protocol.names import MSG, READY, RUN_STAMP, file_name
 from syqure_wf.errors import SyqureError
-from syqure_wf.transport.files import FilePool
-from syqure_wf.transport.folder import SharedFolder, clean
+from syqure_wf.transport.shared import FilePool
+from syqure_wf.transport.shared import SharedFolder, clean
 from syqure_wf.transport.protocol.framing import HEADER
 
 
@@ -153,6 +153,29 @@ def test_resume_steps_over_markers_already_out(pair):
         send(a, 1, seq, b"m")
     a.write_end(1, 3)
     assert a.resume_outbox(1, 1) == 4
+
+
+def test_every_layout_counts_a_message_where_the_one_rule_says(tmp_path):
+    """Where the reader deletes (shared) the proxy's count comes before the
+    marker, where the writer deletes (syftbox) after it: one rule
+    (``outbound.publication``), both layouts' writers, real files."""
+    from syqure_wf.transport.protocol import outbound
+    from syqure_wf.transport.syftbox import SyftboxFolder
+
+    shared = SharedFolder(tmp_path / "data", 0, 2, "r1")
+    box = SyftboxFolder(tmp_path / "sync", 0, ["a@example.org", "b@example.org"], "r1")
+    assert shared.reader_removes and not box.reader_removes
+    for layout in (shared, box):
+        layout.prepare()
+        layout.stamp_writer("w1")
+        counted_with = []
+        w = layout.open_message(1, 0)
+        w.write(frame(b"m"))
+        w.commit(lambda: counted_with.append(layout.listing(layout.outbox(1)).get(0, set())))
+        order = outbound.publication(layout.reader_removes)
+        assert (READY in counted_with[0]) is (order.index(outbound.MARK) < order.index(outbound.COUNT)), layout
+        assert READY in layout.listing(layout.outbox(1))[0]
+        layout.release()
 
 
 def test_delivered_but_not_removed_is_dropped_not_delivered_again(pair):

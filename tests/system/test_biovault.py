@@ -117,7 +117,7 @@ def start_three(procs, flow: Flow, env: dict, gap: float = 0.5, order=(0, 1, 2),
 def test_three_parties_started_as_biovault_starts_them(procs, tmp_path, sequre):
     flow = Flow(tmp_path, "run-1")
     started = start_three(procs, flow, sequre)
-    for p, proc in started.items():
+    for proc in started.values():
         assert procs.wait(proc, 900) == 0, output(proc)[-3000:]
     for p in range(3):
         assert json.loads(flow.output(p).read_text()) == SUMS, p
@@ -155,7 +155,7 @@ def test_a_killed_party_is_named_and_a_rerun_in_the_same_folder_never_sees_its_f
     left = flow.message_files(2)  # the killed run's messages, still in party 2's outboxes
     # the same step again, in the same _mpc folder
     again = start_three(procs, flow, sequre, gap=0.5, order=(2, 0, 1))
-    for p, proc in again.items():
+    for proc in again.values():
         assert procs.wait(proc, 600) == 0, output(proc)[-3000:]
     for p in range(3):
         assert json.loads(flow.output(p).read_text()) == flow.sums
@@ -170,7 +170,7 @@ def test_three_sites_through_real_syftbox(procs, tmp_path, sequre):
     net = SyftBoxNet(procs, tmp_path / "syftbox", EMAILS, interval=0.1)
     flow = Flow(tmp_path, "run-sbx", roots={p: net.folders[e] / "datasites" for p, e in enumerate(EMAILS)})
     started = start_three(procs, flow, sequre)
-    for p, proc in started.items():
+    for proc in started.values():
         assert procs.wait(proc, 900) == 0, output(proc)[-3000:]
     for p in range(3):
         assert json.loads(flow.output(p).read_text()) == SUMS
@@ -191,7 +191,7 @@ def test_a_site_on_the_forks_own_file_transport_is_refused_naming_it(procs, tmp_
     env = flow.env(2, sequre)
     native = procs.start([binary, "--skip-mhe-setup", "2"], log=tmp_path / "native.log", env=env,
                          cwd=env["SYQURE_BUNDLE_CACHE"])
-    for p, proc in ours.items():
+    for proc in ours.values():
         assert procs.wait(proc, 180) != 0
         line = output(proc).strip().splitlines()[-1]
         assert f"party 2 ({EMAILS[2]}) runs the Sequre fork's own file transport" in line, line

@@ -210,10 +210,10 @@ def test_a_key_given_twice_is_refused_in_every_file_a_person_edits(tmp_path):
         profile_settings(str(tmp_path / "profile"))
 
 
-def test_the_readme_policy_example_is_one_valid_policy(tmp_path):
+def test_the_operators_policy_example_is_one_valid_policy(tmp_path):
     from syqure_wf.sites.policy import load
 
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "operators.md").read_text()
     block = readme.split("# policy.yaml at hospital B\n", 1)[1].split("```", 1)[0]
     (tmp_path / "policy.yaml").write_text(block.replace('"SHA256:..."', '"SHA256:' + "A" * 43 + '"'))
     policy = load(tmp_path / "policy.yaml")

@@ -40,7 +40,7 @@ def test_killed_party_is_named_within_seconds(procs, tmp_path, victim, sig, seed
             assert record["state"] == "failed" and f"party {target}" in record["reason"], record
     # nothing delivered twice: no direction received more than its sender sent
     # (a killed sender's last record is up to a heartbeat old: it is left out)
-    for p, record in records.items():
+    for record in records.values():
         for name, ch in record["channels"].items():
             if ch["peer"] != target:
                 assert ch["received_messages"] <= records[ch["peer"]]["channels"][name]["sent_messages"]

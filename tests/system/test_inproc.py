@@ -233,3 +233,139 @@ def test_a_pipe_between_two_loops_keeps_order_and_its_ends():
         thread.join(5)
         far_loop.close()
         near_loop.close()
+
+
+def test_what_a_party_writes_in_one_turn_of_its_loop_is_fed_as_one_piece():
+    """To a channel that takes data on the writer's thread (``direct``), the
+    writes of one turn of the party's loop go as one piece, in order, at the
+    end of that turn; a flush (the loop stopped) or the close sends the rest."""
+    import asyncio
+
+    from syqure_wf.transport.inproc import pipe
+
+    class Direct(asyncio.Protocol):
+        def __init__(self):
+            self.pieces, self.threads, self.events = [], set(), []
+
+        def feed_now(self, data):
+            self.pieces.append(data)
+            self.threads.add(threading.get_ident())
+
+        def eof_received(self):
+            self.events.append("eof")
+            return True
+
+        def connection_lost(self, exc):
+            self.events.append("lost")
+
+    far_loop, near_loop = asyncio.new_event_loop(), asyncio.new_event_loop()
+    thread = threading.Thread(target=far_loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        near, far = pipe(near_loop, far_loop)
+        seen = Direct()
+        far.set_protocol(seen)
+        far.direct = True
+        near.set_protocol(asyncio.Protocol())
+
+        async def turns():
+            for i in range(3):
+                near.write(b"%d," % i)
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert seen.pieces == [b"0,1,2,"]
+            near.write(b"3,")
+        near_loop.run_until_complete(turns())
+        near.flush()  # the loop stopped before the end of the turn that wrote it
+        near.write(b"4,")
+        near.close()
+        assert seen.pieces == [b"0,1,2,", b"3,", b"4,"] and seen.threads == {threading.get_ident()}
+        deadline = time.monotonic() + 10
+        while seen.events != ["eof", "lost"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen.events == ["eof", "lost"]
+    finally:
+        far_loop.call_soon_threadsafe(far_loop.stop)
+        thread.join(5)
+        far_loop.close()
+        near_loop.close()
+
+
+def test_a_partys_running_loop_runs_its_proxys_and_the_proxys_thread_keeps_time_while_it_computes():
+    """Lent (``Turns``), the proxy's timers and wake-ups run on the party's
+    thread while the party's loop turns; when it computes, or is given
+    back, they run on the proxy's thread again, on time."""
+    import asyncio
+
+    from syqure_wf.transport.party_thread import STALE, Turns
+
+    proxy_loop, party_loop = asyncio.new_event_loop(), asyncio.new_event_loop()
+    ticks, box = [], {}
+
+    async def proxy_main():
+        box["turns"] = Turns(asyncio.get_running_loop())
+        box["done"] = asyncio.get_running_loop().create_future()
+        while not box["done"].done():
+            ticks.append((time.monotonic(), threading.get_ident()))
+            await asyncio.wait([box["done"]], timeout=0.01)
+        box["turns"].reclaim()
+
+    thread = threading.Thread(target=proxy_loop.run_until_complete, args=(proxy_main(),), daemon=True)
+    thread.start()
+    me = threading.get_ident()
+    try:
+        deadline = time.monotonic() + 10
+        while "done" not in box and time.monotonic() < deadline:
+            time.sleep(0.01)
+        turns = box["turns"]
+        phases = {}
+
+        async def party_main():
+            turns.lend(party_loop)
+            assert turns.lent
+            t0 = time.monotonic()
+            woken = party_loop.create_future()
+            threading.Thread(target=lambda: proxy_loop.call_soon_threadsafe(
+                lambda: party_loop.call_soon_threadsafe(woken.set_result, threading.get_ident()))).start()
+            assert await asyncio.wait_for(woken, 5) == me  # a wake-up of the proxy's loop is served here
+            await asyncio.sleep(0.3)
+            phases["turning"] = (t0, time.monotonic())
+            time.sleep(0.5)  # noqa: ASYNC251 (the party computes: its loop does not turn)
+            phases["computing"] = (phases["turning"][1], time.monotonic())
+        party_loop.run_until_complete(party_main())
+        turns.give_back()
+        given = time.monotonic()
+        time.sleep(0.3)
+        proxy_loop.call_soon_threadsafe(box["done"].set_result, None)
+        thread.join(10)
+        assert not thread.is_alive()
+
+        def during(phase, start=None, end=None):
+            a, b = phases[phase] if phase else (start, end)
+            return [who for t, who in ticks if a + 2 * STALE < t < b]
+        assert me in during("turning")  # (a loaded machine may leave the party's thread without a core: then the proxy's)
+        computing = during("computing")
+        assert computing and me not in computing
+        assert set(during(None, given + STALE, given + 0.3)) == {thread.ident}
+    finally:
+        party_loop.close()
+        if not thread.is_alive():
+            proxy_loop.close()
+
+
+def test_a_party_that_computes_inside_mpc_run_longer_than_the_peer_bound_keeps_its_heartbeat(procs, tmp_path):
+    """While MPyC's loop runs, it runs the party's proxy too; when the
+    program computes without yielding, the proxy's thread keeps its
+    heartbeats: the peer waiting for it does not take it for dead
+    (``timeouts.peer`` 3 s, 6 s of work)."""
+    from conftest import PROGRAMS
+
+    cfg = {"parties": 2, "engine": {"name": "mpyc", "program": str(PROGRAMS / "mpyc_computes.py"), "args": ["6"]},
+           "workdir": str(tmp_path / "run"), "ports": {"base": free_base(span=300), "stride": 100},
+           "timeouts": {"peer": 3}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = procs.start(cli("run", "--config", path))
+    assert procs.wait(proc, 120) == 0, output(proc)
+    for pid in range(2):
+        assert "got=[0, 1]" in (tmp_path / "run" / "logs" / f"party-{pid}.log").read_text()

@@ -157,7 +157,7 @@ def test_mpyc_run_hello_to_every_port_gets_no_byte_and_the_run_is_right(procs, t
             assert addr[0].is_loopback
         for sock in knocks[-30:]:
             got += heard(sock, 0.01)
-    for p, proc in enumerate(parties):
+    for proc in parties:
         assert procs.wait(proc, 60) == 0, output(proc)
         assert re.findall(r"sum=.*", output(proc)) == ["sum=69 max=33 first<last=1"] * 2
     for sock in knocks:

@@ -314,7 +314,7 @@ def test_syftbox_profile_one_nextflow_per_site_started_seconds_apart(nextflow, p
             nextflow.args("run", MAIN, "-profile", "syftbox", "--pid", pid, "--run_config", "run.yaml", "--run_id", run_id),
             log=site / "nextflow.out", cwd=site, env=nextflow.env)))
         time.sleep(3)
-    for pid, site, proc in runs:
+    for _pid, site, proc in runs:
         assert procs.wait(proc, 300) == 0, (site / "nextflow.out").read_text()[-4000:]
     for pid, site, _ in runs:
         results = site / "results/allele-counts"

@@ -44,7 +44,7 @@ def run_mpyc(procs, tmp_path, tag, per_party_args):
     runs = [procs.start([PY, PROGRAMS / "mpyc_sum.py", "--twice", *args], log=tmp_path / f"{tag}{p}.log")
             for p, args in enumerate(per_party_args)]
     results = []
-    for p, proc in enumerate(runs):
+    for proc in runs:
         assert procs.wait(proc, 90) == 0, output(proc)
         results.append(re.findall(r"sum=.*", output(proc)))
     return results
@@ -90,7 +90,7 @@ class Single:
             return socket.create_connection(("127.0.0.1", self.base + 1), timeout=1)
         except OSError:
             if self.proc.poll() is not None:
-                raise AssertionError(output(self.proc))
+                raise AssertionError(output(self.proc)) from None
             return None
 
     def received(self, settle=0.5) -> bytes:

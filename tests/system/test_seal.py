@@ -15,8 +15,8 @@ from conftest import PROGRAMS, PY, free_base, one_line_error, output, wait_until
 from proxies import connect as _connect, frame, party0_listener, sealed_proxy as proxy
 from syftbox_net import EMAILS
 
-from syqure_wf.transport import sitekey
-from syqure_wf.transport.known_sites import KnownSites
+from syqure_wf.keys import sitekey
+from syqure_wf.keys.known_sites import KnownSites
 from syqure_wf.transport.seal import Seal, secret_key
 
 
@@ -174,7 +174,7 @@ def test_parties_that_seal_differently_stop_at_once_naming_the_other(procs, tmp_
         path.write_text(yaml.safe_dump({**cfg, **enc}))
         configs.append(path)
     parties = [procs.start([PY, "-m", "syqure_wf", "party", "--config", configs[p], "--pid", p]) for p in range(2)]
-    for p, proc in enumerate(parties):
+    for proc in parties:
         assert procs.wait(proc, 60) == 1, output(proc)
     out0, out1 = output(parties[0]), output(parties[1])
     assert "warning: encryption off: every share of run mixed is readable by the SyftBox server" in out1, out1

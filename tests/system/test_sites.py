@@ -35,7 +35,7 @@ from summary_schema import checked_summary
 from syqure_wf.engines.program import digest
 from syqure_wf.sites.board import channel_id
 from syqure_wf.sites.signature import sign
-from syqure_wf.transport.sitekey import load_or_create
+from syqure_wf.keys.sitekey import load_or_create
 
 
 def signed(sites: "Sites", pid: int, kind: str, body: bytes) -> bytes:
@@ -132,7 +132,7 @@ def test_a_run_waits_for_the_operator_and_starts_after_approve(sites):
         assert line in text, (line, text)
     assert [ln.split()[:4] for ln in text.splitlines() if ln.startswith("  ") and "@" in ln] == [
         ["0", EMAILS[0], "submitter", "yes"], ["1", EMAILS[1], "this", "site"], ["2", EMAILS[2], "-", "yes"]]
-    from syqure_wf.transport.sitekey import published  # every co-party's key, as its site publishes it
+    from syqure_wf.keys.sitekey import published  # every co-party's key, as its site publishes it
     for pid in range(3):  # (each agent published its site's key when it started)
         fingerprint = published(sites.folder(1), EMAILS[pid]).fingerprint
         assert any(EMAILS[pid] in ln and f"  {fingerprint} (" in ln for ln in text.splitlines()), (pid, text)
@@ -855,8 +855,8 @@ def test_a_site_whose_published_key_changed_is_refused_naming_it(sites):
     (its policy lists no key for it, nothing pinned): the run waits for its
     operator, whom 'show' gives the new fingerprint (issue 32: no trust on
     first sight for a submitted run). Nothing is sent to site 2."""
-    from syqure_wf.transport import sitekey
-    from syqure_wf.transport.known_sites import KnownSites
+    from syqure_wf.keys import sitekey
+    from syqure_wf.keys.known_sites import KnownSites
 
     site2 = sites.folder(2)
     old = sitekey.load_or_create(site2, EMAILS[2])

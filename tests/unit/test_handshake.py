@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from conftest import REPO
 
 from syqure_wf.errors import ConfigError
-from syqure_wf.transport import handshake, sitekey
-from syqure_wf.transport.known_sites import KnownSites
-from syqure_wf.transport.handshake import channel_keys, contribute, judge_key, verify
+from syqure_wf.keys import handshake, sitekey
+from syqure_wf.keys.known_sites import KnownSites
+from syqure_wf.keys.handshake import channel_keys, contribute, judge_key, verify
 from syqure_wf.transport.seal import Seal
-from syqure_wf.transport.sitekey import Refused, new_site_key
+from syqure_wf.keys.sitekey import Refused, new_site_key
 
 EMAILS = ["cp0@hospital-a.org", "cp1@hospital-b.org", "cp2@hospital-c.org"]
 RUN = "run-23"
@@ -215,7 +215,7 @@ class Sealed:
 
 
 def peer_keys(folder: Path, pid: int, incarnation: str, pinned=None):
-    from syqure_wf.transport.peerkeys import PeerKeys
+    from syqure_wf.keys.peerkeys import PeerKeys
     from syqure_wf.transport.syftbox import SyftboxFolder
 
     box = SyftboxFolder(folder, pid, EMAILS[:2], RUN)

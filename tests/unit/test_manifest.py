@@ -441,7 +441,7 @@ def test_a_peer_file_that_cannot_be_read_is_refused_once(tmp_path):
     import json
 
     from syqure_wf.sites.signature import sign
-    from syqure_wf.transport.sitekey import load_or_create
+    from syqure_wf.keys.sitekey import load_or_create
 
     key = load_or_create(tmp_path, EMAILS[1])  # a state is its site's signed word (signature.py)
     path.write_bytes(sign(key, "state", json.dumps(state(heartbeat="soon")).encode()))
@@ -461,7 +461,7 @@ def test_a_peer_file_that_cannot_be_read_is_refused_once(tmp_path):
 
 def test_one_json_reader_for_records_requests_and_peer_files(tmp_path):
     from syqure_wf.sites.board import RECORD_MAX, read_record
-    from syqure_wf.transport.protocol.records import ARRIVING, json_of
+    from syqure_wf.files.peer_json import ARRIVING, json_of
 
     assert json_of(b'{"a": 1}') == ({"a": 1}, "") and json_of(b"[1]") == ([1], "")
     assert json_of(b'{"a": ') == (None, ARRIVING) and json_of(b"\xff\xfe") == (None, ARRIVING)

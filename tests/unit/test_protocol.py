@@ -131,6 +131,21 @@ def test_we_beat_fast_while_a_peer_waits_for_our_beat():
 
 
 # -- outbound: sequence, resume, consumption
+
+def test_one_publication_order_and_its_restart_for_every_layout():
+    """The crash-safety rule: content, count, marker where the reader deletes
+    (a restart announces what was counted and not marked); content, marker,
+    count where the writer deletes (a restart steps past the marker)."""
+    P, C, M = outbound.PLACE, outbound.COUNT, outbound.MARK
+    assert outbound.publication(reader_removes=True) == (P, C, M)
+    assert outbound.publication(reader_removes=False) == (P, M, C)
+    assert outbound.announce(True, 3, placed=True, marked=False)
+    assert not outbound.announce(False, 3, placed=True, marked=False)  # its marker was out before the count
+    assert not outbound.announce(True, 3, placed=True, marked=True)
+    assert not outbound.announce(True, 3, placed=False, marked=False)
+    assert not outbound.announce(True, 0, placed=True, marked=False)  # nothing counted yet
+
+
 def test_resume_continues_the_sequence_never_reusing_a_seq():
     # killed after placing 3 (counted) and writing its marker, and after counting the end 4
     assert outbound.resume_seq({2: {"msg", "ready"}, 3: {"msg", "ready"}}, 3) == 4
@@ -294,7 +309,7 @@ DEEP = b"[" * 200_000 + b"]" * 200_000
 
 
 def test_json_nested_too_deep_is_named_never_raised():
-    from syqure_wf.transport.protocol.records import ARRIVING, json_of, mapping_of
+    from syqure_wf.files.peer_json import ARRIVING, json_of, mapping_of
 
     assert json_of(DEEP) == (None, "nested too deep")
     assert json_of(b'{"a": 1') == (None, ARRIVING) and json_of(b"") == (None, ARRIVING)
@@ -312,7 +327,7 @@ def test_a_peers_nested_marker_record_or_status_is_no_record(tmp_path):
 
 
 def test_a_nested_contribution_or_did_document_is_refused_naming_it():
-    from syqure_wf.transport import handshake, sitekey
+    from syqure_wf.keys import handshake, sitekey
 
     for parse, args in ((handshake.parse, ()), (sitekey.parse_did, ("a@b.org",))):
         with pytest.raises(sitekey.Refused, match="nested too deep"):

@@ -13,7 +13,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from syqure_wf.errors import CorruptMessage
-from syqure_wf.transport.folder import SharedFolder
+from syqure_wf.transport.shared import SharedFolder
 from syqure_wf.transport.protocol.judge import Verdict
 from syqure_wf.transport.seal import SealedFolder, secret_key
 from syqure_wf.transport.segments import (HEAD, SEALED_SEGMENT, SEGMENT, TAG, Opening, Seal, plain_size,

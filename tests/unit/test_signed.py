@@ -19,8 +19,8 @@ from syqure_wf.sites.policy import Policy, decide
 from syqure_wf.sites.results import About, ResultError, open_sealed, seal
 from syqure_wf.sites.run import Run
 from syqure_wf.sites.signature import SignatureError, opened, sign, verify
-from syqure_wf.transport.known_sites import KnownSites
-from syqure_wf.transport.sitekey import Refused, new_site_key
+from syqure_wf.keys.known_sites import KnownSites
+from syqure_wf.keys.sitekey import Refused, new_site_key
 
 EMAILS = ["a@x.org", "b@y.org", "c@z.org"]
 
@@ -196,7 +196,7 @@ def test_two_sites_shown_different_manifests_derive_different_channel_keys(keys)
 
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-    from syqure_wf.transport.handshake import channel_keys, contribute
+    from syqure_wf.keys.handshake import channel_keys, contribute
 
     a, b = keys[EMAILS[0]], keys[EMAILS[1]]
     ea, eb = X25519PrivateKey.generate(), X25519PrivateKey.generate()

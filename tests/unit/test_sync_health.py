@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from syqure_wf.transport.sync_health import SyncWatch, describe, find_client
+from syqure_wf.files.syftbox_client import find_client
+from syqure_wf.transport.sync_health import SyncWatch, describe
 
 
 def test_the_clock_stands_still_while_the_sync_is_down():

@@ -3,7 +3,7 @@
 # step's outputs: results/<run>/summary.json naming every site's state, and
 # beside it party-<pid>.json for each result a site shared with this one
 # (docs/outputs.md); what `wait` collected stays in runs/<run>/submit/.
-# README, "Across organisations".
+# docs/operators.md.
 
 
 rule submit:

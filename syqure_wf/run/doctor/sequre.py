@@ -31,7 +31,7 @@ def sequre_checks(spec: dict, needed: bool) -> list[Check]:
     except ConfigError:
         return [miss("codon", f"{codon_command(spec)} was not found",
                      "install Codon 0.18 with the Sequre plugin and put its codon first on PATH, "
-                     "or set engine.codon (README: Sequre)")]
+                     "or set engine.codon (docs/sequre.md)")]
     out = []
     version = tc.version.split()[-1] if tc.version else "?"
     if not version.startswith(CODON_SERIES):

@@ -5,7 +5,8 @@ from .check import Check, fail, ok
 
 
 def syftbox_checks(cfg, pids) -> list[Check]:
-    from ...transport.sync_health import find_client, answers
+    from ...files.syftbox_client import find_client
+    from ...transport.sync_health import answers
 
     out = []
     for pid in pids:

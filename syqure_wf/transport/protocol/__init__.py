@@ -5,7 +5,7 @@ PROTOCOL.md lives in the module named after it:
 ``framing``     a TCP stream cut into messages
 ``ports``       which port each channel uses, and who listens
 ``names``       names on disk: directions, message files, stamps, markers, records
-``records``     the one reader of JSON a peer or a sync wrote
+                (read with ``syqure_wf/files/peer_json.py``, the one reader of peer JSON)
 ``judge``       the one message judge: deliver, wait or corrupt, for every layout
 ``inbound``     delivery order: next seq, holes, stalls, the writer's proof
 ``outbound``    sequence allocation, resume, what was consumed and may be reaped

@@ -12,6 +12,7 @@ state and the time, and does what they say. Pure.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ...errors import PeerFailed
@@ -32,12 +33,12 @@ class ChannelState:
     unconsumed: int = 0  # our messages the peer has not consumed
 
 
-def busy(channels, need_connections: bool) -> bool:
+def busy(channels: Iterable[ChannelState], need_connections: bool) -> bool:
     """Something is still open or due in (consumption aside)."""
     return any(ch.active or ch.pending or (need_connections and not ch.connections) for ch in channels)
 
 
-def snapshot(channels) -> tuple:
+def snapshot(channels: Iterable[ChannelState]) -> tuple[int, ...]:
     """A quiet state, to compare after lingering."""
     return tuple(ch.connections for ch in channels)
 
@@ -79,7 +80,7 @@ class Drain:
         self.pid, self.exited = pid, exited
         self.unconsumed_since: dict[str, float] = {}
 
-    def check(self, channels, peers: dict[int, PeerEnd], now: float) -> None:
+    def check(self, channels: Iterable[ChannelState], peers: dict[int, PeerEnd], now: float) -> None:
         """Raise PeerFailed when a finished peer left messages unconsumed past
         its patience, or the channels did not drain within the bound."""
         for ch in channels:

@@ -34,7 +34,7 @@ class Begin:
 
 @dataclass(frozen=True)
 class Data:
-    chunk: bytes  # or a memoryview into the bytes that were fed
+    chunk: bytes | memoryview  # a memoryview into the bytes that were fed, from SequreParser
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class End:
 
 
 END = End()
+Event = Begin | Data | End
 
 
 class SequreParser:
@@ -58,8 +59,8 @@ class SequreParser:
     def in_frame(self) -> bool:
         return self._remaining is not None or bool(self._header)
 
-    def feed(self, data: bytes) -> list:
-        events: list = []
+    def feed(self, data: bytes) -> list[Event]:
+        events: list[Event] = []
         view = memoryview(data)
         while view:
             if self._remaining is None:
@@ -100,8 +101,8 @@ class StreamChunker:
     def __init__(self, chunk: int = DEFAULT_CHUNK):
         self.chunk = chunk
 
-    def feed(self, data: bytes) -> list:
-        events: list = []
+    def feed(self, data: bytes) -> list[Event]:
+        events: list[Event] = []
         for start in range(0, len(data), self.chunk):
             piece = data[start:start + self.chunk]
             events += [Begin(len(piece)), Data(piece), END]
@@ -112,7 +113,7 @@ class StreamChunker:
 
 
 def make_framer(framing: str, *, max_message: int = DEFAULT_MAX_MESSAGE,
-                chunk: int = DEFAULT_CHUNK, channel: str = "?"):
+                chunk: int = DEFAULT_CHUNK, channel: str = "?") -> SequreParser | StreamChunker:
     if framing == "sequre":
         return SequreParser(max_message, channel)
     if framing == "stream":

@@ -80,6 +80,9 @@ class Corrupt:
     reason: str
 
 
+Step = Take | Prove | List | Wait | Stalled | Corrupt  # what Arrival asks for next
+
+
 class Arrival:
     """The wait for the next inbound slot of one direction.
 
@@ -100,7 +103,7 @@ class Arrival:
         self.listed_at = -look_every
         self.mismatches = 0
 
-    def looked(self, decision: Decision, now: float, bound: float, interval: float):
+    def looked(self, decision: Decision, now: float, bound: float, interval: float) -> Step:
         verdict = decision.verdict
         if verdict is Verdict.DELIVER or verdict is Verdict.END:
             return Take(decision) if self.writer_known else Prove()
@@ -120,7 +123,7 @@ class Arrival:
             self._stall(now)
         return self._wait(now, bound, interval)
 
-    def listed(self, present: dict[int, set[str]], now: float, bound: float, interval: float):
+    def listed(self, present: dict[int, set[str]], now: float, bound: float, interval: float) -> Step:
         hole = self.inbox.gap(present)
         if hole is None:
             self.stalled_since = None
@@ -140,7 +143,7 @@ class Arrival:
     def proven(self) -> None:
         self.writer_known = True
 
-    def _wait(self, now: float, bound: float, interval: float):
+    def _wait(self, now: float, bound: float, interval: float) -> Wait | Stalled:
         if self.stalled_since is not None and now - self.stalled_since > bound:
             return Stalled(self.reason, now - self.stalled_since)
         return Wait(interval if self.stalled_since is None else min(interval, STALLED_LOOK))

@@ -39,7 +39,7 @@ class Slot:
     marked: bool = False
     record: dict | None = None
     parts: tuple | None = None
-    content: bytes = b""
+    content: bytes | bytearray = b""
     where: str = ""  # the folder, for people
 
 
@@ -115,13 +115,13 @@ def _judge_marked(slot: Slot, rules: Rules) -> Decision:
     if slot.end:
         if record is None:
             return Decision(Verdict.WAIT, reason="end marker still arriving")
-        problem = _foreign(slot, rules, f"end {seq}")
+        problem = _foreign(slot, record, rules, f"end {seq}")
         return problem or Decision(Verdict.END)
     if not slot.ready:
         return WAIT_ABSENT
     if record is None:
         return Decision(Verdict.WAIT, reason=f"marker {seq} still arriving")
-    problem = _foreign(slot, rules, f"message {seq}")
+    problem = _foreign(slot, record, rules, f"message {seq}")
     if problem:
         return problem
     try:
@@ -149,11 +149,10 @@ def _judge_marked(slot: Slot, rules: Rules) -> Decision:
     return Decision(Verdict.DELIVER, length=length)
 
 
-def _foreign(slot: Slot, rules: Rules, what: str) -> Decision | None:
+def _foreign(slot: Slot, record: dict, rules: Rules, what: str) -> Decision | None:
     """A marked file of another run (corrupt), or of a writer that is not the
     one known to be running: left by an earlier run, or synced again (waited
     past, never delivered)."""
-    record = slot.record
     if record.get("run") != rules.run_id:
         return Decision(Verdict.CORRUPT, reason=f"message {slot.seq} in {slot.where} belongs to run "
                                                 f"{record.get('run')!r}, not {rules.run_id!r}")

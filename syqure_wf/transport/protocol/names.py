@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 
-from .records import mapping_of
+from ...files.peer_json import mapping_of
 
 MSG, READY, END = "msg", "ready", "end"
 KINDS = (MSG, READY, END)
@@ -55,7 +56,7 @@ def check_id(value: str, what: str) -> str:
     return value
 
 
-def group(names) -> dict[int, set[str]]:
+def group(names: Iterable[str]) -> dict[int, set[str]]:
     """Message files present, by seq."""
     slots: dict[int, set[str]] = {}
     for name in names:
@@ -65,7 +66,7 @@ def group(names) -> dict[int, set[str]]:
     return slots
 
 
-def leftovers(names) -> list[str]:
+def leftovers(names: Iterable[str]) -> list[str]:
     """Message files in a folder that a fresh writer must not find."""
     return sorted(n for n in names if parse_name(n))
 

@@ -7,6 +7,39 @@ from __future__ import annotations
 
 from .names import END, READY
 
+# The steps of publishing one message: its content whole in the outbox, the
+# writer's progress record counting it, its marker (the reader's signal).
+PLACE, COUNT, MARK = "place", "count", "mark"
+
+
+def publication(reader_removes: bool) -> tuple[str, str, str]:
+    """The order of a message's publication: the crash-safety rule of every
+    layout. The content is whole before its marker says so (PLACE before
+    MARK), and the writer's progress counts the message (COUNT) before
+    anything may remove its marker, so that a writer killed in between and
+    restarted never writes that seq again (a reader past it would never read
+    it) and never loses it:
+
+    - where the reader removes what it consumed (``reader_removes``: shared),
+      COUNT before MARK: a restart finds the message placed and counted but
+      not announced, and announces it (``announce``); counted after its
+      marker, it could be read and removed before the count, and the restart
+      would write its seq again;
+    - where only the writer removes its files, once its reader recorded them
+      (syftbox), MARK before COUNT: a restart finds the marker and resumes
+      past it (``resume_seq``); counted first and killed before the marker,
+      the slot would stay a hole (its marker holds a digest of the parts,
+      known to the killed writer only) that the reader reports as stalled.
+    """
+    return (PLACE, COUNT, MARK) if reader_removes else (PLACE, MARK, COUNT)
+
+
+def announce(reader_removes: bool, next_seq: int, placed: bool, marked: bool) -> bool:
+    """After a restart: whether the last counted message (``next_seq - 1``)
+    is to be announced now (its marker made): counted, whole in the outbox and
+    unannounced, where ``publication`` counts before the marker."""
+    return reader_removes and next_seq > 0 and placed and not marked
+
 
 class Outbox:
     """Sequence numbers of one outgoing direction."""
@@ -54,5 +87,5 @@ def consumed_upto(record: dict | None, run_id: str, reader: str | None, known: i
     remove a new run's messages); it never goes back."""
     if record and record.get("run") == run_id and isinstance(record.get("upto"), int) \
             and record.get("reader") == reader:
-        return max(known, record["upto"])
+        return max(known, int(record["upto"]))
     return known

@@ -83,7 +83,8 @@ def plan_channels(pid: int, parties: int, base_port: int, party_base_port: int,
 def ports_used(pid: int, parties: int, base_port: int, party_base_port: int,
                convention: str = "sequre") -> dict[str, set[int]]:
     """Ports bound on this host by the proxy and by its party."""
-    proxy, party = set(), set()
+    proxy: set[int] = set()
+    party: set[int] = set()
     for ch in plan_channels(pid, parties, base_port, party_base_port, convention):
         (party if ch.role is Role.DIAL else proxy).add(ch.port)
     return {"proxy": proxy, "party": party}

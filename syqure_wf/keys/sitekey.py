@@ -37,8 +37,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from ..errors import SyqureError
-from .files import make_private_dir, read_small, write_private
-from .protocol.records import ARRIVING, json_of
+from ..files.private import make_private_dir, read_small, write_private
+from ..files.peer_json import ARRIVING, json_of
 
 MAX_DID = 64 << 10  # a DID document with two keys is under 2 KB
 MAX_KEY_FILE = 64 << 10
@@ -278,7 +278,7 @@ def _syft_crypto_candidates(folder: Path, email: str) -> list[Path]:
 
 def _by_server(folder: Path, email: str) -> Path | None:
     """syft-crypto's own key file for this email at the server its client syncs with."""
-    from .sync_health import find_client
+    from ..files.syftbox_client import find_client
 
     client = find_client(folder)
     if client is None or not client.server_url:
@@ -292,7 +292,7 @@ def _by_server(folder: Path, email: str) -> Path | None:
 
 
 def _domain(folder: Path) -> str:
-    from .sync_health import find_client
+    from ..files.syftbox_client import find_client
 
     client = find_client(folder)
     host = urllib.parse.urlsplit(client.server_url).hostname if client and client.server_url else None

@@ -21,10 +21,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ..errors import SyqureError
-from .files import make_private_dir, read_small, write_private
-from .handshake import MAX_CONTRIBUTION, channel_keys, contribute, judge_key, parse, verify
-from .known_sites import KnownSites
-from .sitekey import PublicKey, Refused, did_path, load_or_create, published
+from ..files.private import make_private_dir, read_small, write_private
+from ..keys.handshake import MAX_CONTRIBUTION, channel_keys, contribute, judge_key, parse, verify
+from ..keys.known_sites import KnownSites
+from ..keys.sitekey import PublicKey, Refused, did_path, load_or_create, published
 
 
 class PeerKeys:

@@ -32,8 +32,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .protocol.records import ARRIVING, json_of
-from .sitekey import FINGERPRINT, RAW, PublicKey, Refused, SiteKey, b64u, unb64u
+from ..files.peer_json import ARRIVING, json_of
+from ..keys.sitekey import FINGERPRINT, RAW, PublicKey, Refused, SiteKey, b64u, unb64u
 
 FORMAT = "syqure-wf handshake 1"
 MAX_CONTRIBUTION = 16 << 10

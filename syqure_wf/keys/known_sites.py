@@ -6,8 +6,8 @@ import os
 import re
 
 from ..errors import SyqureError
-from .files import make_private_dir, read_small, write_private
-from .sitekey import FINGERPRINT, KNOWN, MAX_KNOWN, Refused, private_dir
+from ..files.private import make_private_dir, read_small, write_private
+from ..keys.sitekey import FINGERPRINT, KNOWN, MAX_KNOWN, Refused, private_dir
 
 
 class KnownSites:

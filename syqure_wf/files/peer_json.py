@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any, NoReturn
 
 ARRIVING = "not JSON (yet)"  # bytes a sync or a writer has not finished
 NOT_FINITE = "a number that is not finite (NaN or Infinity)"
@@ -18,7 +19,7 @@ class NotFinite(ValueError):
     pass
 
 
-def _constant(name: str):
+def _constant(name: str) -> NoReturn:
     raise NotFinite(name)
 
 
@@ -29,12 +30,12 @@ def _float(text: str) -> float:
     return value
 
 
-def loads(data: bytes | str):
+def loads(data: bytes | str) -> Any:
     """``json.loads`` that refuses non-finite numbers (ValueError)."""
     return json.loads(data, parse_constant=_constant, parse_float=_float)
 
 
-def finite(value) -> bool:
+def finite(value: object) -> bool:
     """A number (not a bool) that is finite: what a peer's time or count must be."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False
