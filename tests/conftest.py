@@ -43,13 +43,27 @@ def checkout_state() -> list[str] | None:
     return sorted(line for line in proc.stdout.splitlines() if "__pycache__/" not in line)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """The level is the folder: every test under tests/system is marked
     `system` (`-m system` selects them, `-m 'not system'` leaves them out)."""
     system = HERE / "system"
+    grouped = config.pluginmanager.hasplugin("xdist")
     for item in items:
         if system in Path(item.fspath).parents:
             item.add_marker(pytest.mark.system)
+        if grouped and shares_a_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+def shares_a_fixture(item) -> bool:
+    """Whether the test uses a module- or session-scoped fixture of its own
+    module (a SyftBox net with agents, a SLURM cluster, a Sequre build):
+    under `--dist loadgroup` such a module runs on one pytest-xdist worker,
+    set up once; every other test goes to whichever worker is free."""
+    info, module = getattr(item, "_fixtureinfo", None), item.nodeid.split("::")[0]
+    return any(d.scope in ("module", "session") and d.baseid == module
+               for defs in (info.name2fixturedefs.values() if info else ()) for d in defs)
 
 
 def pytest_sessionstart(session):

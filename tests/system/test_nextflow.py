@@ -328,6 +328,7 @@ def test_syftbox_profile_one_nextflow_per_site_started_seconds_apart(nextflow, p
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("test_slurm")  # one SLURM test cluster at a time: with test_slurm.py's, on its worker
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="the test cluster runs its daemons as root")
 def test_slurm_profile_one_party_per_node(nextflow, reference, tmp_path_factory):
     """Every process a job on the real SLURM test cluster (slurm_cluster.py),
