@@ -28,8 +28,9 @@ from .progress import Progress
 from .protocol import completion, names
 from .protocol.completion import ChannelState, Drain, Linger, PeerEnd, Settle
 from .protocol.framing import make_framer
-from .protocol.liveness import DONE, FAILED, FAST_BEAT, RUNNING, PeerWatch, SyncWatch, beat_interval, writer_patience
+from .protocol.liveness import DONE, FAILED, FAST_BEAT, RUNNING, beat_interval, writer_patience
 from .protocol.ports import plan_channels
+from .protocol.session import PartySession
 from .segments import VERSION as SEAL_FORMAT
 from .settings import ProxySettings, make_folder
 from .status import StatusRecord, read_status
@@ -73,19 +74,22 @@ class Proxy:
         self.watcher = None
         self.wakeups: Wakeups | None = None
         self.channels: list[Channel] = []
-        now = time.monotonic()
-        reused = self.folder.reused_folder  # a caller's named run folder: reruns reuse it
-        self.peers = {p: PeerWatch(p, s.run_id, self.folder.synced, now, reused=reused) for p in self.folder.peers()}
+        self.started = time.monotonic()
+        folder = self.folder
+        self.session = PartySession(
+            s, self.started, synced=folder.synced, reused=folder.reused_folder,  # a caller's named run folder
+            wheres={p: str(folder.inbox(p)) for p in folder.peers()}, seal_format=SEAL_FORMAT,
+            emails=folder.emails if folder.layout == "syftbox" else None, settles=folder.layout == "syftbox")
+        self.peers = {p: st.watch for p, st in self.session.peers.items()}
         self._changed = Waiter()
         self._beat = Waiter()
         self._consumption_watched = False
-        self.started = time.monotonic()
         # a file's time, to the second: since this process started (a peer on the fork's own
         # transport logs once as it starts, and may wait for us while we wait for its key)
         self.started_wall = min(time.time(), process_started()) - 1.0
         # Bounds on what comes from peers run on a clock that stands still while
         # this site's own sync is down: nothing from a peer can arrive then.
-        self.sync = SyncWatch(self.started)
+        self.sync = self.session.sync
         self.incarnation = secrets.token_hex(8)  # this process, as its peers see it
 
     def clock(self) -> float:
@@ -97,11 +101,10 @@ class Proxy:
     def beat_soon(self) -> None:
         self._beat.notify()
 
-    def arrived(self, announced: bool) -> None:
-        note = self.wakeups.arrived(announced)
-        if note:  # once: from now on this proxy polls
-            log.warning("%s", note)
-            self.status.update(wakeup=note)
+    def noted(self, note: str) -> None:
+        # once: from now on this proxy polls
+        log.warning("%s", note)
+        self.status.update(wakeup=note)
 
     def _watch_consumption(self) -> None:
         # Consumption matters to the end of a run only: watched from then on,
@@ -137,13 +140,14 @@ class Proxy:
         self.wakeups = Wakeups(where, fs_type(where), s.poll_ms, misses=1 if self.watcher.exact else 2)
         if self.wakeups.polling:
             log.info("%s", self.wakeups.note)
-        hub = Hub(s, self.folder, self.progress, self.watcher, self.wakeups, self.clock, self.started,
-                  self.beat_soon, self.changed, self.arrived, self.party, self.local)
+        self.session.wakeups, self.session.progress = self.wakeups, self.progress is not None
+        hub = Hub(s, self.folder, self.progress, self.watcher, self.session, self.beat_soon, self.changed,
+                  self.noted, self.party, self.local)
         if self.party is None and self.local is None:
             log.info("party %d: connections to it are not proven to come from its process (no --party-pid): "
                         "any local process may take a channel", s.pid)
         pending = self.keys.pending if self.keys else ()
-        self.channels = [Channel(hub, plan, self.peers[plan.peer], plan.peer not in pending) for plan in self.plans]
+        self.channels = [Channel(hub, plan, plan.peer not in pending) for plan in self.plans]
         for ch in self.channels:
             await ch.listen()
         await self.watcher.start()
@@ -256,7 +260,13 @@ class Proxy:
     def _first_unread(self) -> bool:
         """A peer has not yet taken our first message: before it does, it must
         see our heartbeat move (``inbound.WriterProof``), so we beat fast."""
-        return any([ch.first_unread() for ch in self.channels])
+        unread = False
+        for ch in self.channels:
+            st = ch.state
+            if st.outbox.next_seq and not st.first_taken:
+                st.first_taken = 0 not in self.folder.listing(self.folder.outbox(ch.peer))
+                unread = unread or not st.first_taken
+        return unread
 
     def _states(self, need_connections: bool) -> list[ChannelState] | None:
         """Each channel's state for completion, or None while one is still busy
