@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 import os
 import secrets
 import time
@@ -25,10 +26,15 @@ from .aio import cancel_all
 from .channel import Channel, Hub
 from .localhop import loopback_problem
 from .progress import Progress
-from .protocol import completion, names
-from .protocol.completion import ChannelState, Drain, Linger, PeerEnd, Settle
+from .protocol import names
+from .protocol.completion import ChannelState
+from .protocol.events import (
+    Beat, CheckNative, Count, Counted, Done, Fail, FirstLooked, Idle, KeysPending, KeyVerified, Lingering,
+    LookFirst, PartyExited, PeerRecords, PollKey, ReadPeers, Rest, Sleep, Survey, Surveyed, Tick, Tidied, Tidy,
+    TrustReader, Unhold, WatchConsumption,
+)
 from .protocol.framing import make_framer
-from .protocol.liveness import DONE, FAILED, FAST_BEAT, RUNNING, beat_interval, writer_patience
+from .protocol.liveness import RUNNING
 from .protocol.ports import plan_channels
 from .protocol.session import PartySession
 from .segments import VERSION as SEAL_FORMAT
@@ -40,7 +46,6 @@ from .watch import REMOVALS, Waiter, Wakeups, fs_type, make_watcher
 
 log = logging.getLogger(__name__)
 
-RESCAN = 1.0  # seconds between looks for consumption that no event asked for
 KEY_POLL = 0.05  # seconds between looks for the peers' keys, until every peer is keyed
 
 
@@ -113,6 +118,21 @@ class Proxy:
             self._consumption_watched = True
             for peer in self.folder.peers():
                 self.watcher.subscribe(self.folder.outbox(peer), self.changed, REMOVALS)
+
+    # -- what the party runner asks of its proxy
+    @property
+    def synced(self) -> bool:
+        """Its folder is fed by a sync: peers' news may lag by a sync's pace."""
+        return self.folder.synced
+
+    def peer_failure(self, pid: int, record: dict | None) -> str | None:
+        """Why peer ``pid`` failed, judged from its ``record`` as this proxy
+        judges it (a record an earlier run left does not count), or None."""
+        return self.session.peer_failure(pid, record, time.monotonic())
+
+    def discard_unconsumed(self) -> None:
+        """A failed run: what this party wrote that nobody will read goes."""
+        self.folder.discard_unconsumed()
 
     def stats(self) -> dict:
         return {ch.name: ch.stats() for ch in self.channels}
@@ -191,57 +211,83 @@ class Proxy:
         if self.progress:
             self.progress.close(forget=self.finished)
 
+    # -- the interpreter of the session's commands (protocol/session.py)
+    async def _obey(self, seen) -> bool:
+        """Tell the session what was seen, do what it says, and tell it what
+        that showed, until it asks nothing more. True once it says done."""
+        queue = deque([seen])
+        while queue:
+            for cmd in self.session.handle(queue.popleft(), time.monotonic()):
+                kind = type(cmd)
+                if kind is Done:
+                    return True
+                if kind is Fail:
+                    raise cmd.error
+                shown = await self._do(kind, cmd)
+                if shown is not None:
+                    queue.append(shown)
+        return False
+
+    async def _do(self, kind, cmd):
+        folder = self.folder
+        if kind is Beat:
+            self.status.beat(channels=self.stats(), peer_gaps=cmd.gaps)
+        elif kind is ReadPeers:
+            return PeerRecords({pid: read_status(folder.status_dir_of(pid), pid) for pid in self.peers})
+        elif kind is TrustReader:
+            folder.trust_reader(cmd.peer, cmd.incarnation)
+        elif kind is CheckNative:
+            problem = folder.native_peer(cmd.peer, self.started_wall)
+            if problem:
+                raise SyqureError(problem)
+        elif kind is LookFirst:  # a peer takes our first message once it saw us beat
+            return FirstLooked({pid: 0 not in folder.listing(folder.outbox(pid)) for pid in cmd.peers})
+        elif kind is Rest:
+            await self._beat.wait(cmd.seconds)
+        elif kind is PollKey:
+            if self.keys.poll(cmd.peer, self.peers[cmd.peer], self.clock(), cmd.patience):
+                return KeyVerified(cmd.peer)
+        elif kind is Unhold:
+            log.info("party %d: site key %s verified", cmd.peer, self.keys.fingerprints[cmd.peer])
+            for ch in self.channels:
+                if ch.peer == cmd.peer:
+                    ch.keyed_now()
+        elif kind is Survey:
+            self._changed.clear()
+            return Surveyed(tuple(ChannelState(ch.name, ch.peer, ch.active, ch.inbound_pending(), ch.connections)
+                                  for ch in self.channels))
+        elif kind is Count:
+            for ch in self.channels:
+                folder.reap(ch.peer)
+            return Counted({ch.peer: len(folder.unconsumed(ch.peer, ch.outbox.next_seq)) for ch in self.channels})
+        elif kind is WatchConsumption:
+            self._watch_consumption()
+        elif kind is Idle:
+            await self._changed.wait(cmd.seconds)
+        elif kind is Sleep:
+            await asyncio.sleep(cmd.seconds)
+        elif kind is Tidy:
+            if cmd.after:
+                await asyncio.sleep(cmd.after)
+            for ch in self.channels:
+                folder.reap(ch.peer)
+            return Tidied(not any(folder.unconsumed(ch.peer, ch.outbox.next_seq) or
+                                  folder.listing(folder.outbox(ch.peer)) for ch in self.channels))
+        return None
+
     async def _monitor(self) -> None:
-        s = self.settings
+        """Heartbeats, and the peers' records read and judged at each."""
         while True:
             self._beat.clear()
-            self.status.beat(channels=self.stats(),
-                             peer_gaps={str(p): round(w.longest_gap, 1) for p, w in self.peers.items()})
-            now = self.clock()
-            for pid, peer in self.peers.items():
-                record = read_status(self.folder.status_dir_of(pid), pid)
-                peer.observe(record, now)
-                if peer.live:
-                    self.folder.trust_reader(pid, peer.incarnation)
-                    self._check_sealing(pid, record)
-                elif peer.last_change is None:  # never seen: a site on another file protocol?
-                    problem = self.folder.native_peer(pid, self.started_wall)
-                    if problem:
-                        raise SyqureError(problem)
-                peer.check(now, self.started, s.start_timeout, s.peer_timeout)
-            waits = self._first_unread() or bool(self.keys and self.keys.pending)  # a peer waits for a beat
-            await self._beat.wait(beat_interval(s.heartbeat, waits))
-
-    def _check_sealing(self, pid: int, record: dict | None) -> None:
-        """Every party of a run seals the same way, or none can read the others."""
-        theirs, mine = (record or {}).get("sealing"), self.settings.sealing
-        if theirs and record.get("incarnation") == self.peers[pid].incarnation and theirs != mine:
-            who = f"party {pid}" + (f" ({self.folder.emails[pid]})" if self.folder.layout == "syftbox" else "")
-            raise SyqureError(f"{who} seals its messages with {theirs}, this party with {mine}: every party "
-                              "of a run must (encryption: the same setting everywhere)")
-        form = (record or {}).get("seal_format")
-        if mine != "off" and theirs == mine and form != SEAL_FORMAT \
-                and record.get("incarnation") == self.peers[pid].incarnation:
-            who = f"party {pid}" + (f" ({self.folder.emails[pid]})" if self.folder.layout == "syftbox" else "")
-            raise SyqureError(f"{who} seals its messages in format {form or 1}, this party in format "
-                              f"{SEAL_FORMAT} (PROTOCOL.md, A sealed message): every party of a run must "
-                              "run a syqure-wf that seals alike")
+            await self._obey(Tick())
 
     async def _handshake(self) -> None:
         """Each peer's channel keys, from its site's verified key (PeerKeys);
         until then the channel holds its party's bytes and the peer's messages."""
-        s, keys = self.settings, self.keys
+        keys, folder = self.keys, self.folder
         while keys.pending:
-            now = self.clock()
-            for pid in sorted(keys.pending):
-                watch = self.peers[pid]
-                # a contribution found at the first look counts once its writer is seen running
-                watch.observe(read_status(self.folder.status_dir_of(pid), pid), now)
-                if keys.poll(pid, watch, now, writer_patience(watch, s.peer_timeout, s.heartbeat, s.start_timeout)):
-                    log.info("party %d: site key %s verified", pid, keys.fingerprints[pid])
-                    for ch in self.channels:
-                        if ch.peer == pid:
-                            ch.keyed_now()
+            await self._obey(KeysPending({pid: read_status(folder.status_dir_of(pid), pid)
+                                          for pid in sorted(keys.pending)}))
             await asyncio.sleep(KEY_POLL)
         self.status.update(peer_keys={str(p): f for p, f in sorted(keys.fingerprints.items())})
         await asyncio.get_running_loop().create_future()  # done: it ends with the run
@@ -257,94 +303,13 @@ class Proxy:
             await watch_sync(probe, self.sync, self.settings.sync_timeout, self.status.update)
         await asyncio.get_running_loop().create_future()  # no folder: no evidence, for ever
 
-    def _first_unread(self) -> bool:
-        """A peer has not yet taken our first message: before it does, it must
-        see our heartbeat move (``inbound.WriterProof``), so we beat fast."""
-        unread = False
-        for ch in self.channels:
-            st = ch.state
-            if st.outbox.next_seq and not st.first_taken:
-                st.first_taken = 0 not in self.folder.listing(self.folder.outbox(ch.peer))
-                unread = unread or not st.first_taken
-        return unread
-
-    def _states(self, need_connections: bool) -> list[ChannelState] | None:
-        """Each channel's state for completion, or None while one is still busy
-        (consumption is looked at only when nothing else is due)."""
-        states = [ChannelState(ch.name, ch.peer, ch.active, ch.inbound_pending(), ch.connections)
-                  for ch in self.channels]
-        if completion.busy(states, need_connections):
-            return None
-        return [self._consumption(st) for st in states]
-
-    def _consumption(self, st: ChannelState) -> ChannelState:
-        self.folder.reap(st.peer)
-        left = len(self.folder.unconsumed(st.peer, self._channel(st.name).outbox.next_seq))
-        if left:
-            self._watch_consumption()
-        return ChannelState(st.name, st.peer, st.active, st.pending, st.connections, left)
-
-    def _channel(self, name: str) -> Channel:
-        return next(ch for ch in self.channels if ch.name == name)
-
-    def _quiet(self, need_connections: bool) -> tuple | None:
-        """A snapshot of a finished state, or None while anything is still due."""
-        states = self._states(need_connections)
-        if states is None or any(st.unconsumed for st in states):
-            return None
-        return completion.snapshot(states)
-
     async def _finished(self, party_exit: asyncio.Future | None) -> None:
-        if party_exit is None:
-            await self._linger()
-        else:
+        """Standalone: done once every channel carried a connection and all
+        stayed quiet. The party runner: once the party exited and everything
+        was delivered and consumed."""
+        if party_exit is not None:
             await party_exit
-            await self._drain(Drain(self.settings.pid, self.clock()))
-
-    async def _linger(self) -> None:
-        """Standalone: done once every channel carried a connection and all stayed quiet."""
-        linger = Linger(self.settings.linger)
-        while True:
-            self._changed.clear()
-            wait = linger.observe(self._quiet(True), time.monotonic())
-            if wait is None:
-                return
-            if wait:
-                await asyncio.sleep(wait)
-            else:
-                await self._changed.wait(self._rescan())
-
-    async def _drain(self, drain: Drain) -> None:
-        """The party exited: done once everything was delivered and consumed."""
-        s = self.settings
-        while True:
-            self._changed.clear()
-            states = [self._consumption(ChannelState(ch.name, ch.peer, ch.active, ch.inbound_pending(),
-                                                     ch.connections)) for ch in self.channels]
-            if not completion.busy(states, False) and not any(st.unconsumed for st in states):
-                return await self._settle()
-            peers = {pid: PeerEnd(w.state in (DONE, FAILED), w.patience(s.heartbeat * 3, s.start_timeout),
-                                  w.patience(s.drain_timeout, s.start_timeout)) for pid, w in self.peers.items()}
-            drain.check(states, peers, self.clock())
-            await self._changed.wait(self._rescan())
-
-    def _rescan(self) -> float:
-        # where peers' removals raise no events, their consumption is looked for as often as their messages
-        return max(self.wakeups.interval, FAST_BEAT / 2) if self.wakeups.polling else RESCAN
-
-    async def _settle(self) -> None:
-        """A sync may bring back a file its writer removed: clean until the outboxes stay empty."""
-        if self.folder.layout != "syftbox":
-            return
-        settle = Settle(time.monotonic())
-        while True:
-            for ch in self.channels:
-                self.folder.reap(ch.peer)
-            empty = not any(self.folder.unconsumed(ch.peer, ch.outbox.next_seq) or
-                            self.folder.listing(self.folder.outbox(ch.peer)) for ch in self.channels)
-            if settle.observe(empty, time.monotonic()):
-                return
-            await asyncio.sleep(completion.SETTLE_LOOK)
+        await self._obey(Lingering() if party_exit is None else PartyExited())
 
 
 def process_started() -> float:

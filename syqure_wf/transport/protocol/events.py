@@ -72,7 +72,7 @@ class FirstLooked:
 
 @dataclass(frozen=True, slots=True)
 class KeysPending:
-    peers: frozenset
+    records: dict  # pid -> record or None, of every peer whose key is not verified yet
 
 @dataclass(frozen=True, slots=True)
 class KeyVerified:
@@ -179,11 +179,16 @@ class LookFirst:
 
 @dataclass(frozen=True, slots=True)
 class Rest:
-    seconds: float  # or until something changes: a beat asked for, a peer consumed
+    seconds: float  # until the next beat, or one asked for
+
+
+@dataclass(frozen=True, slots=True)
+class Idle:
+    seconds: float  # or until something changes (a connection, a peer's consumption)
 
 @dataclass(frozen=True, slots=True)
 class Sleep:
-    seconds: float  # whatever changes
+    seconds: float  # whatever changes meanwhile
 
 @dataclass(frozen=True, slots=True)
 class PollKey:
@@ -204,7 +209,7 @@ class Count:
 
 @dataclass(frozen=True, slots=True)
 class Tidy:
-    after: float
+    after: float  # seconds; then remove what peers consumed, and say whether the outboxes are empty
 
 @dataclass(frozen=True, slots=True)
 class WatchConsumption:

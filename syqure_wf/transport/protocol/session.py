@@ -47,7 +47,7 @@ from .events import (
     Opened, Resumed, Next, Looked, Listed, Woken, Flushed, WriterRead, Delivered, Tick, PeerRecords,
     FirstLooked, KeysPending, KeyVerified, Lingering, PartyExited, Surveyed, Counted, Tidied, Look, List,
     Wait, Flush, Note, Deliver, ReadWriter, TrustWriter, Progress, Consume, HalfClose, Fail, Beat, ReadPeers,
-    TrustReader, CheckNative, LookFirst, Rest, Sleep, PollKey, Unhold, Survey, Count, Tidy, WatchConsumption,
+    TrustReader, CheckNative, LookFirst, Rest, Idle, Sleep, PollKey, Unhold, Survey, Count, Tidy, WatchConsumption,
     Done,
 )
 from .inbound import Arrival, Corrupt, Inbox, Prove, Stalled, Take, WriterProof, writer_known_at_start
@@ -253,6 +253,12 @@ class PartySession:
         waits = any(p.outbox.next_seq and not p.first_taken for p in self.peers.values()) or bool(self.keys_pending)
         return Rest(beat_interval(self.settings.heartbeat, waits))
 
+    def peer_failure(self, pid: int, record: dict | None, now: float) -> str | None:
+        """Why peer ``pid`` failed, from its ``record``, or None (an earlier run's record is no failure)."""
+        watch = self.peers[pid].watch
+        watch.observe(record, self.clock(now))
+        return f"party {pid} failed: {watch.reason or 'no reason given'}" if watch.state == FAILED else None
+
     def sealing_problem(self, pid: int, record: dict | None) -> str | None:
         """Every party of a run seals the same way, or none can read the others."""
         record = record or {}
@@ -273,9 +279,11 @@ class PartySession:
     # -- the handshake: a channel holds its bytes until its peer's key is verified
     def _KeysPending(self, o: KeysPending, now: float) -> list:
         s, clock = self.settings, self.clock(now)
-        self.keys_pending = o.peers
+        self.keys_pending = frozenset(o.records)
+        for pid, record in o.records.items():  # a contribution found at the first look counts once its writer runs
+            self.peers[pid].watch.observe(record, clock)
         return [PollKey(pid, writer_patience(self.peers[pid].watch, s.peer_timeout, s.heartbeat, s.start_timeout))
-                for pid in sorted(o.peers)]
+                for pid in sorted(o.records)]
 
     def _KeyVerified(self, o: KeyVerified, now: float) -> list:
         self.peers[o.peer].keyed = True
@@ -300,7 +308,7 @@ class PartySession:
         self.states = o.states
         if type(self.mode) is Linger and completion.busy(o.states, True):
             self.mode.observe(None, now)
-            return [Rest(self.rescan())]
+            return [Idle(self.rescan()), Survey()]
         return [Count()]  # consumption is looked at only when nothing else is due (linger)
 
     def _Counted(self, o: Counted, now: float) -> list:
@@ -312,7 +320,7 @@ class PartySession:
             wait = self.mode.observe(quiet, now)
             if wait is None:
                 return [Done()]
-            return watch + [Sleep(wait) if wait else Rest(self.rescan())]
+            return watch + [Sleep(wait) if wait else Idle(self.rescan()), Survey()]
         if not completion.busy(states, False) and not any(st.unconsumed for st in states):
             if not self.settles:
                 return [Done()]
@@ -325,7 +333,7 @@ class PartySession:
             self.mode.check(states, peers, self.clock(now))
         except PeerFailed as exc:
             return [Fail(exc)]
-        return watch + [Rest(self.rescan())]
+        return watch + [Idle(self.rescan()), Survey()]
 
     def _Tidied(self, o: Tidied, now: float) -> list:
         """A sync may bring back a file its writer removed: clean until the outboxes stay empty."""
