@@ -144,7 +144,7 @@ def test_delivery_is_counted_in_seq_order_and_recorded_before_it_is_consumed(ste
     ses.peers[1].inbox.next_seq = 0
     for seq, (length, end, dropped) in enumerate(steps):
         commands = ses.handle(ev.Delivered(1, length, end, dropped), 0.0)
-        assert commands[:2] == [ev.Progress(1, seq + 1), ev.Consume(1, seq, "end" if end else "msg")]
+        assert commands[:2] == [ev.RecordReceived(1, seq + 1), ev.Consume(1, seq, "end" if end else "msg")]
         assert commands[2:] == ([ev.HalfClose(1)] if end else [])
     inbox = ses.peers[1].inbox
     assert inbox.next_seq == len(steps)
@@ -252,3 +252,24 @@ def test_a_drained_run_over_a_sync_settles_until_the_outboxes_stay_empty():
     assert ses.handle(ev.Tidied(False), 1.0) == [ev.Tidy(0.25)]  # a sync brought a file back
     assert ses.handle(ev.Tidied(True), 2.0) == [ev.Tidy(0.25)]
     assert ses.handle(ev.Tidied(True), 3.6) == [ev.Done()]
+
+
+# -- a message goes out: each seq once, in order, recorded before its marker
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 1 << 20), st.none()), max_size=30), st.integers(0, 3))
+def test_outbound_seqs_are_allocated_once_in_order_and_recorded_before_the_marker(stream, resumed_at):
+    ses = session()
+    ses.handle(ev.Resumed(1, resumed_at, 0), 0.0)
+    seq = resumed_at
+    for length in stream:  # a message of ``length`` bytes, or the end of a connection (None)
+        if length is None:
+            assert ses.handle(ev.Closed(1), 0.0) == [ev.RecordSent(1, seq + 1), ev.WriteEnd(1, seq)]
+        else:
+            began = ses.handle(ev.Began(1, length), 0.0)
+            assert began == ([ev.BeatSoon()] if seq == 0 else []) + [ev.Open(1, seq, length)]
+            assert ses.handle(ev.Framed(1), 0.0) == [ev.Commit(1, seq + 1)]
+        seq += 1
+    out = ses.peers[1].outbox
+    assert out.next_seq == seq
+    assert out.sent == sum(length is not None for length in stream)
+    assert out.bytes == sum(length for length in stream if length is not None)

@@ -17,7 +17,7 @@ from .localhop import prove
 from .protocol import inbound
 from .protocol.events import (
     Consume, Deliver, Delivered, Fail, Flush, Flushed, HalfClose, List, Listed, Look, Looked, Next, Note,
-    Opened, Progress, ReadWriter, Resumed, TrustWriter, Wait, Woken, WriterRead,
+    Opened, ReadWriter, RecordReceived, Resumed, TrustWriter, Wait, Woken, WriterRead,
 )
 from .protocol.framing import HEADER, make_framer
 from .protocol.ports import ChannelPlan, Role
@@ -76,7 +76,7 @@ class Channel:
     def upstream(self) -> Upstream:
         s = self.settings
         framer = make_framer(s.framing, max_message=s.max_message, chunk=s.chunk, channel=self.name)
-        return Upstream(self.folder, self.peer, self.outbox, framer, self.hub.progress, self.hub.beat_soon)
+        return Upstream(self.folder, self.peer, self.session, framer, self.hub.progress, self.hub.beat_soon)
 
     # -- connections to the local party
     async def listen(self) -> None:
@@ -257,7 +257,7 @@ class Channel:
             for cmd in self.session.handle(Delivered(self.peer, decision.length, end, not link.writable),
                                            time.monotonic()):
                 kind = type(cmd)
-                if kind is Progress:
+                if kind is RecordReceived:
                     self.hub.progress.received(self.peer, cmd.upto)
                 elif kind is Consume:
                     self.folder.consume(self.peer, cmd.seq, cmd.kind)

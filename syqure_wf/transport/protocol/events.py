@@ -52,6 +52,22 @@ class WriterRead:
     stamp: str | None
 
 @dataclass(frozen=True, slots=True)
+class Began:
+    peer: int
+    length: int  # the party's next message starts: so many bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Framed:
+    peer: int  # the party's message is complete
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    peer: int  # the party ended its stream (its connection's end)
+
+
+@dataclass(frozen=True, slots=True)
 class Delivered:
     peer: int
     length: int
@@ -138,9 +154,39 @@ class TrustWriter:
     stamp: str | None
 
 @dataclass(frozen=True, slots=True)
-class Progress:
+class RecordReceived:
     peer: int
-    upto: int
+    upto: int  # every inbound seq below was delivered (a restarted proxy carries on here)
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    peer: int
+    seq: int
+    length: int  # a message file, its header written
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    peer: int
+    upto: int  # the message whole, ``RecordSent(upto)`` before its marker
+
+
+@dataclass(frozen=True, slots=True)
+class BeatSoon:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSent:
+    peer: int
+    upto: int  # every outbound seq below is placed
+
+
+@dataclass(frozen=True, slots=True)
+class WriteEnd:
+    peer: int
+    seq: int
 
 @dataclass(frozen=True, slots=True)
 class Consume:

@@ -8,7 +8,13 @@ The story of one party's proxy:
 
 1. **Each peer opens** (``Opened``): whether the peer's writer is known
    from the start (nothing in an unsynced inbox yet), whether its keys are.
-2. **A message comes in** (``Next``): ``Look`` at the next slot of the
+2. **A message goes out** (``Began``, ``Framed``, ``Closed``: the party's
+   stream, cut by its framer): ``Open`` its file at the next seq (each seq
+   once, in order, never reused: also across a restart), ``Commit`` it with
+   ``RecordSent`` before its marker; the stream's end is an end marker
+   (``WriteEnd``), recorded first. A first message wants a beat soon
+   (``BeatSoon``): the peer takes it only once it saw us beat.
+3. **A message comes in** (``Next``): ``Look`` at the next slot of the
    peer's inbox. The judge's ``Looked`` decision is whole and its writer
    proven: ``Deliver`` it. Whole, writer unproven: ``ReadWriter`` until the
    peer's record shows its running proxy wrote it (``TrustWriter``), or a
@@ -18,17 +24,17 @@ The story of one party's proxy:
    A message that a look finds after one that found none decides whether
    events announce arrivals (``Flush`` queued events first): ``Note`` when
    the proxy falls back to polling.
-3. **It was delivered** (``Delivered``): ``Progress`` before ``Consume``
+4. **It was delivered** (``Delivered``): ``RecordReceived`` before ``Consume``
    (a restarted proxy never delivers it again); an end marker ``HalfClose``s.
-4. **Every heartbeat** (``Tick``): ``Beat``, ``ReadPeers``; each peer's
+5. **Every heartbeat** (``Tick``): ``Beat``, ``ReadPeers``; each peer's
    ``PeerRecords`` are checked: failed, vanished or never started fails the
    run; a live peer's reader is trusted (``TrustReader``) and must seal as
    this party does; a peer never seen may speak another file protocol
    (``CheckNative``). ``Rest`` until the next beat: fast while a peer waits
    for our beat (our first message unread: ``LookFirst``; or a key).
-5. **The handshake** (``KeysPending``): ``PollKey`` per pending peer;
+6. **The handshake** (``KeysPending``): ``PollKey`` per pending peer;
    ``KeyVerified`` releases the channel's held bytes (``Unhold``).
-6. **The end** (``Lingering``: a standalone proxy; ``PartyExited``: the
+7. **The end** (``Lingering``: a standalone proxy; ``PartyExited``: the
    party runner): ``Survey`` the channels, ``Count`` what peers have not
    consumed, until quiet (linger) or drained; then, over a sync,
    ``Tidy`` until the outboxes stay empty (settle), and ``Done``.
@@ -44,11 +50,11 @@ from ...errors import CorruptMessage, PeerFailed, SyqureError
 from . import completion
 from .completion import ChannelState, Drain, Linger, PeerEnd, Settle
 from .events import (
-    Opened, Resumed, Next, Looked, Listed, Woken, Flushed, WriterRead, Delivered, Tick, PeerRecords,
-    FirstLooked, KeysPending, KeyVerified, Lingering, PartyExited, Surveyed, Counted, Tidied, Look, List,
-    Wait, Flush, Note, Deliver, ReadWriter, TrustWriter, Progress, Consume, HalfClose, Fail, Beat, ReadPeers,
-    TrustReader, CheckNative, LookFirst, Rest, Idle, Sleep, PollKey, Unhold, Survey, Count, Tidy, WatchConsumption,
-    Done,
+    Beat, BeatSoon, Began, CheckNative, Closed, Commit, Consume, Count, Counted, Deliver, Delivered, Done,
+    Fail, FirstLooked, Flush, Flushed, Framed, HalfClose, Idle, KeyVerified, KeysPending, Lingering, List,
+    Listed, Look, LookFirst, Looked, Next, Note, Open, Opened, PartyExited, PeerRecords, PollKey, ReadPeers,
+    ReadWriter, RecordReceived, RecordSent, Rest, Resumed, Sleep, Survey, Surveyed, Tick, Tidied, Tidy,
+    TrustReader, TrustWriter, Unhold, Wait, WatchConsumption, Woken, WriteEnd, WriterRead,
 )
 from .inbound import Arrival, Corrupt, Inbox, Prove, Stalled, Take, WriterProof, writer_known_at_start
 from .inbound import List as ListStep
@@ -57,6 +63,7 @@ from .liveness import DONE, FAILED, FAST_BEAT, PeerWatch, SyncWatch, beat_interv
 from .names import END, MSG
 from .outbound import Outbox
 
+BEAT_SOON = BeatSoon()
 WRITER_POLL = 0.05  # while a first message waits for proof that its writer runs
 RESCAN = 1.0  # seconds between looks for consumption that no event asked for
 
@@ -73,6 +80,7 @@ class PeerState:
     keyed: bool = True
     first_taken: bool = False
     dropped: int = 0
+    length: int = 0  # of the party's message being written
     arrival: Arrival | None = None
     proof: WriterProof | None = None
     found: Take | Prove | None = None  # a look's step held while queued events are flushed
@@ -100,7 +108,7 @@ class PartySession:
         self.settle: Settle | None = None
         self.states: tuple = ()
         self._handlers = {cls: getattr(self, "_" + cls.__name__) for cls in (
-            Opened, Resumed, Next, Looked, Listed, Woken, Flushed, WriterRead, Delivered, Tick, PeerRecords,
+            Opened, Resumed, Began, Framed, Closed, Next, Looked, Listed, Woken, Flushed, WriterRead, Delivered, Tick, PeerRecords,
             FirstLooked, KeysPending, KeyVerified, Lingering, PartyExited, Surveyed, Counted, Tidied)}
 
     def handle(self, observation, now: float) -> list:
@@ -125,6 +133,26 @@ class PartySession:
         p = self.peers[o.peer]
         p.outbox.next_seq, p.inbox.next_seq = o.out_seq, o.in_seq
         return []
+
+    # -- outbound: the party's messages become files, each seq once, in order
+    def _Began(self, o: Began, now: float) -> list:
+        p = self.peers[o.peer]
+        first = not p.outbox.next_seq
+        p.length = o.length
+        opened = Open(o.peer, p.outbox.allocate(), o.length)
+        return [BEAT_SOON, opened] if first else [opened]  # the peer waits for a beat before reading it
+
+    def _Framed(self, o: Framed, now: float) -> list:
+        p = self.peers[o.peer]
+        p.outbox.count(p.length)
+        return [Commit(o.peer, p.outbox.next_seq)]
+
+    def _Closed(self, o: Closed, now: float) -> list:
+        p = self.peers[o.peer]
+        seq = p.outbox.allocate()
+        # recorded first: killed before the marker, the restart leaves a hole that the
+        # reader reports after its stall bound; never a reused seq
+        return [RecordSent(o.peer, p.outbox.next_seq), WriteEnd(o.peer, seq)]
 
     # -- inbound: one message at a time, in seq order, from a proven writer
     def _Next(self, o: Next, now: float) -> list:
@@ -218,7 +246,7 @@ class PartySession:
         p.inbox.advance(o.length, message=not o.end)
         # recorded before the files go: a restarted proxy never delivers them again
         done = [Consume(o.peer, seq, END if o.end else MSG)] + ([HalfClose(o.peer)] if o.end else [])
-        return ([Progress(o.peer, seq + 1)] if self.progress else []) + done
+        return ([RecordReceived(o.peer, seq + 1)] if self.progress else []) + done
 
     # -- liveness: beats, peers' records, the sealing agreement
     def _Tick(self, o: Tick, now: float) -> list:
