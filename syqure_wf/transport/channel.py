@@ -70,6 +70,7 @@ class Channel:
         self.session.handle(Opened(self.peer, not folder.listing(folder.inbox(self.peer)), keyed), time.monotonic())
         self._on_keyed: list = []
         self.waiter = Waiter()
+        self._next = Next(self.peer)
         hub.watcher.subscribe(folder.inbox(self.peer), self.waiter.notify, folder.arrivals)
         self.where = f"{s.host}:{plan.port}"
 
@@ -273,7 +274,7 @@ class Channel:
             return pending
         folder, session, peer, waiter = self.folder, self.session, self.peer, self.waiter
         decision = content = None
-        commands = session.handle(Next(peer), time.monotonic())
+        commands = session.handle(self._next, time.monotonic())
         while True:
             seen = None
             for cmd in commands:

@@ -244,9 +244,13 @@ class PartySession:
         seq = p.inbox.next_seq
         p.dropped += o.dropped
         p.inbox.advance(o.length, message=not o.end)
-        # recorded before the files go: a restarted proxy never delivers them again
-        done = [Consume(o.peer, seq, END if o.end else MSG)] + ([HalfClose(o.peer)] if o.end else [])
-        return ([RecordReceived(o.peer, seq + 1)] if self.progress else []) + done
+        if o.end:
+            done = [Consume(o.peer, seq, END), HalfClose(o.peer)]
+        else:
+            done = [Consume(o.peer, seq, MSG)]
+        if self.progress:  # recorded before the files go: a restarted proxy never delivers them again
+            done.insert(0, RecordReceived(o.peer, seq + 1))
+        return done
 
     # -- liveness: beats, peers' records, the sealing agreement
     def _Tick(self, o: Tick, now: float) -> list:
