@@ -7,9 +7,10 @@ order -> socket, then a half-close). A channel carries successive
 connections (MPyC reconnects), each ended by an end marker in both
 directions. Where the party listens the proxy dials it, at once (Sequre's
 listener speaks first) or when the first message for the connection arrives
-(MPyC); where the party connects the proxy listens. This module is the glue:
-heartbeats and peers' liveness, the handshake, this site's sync, and the end
-of the run, each decided in ``protocol/``.
+(MPyC); where the party connects the proxy listens. What happens when is
+decided by one ``PartySession`` (``protocol/session.py``); this module
+interprets its commands for heartbeats and peers' records, the handshake,
+and the end of the run, and starts this site's sync probe.
 """
 from __future__ import annotations
 

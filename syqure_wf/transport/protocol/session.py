@@ -40,7 +40,15 @@ The story of one party's proxy:
    ``Tidy`` until the outboxes stay empty (settle), and ``Done``.
 
 Every bound on what comes from peers runs on the peer clock, which stands
-still while this site's sync is down (``sync``, a ``SyncWatch``).
+still while this site's sync is down (``sync``, a ``SyncWatch`` that the
+sync's probe feeds: ``sync_health.watch_sync``).
+
+Interpreters: the proxy (``proxy.py``: beats, records, keys, the end;
+``channel.py``: a channel's inbound messages; ``link.py``: a connection's
+outbound ones) on one asyncio loop; an MPyC party in process
+(``inproc.py``) runs the same channels, and feeds its outbound messages
+from the party's own thread: ``Began``, ``Framed`` and ``Closed`` touch
+nothing but that peer's outbox.
 """
 from __future__ import annotations
 
@@ -108,8 +116,9 @@ class PartySession:
         self.settle: Settle | None = None
         self.states: tuple = ()
         self._handlers = {cls: getattr(self, "_" + cls.__name__) for cls in (
-            Opened, Resumed, Began, Framed, Closed, Next, Looked, Listed, Woken, Flushed, WriterRead, Delivered, Tick, PeerRecords,
-            FirstLooked, KeysPending, KeyVerified, Lingering, PartyExited, Surveyed, Counted, Tidied)}
+            Opened, Resumed, Began, Framed, Closed, Next, Looked, Listed, Woken, Flushed, WriterRead, Delivered,
+            Tick, PeerRecords, FirstLooked, KeysPending, KeyVerified, Lingering, PartyExited, Surveyed, Counted,
+            Tidied)}
 
     def handle(self, observation, now: float) -> list:
         return self._handlers[type(observation)](observation, now)
