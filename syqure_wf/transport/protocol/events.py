@@ -1,266 +1,335 @@
 """The session's vocabulary (``session.py``): observations (what the
-interpreter saw) and commands (what it does), small frozen values. Pure."""
+interpreter saw) and commands (what it does), small immutable values. Pure.
+
+Named tuples, not frozen dataclasses: several are made for every message
+(the hot path), and a tuple is made in half the time. Each compares equal
+only to a value of its own kind (``Look(1, 0) != Wait(1, 0)``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple, TypeVar
 
 from ...errors import SyqureError
 
+T = TypeVar("T")
+
+
+def _same(a, b) -> bool:
+    return type(a) is type(b) and tuple.__eq__(a, b)
+
+
+def _other(a, b) -> bool:
+    return not _same(a, b)
+
+
+def _hash(a) -> int:
+    return hash((type(a).__name__, tuple(a)))
+
+
+def value(cls: T) -> T:
+    """A named tuple that equals only its own kind."""
+    setattr(cls, "__eq__", _same)
+    setattr(cls, "__ne__", _other)
+    setattr(cls, "__hash__", _hash)
+    return cls
+
 
 # -- observations: what the interpreter saw
-@dataclass(frozen=True, slots=True)
-class Opened:
+@value
+class Opened(NamedTuple):
     peer: int
     inbox_empty: bool
     keyed: bool
 
-@dataclass(frozen=True, slots=True)
-class Resumed:
+
+@value
+class Resumed(NamedTuple):
     peer: int
     out_seq: int
     in_seq: int
 
-@dataclass(frozen=True, slots=True)
-class Next:
+
+@value
+class Next(NamedTuple):
     peer: int  # the channel wants the next inbound message
 
-@dataclass(frozen=True, slots=True)
-class Looked:
+
+@value
+class Looked(NamedTuple):
     peer: int
     decision: object  # judge.Decision
     events: int  # wake-ups counted before the look
 
-@dataclass(frozen=True, slots=True)
-class Listed:
+
+@value
+class Listed(NamedTuple):
     peer: int
     present: dict
 
-@dataclass(frozen=True, slots=True)
-class Woken:
+
+@value
+class Woken(NamedTuple):
     peer: int
     by_event: bool
 
-@dataclass(frozen=True, slots=True)
-class Flushed:
+
+@value
+class Flushed(NamedTuple):
     peer: int
     events: int
 
-@dataclass(frozen=True, slots=True)
-class WriterRead:
+
+@value
+class WriterRead(NamedTuple):
     peer: int
     record: dict | None
     stamp: str | None
 
-@dataclass(frozen=True, slots=True)
-class Began:
+
+@value
+class Began(NamedTuple):
     peer: int
     length: int  # the party's next message starts: so many bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Framed:
+@value
+class Framed(NamedTuple):
     peer: int  # the party's message is complete
 
 
-@dataclass(frozen=True, slots=True)
-class Closed:
+@value
+class Closed(NamedTuple):
     peer: int  # the party ended its stream (its connection's end)
 
 
-@dataclass(frozen=True, slots=True)
-class Delivered:
+@value
+class Delivered(NamedTuple):
     peer: int
     length: int
     end: bool
     dropped: bool  # the party had closed its side
 
-@dataclass(frozen=True, slots=True)
-class Tick:
+
+@value
+class Tick(NamedTuple):
     pass
 
-@dataclass(frozen=True, slots=True)
-class PeerRecords:
+
+@value
+class PeerRecords(NamedTuple):
     records: dict  # pid -> record or None
 
-@dataclass(frozen=True, slots=True)
-class FirstLooked:
+
+@value
+class FirstLooked(NamedTuple):
     taken: dict  # peer -> our first message is gone from its inbox
 
-@dataclass(frozen=True, slots=True)
-class KeysPending:
+
+@value
+class KeysPending(NamedTuple):
     records: dict  # pid -> record or None, of every peer whose key is not verified yet
 
-@dataclass(frozen=True, slots=True)
-class KeyVerified:
+
+@value
+class KeyVerified(NamedTuple):
     peer: int
 
-@dataclass(frozen=True, slots=True)
-class Lingering:
+
+@value
+class Lingering(NamedTuple):
     pass
 
-@dataclass(frozen=True, slots=True)
-class PartyExited:
+
+@value
+class PartyExited(NamedTuple):
     pass
 
-@dataclass(frozen=True, slots=True)
-class Surveyed:
+
+@value
+class Surveyed(NamedTuple):
     states: tuple  # completion.ChannelState, consumption aside
 
-@dataclass(frozen=True, slots=True)
-class Counted:
+
+@value
+class Counted(NamedTuple):
     unconsumed: dict  # peer -> our messages it has not consumed
 
-@dataclass(frozen=True, slots=True)
-class Tidied:
+
+@value
+class Tidied(NamedTuple):
     empty: bool
 
 
 # -- commands: what the interpreter does
-@dataclass(frozen=True, slots=True)
-class Look:
+@value
+class Look(NamedTuple):
     peer: int
     seq: int
 
-@dataclass(frozen=True, slots=True)
-class List:
+
+@value
+class List(NamedTuple):
     peer: int
 
-@dataclass(frozen=True, slots=True)
-class Wait:
+
+@value
+class Wait(NamedTuple):
     peer: int
     timeout: float
 
-@dataclass(frozen=True, slots=True)
-class Flush:
+
+@value
+class Flush(NamedTuple):
     peer: int
 
-@dataclass(frozen=True, slots=True)
-class Note:
+
+@value
+class Note(NamedTuple):
     text: str  # how this proxy now wakes up, said once
 
-@dataclass(frozen=True, slots=True)
-class Deliver:
+
+@value
+class Deliver(NamedTuple):
     peer: int
     seq: int  # the inbox's run stamp checked first
 
-@dataclass(frozen=True, slots=True)
-class ReadWriter:
+
+@value
+class ReadWriter(NamedTuple):
     peer: int
     after: float  # the peer's record and the writer stamp, after so many seconds
 
-@dataclass(frozen=True, slots=True)
-class TrustWriter:
+
+@value
+class TrustWriter(NamedTuple):
     peer: int
     stamp: str | None
 
-@dataclass(frozen=True, slots=True)
-class RecordReceived:
+
+@value
+class RecordReceived(NamedTuple):
     peer: int
     upto: int  # every inbound seq below was delivered (a restarted proxy carries on here)
 
 
-@dataclass(frozen=True, slots=True)
-class Open:
+@value
+class Open(NamedTuple):
     peer: int
     seq: int
     length: int  # a message file, its header written
 
 
-@dataclass(frozen=True, slots=True)
-class Commit:
+@value
+class Commit(NamedTuple):
     peer: int
     upto: int  # the message whole, ``RecordSent(upto)`` before its marker
 
 
-@dataclass(frozen=True, slots=True)
-class BeatSoon:
+@value
+class BeatSoon(NamedTuple):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class RecordSent:
+@value
+class RecordSent(NamedTuple):
     peer: int
     upto: int  # every outbound seq below is placed
 
 
-@dataclass(frozen=True, slots=True)
-class WriteEnd:
+@value
+class WriteEnd(NamedTuple):
     peer: int
     seq: int
 
-@dataclass(frozen=True, slots=True)
-class Consume:
+
+@value
+class Consume(NamedTuple):
     peer: int
     seq: int
     kind: str
 
-@dataclass(frozen=True, slots=True)
-class HalfClose:
+
+@value
+class HalfClose(NamedTuple):
     peer: int
 
-@dataclass(frozen=True, slots=True)
-class Fail:
+
+@value
+class Fail(NamedTuple):
     error: SyqureError
 
-@dataclass(frozen=True, slots=True)
-class Beat:
+
+@value
+class Beat(NamedTuple):
     gaps: dict
 
-@dataclass(frozen=True, slots=True)
-class ReadPeers:
+
+@value
+class ReadPeers(NamedTuple):
     pass
 
-@dataclass(frozen=True, slots=True)
-class TrustReader:
+
+@value
+class TrustReader(NamedTuple):
     peer: int
     incarnation: str | None
 
-@dataclass(frozen=True, slots=True)
-class CheckNative:
+
+@value
+class CheckNative(NamedTuple):
     peer: int
 
-@dataclass(frozen=True, slots=True)
-class LookFirst:
+
+@value
+class LookFirst(NamedTuple):
     peers: tuple
 
-@dataclass(frozen=True, slots=True)
-class Rest:
+
+@value
+class Rest(NamedTuple):
     seconds: float  # until the next beat, or one asked for
 
 
-@dataclass(frozen=True, slots=True)
-class Idle:
+@value
+class Idle(NamedTuple):
     seconds: float  # or until something changes (a connection, a peer's consumption)
 
-@dataclass(frozen=True, slots=True)
-class Sleep:
+
+@value
+class Sleep(NamedTuple):
     seconds: float  # whatever changes meanwhile
 
-@dataclass(frozen=True, slots=True)
-class PollKey:
+
+@value
+class PollKey(NamedTuple):
     peer: int
     patience: float
 
-@dataclass(frozen=True, slots=True)
-class Unhold:
+
+@value
+class Unhold(NamedTuple):
     peer: int
 
-@dataclass(frozen=True, slots=True)
-class Survey:
+
+@value
+class Survey(NamedTuple):
     pass
 
-@dataclass(frozen=True, slots=True)
-class Count:
+
+@value
+class Count(NamedTuple):
     pass
 
-@dataclass(frozen=True, slots=True)
-class Tidy:
+
+@value
+class Tidy(NamedTuple):
     after: float  # seconds; then remove what peers consumed, and say whether the outboxes are empty
 
-@dataclass(frozen=True, slots=True)
-class WatchConsumption:
+
+@value
+class WatchConsumption(NamedTuple):
     pass
 
-@dataclass(frozen=True, slots=True)
-class Done:
+
+@value
+class Done(NamedTuple):
     pass
