@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import CorruptMessage, SyqureError
+from ..errors import SyqureError
 from .aio import bounded, cancel_all
 from .link import Link, Upstream
 from .localhop import prove
