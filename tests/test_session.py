@@ -273,3 +273,19 @@ def test_outbound_seqs_are_allocated_once_in_order_and_recorded_before_the_marke
     assert out.next_seq == seq
     assert out.sent == sum(length is not None for length in stream)
     assert out.bytes == sum(length for length in stream if length is not None)
+
+
+# -- this site's sync
+def test_a_sync_down_stops_the_peer_clock_is_said_once_each_way_and_fails_after_its_bound():
+    ses = session(sync_timeout=100.0)
+    assert ses.handle(ev.SyncVerdict(None, 1000.0), 1.0) == []
+    [down] = ses.handle(ev.SyncVerdict("server unreachable", 1010.0), 10.0)
+    assert down.change == "down" and down.record["state"] == "down" and down.record["since"] == 1010.0
+    assert ses.handle(ev.SyncVerdict("server unreachable", 1060.0), 60.0) == []  # said once
+    assert ses.clock(60.0) == 10.0  # the peer clock stood still
+    [up] = ses.handle(ev.SyncVerdict(None, 1070.0), 70.0)
+    assert up == ev.SyncChanged("up", {"state": "up"}, 60.0)
+    ses.handle(ev.SyncVerdict("client not answering", 1100.0), 100.0)
+    assert ses.handle(ev.SyncVerdict("client not answering", 1200.0), 200.0) == []
+    assert ses.handle(ev.SyncVerdict("client not answering", 1201.0), 201.0) == [
+        ev.SyncLost("client not answering", 1100.0, 100.0)]

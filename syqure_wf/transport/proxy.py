@@ -31,8 +31,8 @@ from .protocol import names
 from .protocol.completion import ChannelState
 from .protocol.events import (
     Beat, CheckNative, Count, Counted, Done, Fail, FirstLooked, Idle, KeysPending, KeyVerified, Lingering,
-    LookFirst, PartyExited, PeerRecords, PollKey, ReadPeers, Rest, Sleep, Survey, Surveyed, Tick, Tidied, Tidy,
-    TrustReader, Unhold, WatchConsumption,
+    LookFirst, PartyExited, PeerRecords, PollKey, ReadPeers, Rest, Sleep, Survey, Surveyed, SyncChanged, SyncLost,
+    SyncVerdict, Tick, Tidied, Tidy, TrustReader, Unhold, WatchConsumption,
 )
 from .protocol.framing import make_framer
 from .protocol.liveness import RUNNING
@@ -41,7 +41,7 @@ from .protocol.session import PartySession
 from .segments import VERSION as SEAL_FORMAT
 from .settings import ProxySettings, make_folder
 from .status import StatusRecord, read_status
-from .sync_health import ClientProbe, watch_sync
+from .sync_health import SYNC_PROBE, ClientProbe, describe
 from .sync_relay import RelayedProbe
 from .watch import REMOVALS, Waiter, Wakeups, fs_type, make_watcher
 
@@ -267,6 +267,16 @@ class Proxy:
             await self._changed.wait(cmd.seconds)
         elif kind is Sleep:
             await asyncio.sleep(cmd.seconds)
+        elif kind is SyncChanged:
+            if cmd.change == "down":
+                log.warning("%s", describe(cmd.record))
+            else:
+                log.warning("sync back after %.0f s", cmd.outage)
+            self.status.update(sync=cmd.record)
+        elif kind is SyncLost:
+            since = time.strftime("%H:%M:%S", time.localtime(cmd.since))
+            raise SyqureError(f"{cmd.reason} since {since}: this site's sync did not come back "
+                              f"within {cmd.bound:g} s (timeouts.sync)")
         elif kind is Tidy:
             if cmd.after:
                 await asyncio.sleep(cmd.after)
@@ -300,8 +310,10 @@ class Proxy:
             probe = ClientProbe(Path(self.settings.syftbox["folder"]).expanduser())
         else:
             probe = None
-        if probe:
-            await watch_sync(probe, self.sync, self.settings.sync_timeout, self.status.update)
+        while probe:  # its client and its server must answer (PROTOCOL.md, This site's own sync)
+            problem = await asyncio.to_thread(probe)
+            await self._obey(SyncVerdict(problem, time.time()))
+            await asyncio.sleep(SYNC_PROBE)
         await asyncio.get_running_loop().create_future()  # no folder: no evidence, for ever
 
     async def _finished(self, party_exit: asyncio.Future | None) -> None:

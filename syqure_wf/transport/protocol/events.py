@@ -110,6 +110,12 @@ class Delivered(NamedTuple):
 
 
 @value
+class SyncVerdict(NamedTuple):
+    problem: str | None  # what this site's sync probe found wrong, or None
+    wall: float  # the wall clock, for people
+
+
+@value
 class Tick(NamedTuple):
     pass
 
@@ -256,6 +262,20 @@ class HalfClose(NamedTuple):
 @value
 class Fail(NamedTuple):
     error: SyqureError
+
+
+@value
+class SyncChanged(NamedTuple):
+    change: str  # "down" or "up"
+    record: dict  # what the status record says of the sync now
+    outage: float  # seconds the last outage lasted (up)
+
+
+@value
+class SyncLost(NamedTuple):
+    reason: str
+    since: float  # the wall clock when it went down
+    bound: float  # seconds it may be down (timeouts.sync)
 
 
 @value

@@ -40,8 +40,9 @@ The story of one party's proxy:
    ``Tidy`` until the outboxes stay empty (settle), and ``Done``.
 
 Every bound on what comes from peers runs on the peer clock, which stands
-still while this site's sync is down (``sync``, a ``SyncWatch`` that the
-sync's probe feeds: ``sync_health.watch_sync``).
+still while this site's sync is down (``sync``, a ``SyncWatch``): each
+``SyncVerdict`` of its probe may say ``SyncChanged``, and a sync down for
+longer than its bound is ``SyncLost``.
 
 Interpreters: the proxy (``proxy.py``: beats, records, keys, the end;
 ``channel.py``: a channel's inbound messages; ``link.py``: a connection's
@@ -61,8 +62,9 @@ from .events import (
     Beat, BeatSoon, Began, CheckNative, Closed, Commit, Consume, Count, Counted, Deliver, Delivered, Done,
     Fail, FirstLooked, Flush, Flushed, Framed, HalfClose, Idle, KeyVerified, KeysPending, Lingering, List,
     Listed, Look, LookFirst, Looked, Next, Note, Open, Opened, PartyExited, PeerRecords, PollKey, ReadPeers,
-    ReadWriter, RecordReceived, RecordSent, Rest, Resumed, Sleep, Survey, Surveyed, Tick, Tidied, Tidy,
-    TrustReader, TrustWriter, Unhold, Wait, WatchConsumption, Woken, WriteEnd, WriterRead,
+    ReadWriter, RecordReceived, RecordSent, Rest, Resumed, Sleep, Survey, Surveyed, SyncChanged, SyncLost,
+    SyncVerdict, Tick, Tidied, Tidy, TrustReader, TrustWriter, Unhold, Wait, WatchConsumption, Woken, WriteEnd,
+    WriterRead,
 )
 from .inbound import Arrival, Corrupt, Inbox, Prove, Stalled, Take, WriterProof, writer_known_at_start
 from .inbound import List as ListStep
@@ -117,8 +119,8 @@ class PartySession:
         self.states: tuple = ()
         self._handlers = {cls: getattr(self, "_" + cls.__name__) for cls in (
             Opened, Resumed, Began, Framed, Closed, Next, Looked, Listed, Woken, Flushed, WriterRead, Delivered,
-            Tick, PeerRecords, FirstLooked, KeysPending, KeyVerified, Lingering, PartyExited, Surveyed, Counted,
-            Tidied)}
+            SyncVerdict, Tick, PeerRecords, FirstLooked, KeysPending, KeyVerified, Lingering, PartyExited,
+            Surveyed, Counted, Tidied)}
 
     def handle(self, observation, now: float) -> list:
         return self._handlers[type(observation)](observation, now)
@@ -260,6 +262,15 @@ class PartySession:
         if self.progress:  # recorded before the files go: a restarted proxy never delivers them again
             done.insert(0, RecordReceived(o.peer, seq + 1))
         return done
+
+    # -- this site's sync: while it is down nothing from peers can arrive
+    def _SyncVerdict(self, o: SyncVerdict, now: float) -> list:
+        sync, bound = self.sync, self.settings.sync_timeout
+        change = sync.observe(o.problem, now, o.wall)
+        said: list = [SyncChanged(change, sync.record(), sync.last_outage)] if change else []
+        if sync.down and bound and sync.down_for(now) > bound:
+            said.append(SyncLost(sync.reason, sync.down_wall, bound))
+        return said
 
     # -- liveness: beats, peers' records, the sealing agreement
     def _Tick(self, o: Tick, now: float) -> list:
