@@ -182,7 +182,7 @@ class PartyRunner:
                     what += f": it ran out of its memory limit ({shown(self.memory)}, memory:)"
                 # Killed from outside, the program is the cause: said at once. Else a
                 # peer's failure may be, and its record may be a sync hop or two away.
-                synced = self.proxy is not None and self.proxy.folder.synced
+                synced = self.proxy is not None and self.proxy.synced
                 killed = code < 0 and -code in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
                 culprit = None if killed else await self._failed_peer(wait=10.0 if synced else 2.0)
                 if culprit:
@@ -221,11 +221,10 @@ class PartyRunner:
             for peer in range(self.cfg.n):
                 if peer != self.pid:
                     record = read_status(self.cfg.status_dir_of(peer, self.pid), peer) or {}
-                    watch = self.proxy.peers.get(peer) if self.proxy else None
-                    if watch is not None:  # it knows a record left by an earlier run from this run's
-                        watch.observe(record, self.proxy.clock())
-                        if watch.state == FAILED:
-                            return f"party {peer} failed: {watch.reason or 'no reason given'}"
+                    if self.proxy is not None:  # it knows a record left by an earlier run from this run's
+                        failure = self.proxy.peer_failure(peer, record)
+                        if failure:
+                            return failure
                     elif record.get("state") == FAILED and record.get("run_id") == self.cfg.run_id:
                         return f"party {peer} failed: {record.get('reason', 'no reason given')}"
             if time.monotonic() > deadline:
@@ -247,14 +246,13 @@ class PartyRunner:
     def discard(self) -> None:
         """A failed run is over: what this party wrote that nobody will read,
         and what was sent to it that it will never read, goes."""
-        folder = self.proxy.folder if self.proxy is not None else None
         try:
-            if folder is None and self.cfg.in_process and self.status is not None:
+            if self.proxy is not None:
+                self.proxy.discard_unconsumed()
+            elif self.cfg.in_process and self.status is not None:
                 from ..transport import make_folder
 
-                folder = make_folder(self.cfg.proxy_settings(self.pid))
-            if folder is not None:
-                folder.discard_unconsumed()
+                make_folder(self.cfg.proxy_settings(self.pid)).discard_unconsumed()
         except (OSError, SyqureError):
             pass
 

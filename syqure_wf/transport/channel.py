@@ -1,7 +1,7 @@
 """One peer of a party: its listener or dialer towards the local party and
-both directions of its traffic. The rules come from ``protocol/``
-(``inbound.Arrival`` decides every wait for a message); this is their IO
-driver: the hand-off, the disk read, the waits."""
+both directions of its traffic. What to do and when is the session's
+(``protocol/session.py``: every look, wait and delivery of an inbound
+message); this interprets its commands: the hand-off, the disk read, the waits."""
 from __future__ import annotations
 
 import asyncio
@@ -10,25 +10,24 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import CorruptMessage, SyqureError
+from ..errors import SyqureError
 from .aio import bounded, cancel_all
 from .link import Link, Upstream
 from .localhop import prove
 from .protocol import inbound
+from .protocol.events import (
+    Consume, Deliver, Delivered, Fail, Flush, Flushed, HalfClose, List, Listed, Look, Looked, Next, Note,
+    Opened, ReadWriter, RecordReceived, Resumed, TrustWriter, Wait, Woken, WriterRead,
+)
 from .protocol.framing import HEADER, make_framer
-from .protocol.inbound import Arrival, Inbox, WriterProof
-from .protocol.liveness import PeerWatch, writer_patience
-from .protocol.names import END, MSG
-from .protocol.outbound import Outbox
 from .protocol.ports import ChannelPlan, Role
 from .status import read_status
-from .watch import LOOK, Waiter
+from .watch import Waiter
 
 log = logging.getLogger(__name__)
 
 SEND_PIECE = 1 << 20  # a message held in memory goes to the party in pieces of this size
 DIAL_RETRY = 0.1
-WRITER_POLL = 0.05  # while a first message waits for proof that its writer runs
 PROOF_POLL = 0.02  # while a dialled connection waits for the party to accept it
 PROOF_WAIT = 10.0  # seconds the party may take to accept a connection it listens for
 
@@ -40,12 +39,10 @@ class Hub:
     folder: object  # the layout (folder.Layout, possibly sealed)
     progress: object  # progress.Progress or None
     watcher: object
-    wakeups: object  # watch.Wakeups
-    clock: Callable[[], float]  # the peer clock: stands still while this site's sync is down
-    started: float  # on the peer clock
+    session: object  # protocol.session.PartySession: what to do, and when
     beat_soon: Callable[[], None]
     changed: Callable[[], None]
-    arrived: Callable[[bool], None]  # a look found a message: announced by an event or not
+    noted: Callable[[str], None]  # how this proxy now wakes up (said once)
     party: Callable[[], int | None] | None = None  # the party's pid (None: not running yet); None: no proof
     local: object = None  # the party in this process (inproc.PartySide): no socket at all
 
@@ -53,16 +50,16 @@ class Hub:
 class Channel:
     """One peer of this party: its listener or dialer, its two directions."""
 
-    def __init__(self, hub: Hub, plan: ChannelPlan, watch: PeerWatch, keyed: bool):
+    def __init__(self, hub: Hub, plan: ChannelPlan, keyed: bool):
         s, folder = hub.settings, hub.folder
-        self.hub, self.settings, self.folder = hub, s, folder
-        self.plan, self.peer, self.name, self.watch = plan, plan.peer, plan.name, watch
-        self.outbox, self.inbox = Outbox(), Inbox()
+        self.hub, self.settings, self.folder, self.session = hub, s, folder, hub.session
+        self.plan, self.peer, self.name = plan, plan.peer, plan.name
+        self.state = hub.session.peers[plan.peer]  # its counters, its peer's watch: the session's
+        self.outbox, self.inbox, self.watch = self.state.outbox, self.state.inbox, self.state.watch
         if hub.progress and hub.progress.resumed:
             self._resume(hub.progress)
         self.connections = 0
         self.active = False
-        self.dropped = 0  # messages the party had closed its side for
         self._accepted: asyncio.Queue = asyncio.Queue()
         self._server: asyncio.AbstractServer | None = None
         self._latest: Link | None = None  # the party's latest connection: the next one waits for its end
@@ -70,20 +67,17 @@ class Channel:
         self.refused = 0  # connections not proven to come from the party
         self._pending: tuple | None = None
         self.waiting_since: float | None = None  # for progress: who waits on whom
-        self.writer_known = inbound.writer_known_at_start(
-            s.start_timeout, folder.synced, not folder.listing(folder.inbox(self.peer)))
-        self.first_taken = False  # the peer took our first message
-        self.keyed = keyed  # its channel keys are known
+        self.session.handle(Opened(self.peer, not folder.listing(folder.inbox(self.peer)), keyed), time.monotonic())
         self._on_keyed: list = []
         self.waiter = Waiter()
-        self.empty_at: int | None = None  # the waiter's count when a look last found no message
+        self._next = Next(self.peer)
         hub.watcher.subscribe(folder.inbox(self.peer), self.waiter.notify, folder.arrivals)
         self.where = f"{s.host}:{plan.port}"
 
     def upstream(self) -> Upstream:
         s = self.settings
         framer = make_framer(s.framing, max_message=s.max_message, chunk=s.chunk, channel=self.name)
-        return Upstream(self.folder, self.peer, self.outbox, framer, self.hub.progress, self.hub.beat_soon)
+        return Upstream(self.folder, self.peer, self.session, framer, self.hub.progress, self.hub.beat_soon)
 
     # -- connections to the local party
     async def listen(self) -> None:
@@ -147,11 +141,15 @@ class Channel:
         for task in list(self._admitting):
             task.cancel()
 
+    @property
+    def keyed(self) -> bool:
+        """Its channel keys are known (else its bytes are held)."""
+        return self.state.keyed
+
     def when_keyed(self, callback) -> None:
         self._on_keyed.append(callback)
 
     def keyed_now(self) -> None:
-        self.keyed = True
         callbacks, self._on_keyed = self._on_keyed, []
         for callback in callbacks:
             callback()
@@ -175,8 +173,8 @@ class Channel:
         """Carry on where a proxy killed in this run stopped: its counters, a
         message it had placed but not yet announced, messages it had delivered
         but not yet removed."""
-        self.outbox.next_seq = self.folder.resume_outbox(self.peer, progress.out(self.peer))
-        self.inbox.next_seq = progress.inn(self.peer)
+        self.session.handle(Resumed(self.peer, self.folder.resume_outbox(self.peer, progress.out(self.peer)),
+                                    progress.inn(self.peer)), time.monotonic())
         self.folder.drop_delivered(self.peer, self.inbox.next_seq)
         log.warning("channel %s: resumed at seq %d out, %d in", self.name,
                     self.outbox.next_seq, self.inbox.next_seq)
@@ -231,18 +229,13 @@ class Channel:
 
     # -- files -> party
     async def _downstream(self, link: Link) -> None:
-        folder = self.folder
         skip = 0 if self.settings.framing == "sequre" else HEADER.size
         while True:
             decision, content = await self._next_inbound()
-            seq = self.inbox.next_seq
-            if decision.verdict is inbound.Verdict.END:
-                self._delivered(seq)
-                folder.consume(self.peer, seq, END)
-                self.inbox.advance(message=False)
-                link.half_close()
-                return
-            if isinstance(content, bytearray):
+            end = decision.verdict is inbound.Verdict.END
+            if end:
+                pass
+            elif isinstance(content, bytearray):
                 view = memoryview(content)
                 # in pieces: a transport's buffer that holds a whole large message is
                 # moved in memory at every send (Python 3.11), tens of MB per send
@@ -261,92 +254,73 @@ class Channel:
             else:
                 with content:
                     await link.send_file(content, skip, HEADER.size + decision.length - skip)
-            if not link.writable:
-                self.dropped += 1  # the party closed its side; what it won't read is consumed
-            self._delivered(seq)
-            folder.consume(self.peer, seq, MSG)
-            self.inbox.advance(decision.length)
-
-    def _delivered(self, seq: int) -> None:
-        # Recorded before the files go: a restarted proxy never delivers them again.
-        if self.hub.progress:
-            self.hub.progress.received(self.peer, seq + 1)
+            # the party closed its side (dropped): what it won't read is consumed
+            for cmd in self.session.handle(Delivered(self.peer, decision.length, end, not link.writable),
+                                           time.monotonic()):
+                kind = type(cmd)
+                if kind is RecordReceived:
+                    self.hub.progress.received(self.peer, cmd.upto)
+                elif kind is Consume:
+                    self.folder.consume(self.peer, cmd.seq, cmd.kind)
+                elif kind is HalfClose:
+                    link.half_close()
+            if end:
+                return
 
     async def _next_inbound(self):
-        """The next inbound slot, deliverable: looks, and waits as ``Arrival`` says."""
+        """The next inbound slot, deliverable: looks, lists and waits as the session says."""
         if self._pending is not None:
             pending, self._pending = self._pending, None
             return pending
-        folder, wakeups, clock = self.folder, self.hub.wakeups, self.hub.clock
-        arrival = Arrival(self.inbox.next_seq, self.inbox, writer_known=self.writer_known, look_every=LOOK)
+        folder, session, peer, waiter = self.folder, self.session, self.peer, self.waiter
+        decision = content = None
+        commands = session.handle(self._next, time.monotonic())
         while True:
-            self.waiter.clear()
-            decision, content = folder.look(self.peer, arrival.seq)
-            step = arrival.looked(decision, clock(), self.stall_bound(), wakeups.interval)
-            if type(step) is inbound.Take or type(step) is inbound.Prove:
-                if self.empty_at is not None:
-                    self._judge_wakeup()
-                folder.check_inbox_run(self.peer)
-                if type(step) is inbound.Take:
+            seen = None
+            for cmd in commands:
+                kind = type(cmd)
+                if kind is Look:
+                    waiter.clear()
+                    decision, content = folder.look(peer, cmd.seq)
+                    seen = Looked(peer, decision, waiter.count)
+                elif kind is Deliver:
+                    folder.check_inbox_run(peer)
                     return decision, content
-                if hasattr(content, "close"):
-                    content.close()
-                await self._await_writer()
-                arrival.proven()
-                continue
-            if type(step) is inbound.Corrupt:
-                raise CorruptMessage(f"channel {self.name}: {folder.inbox(self.peer)}: {step.reason}")
-            if decision is inbound.WAIT_ABSENT and self.empty_at is None:
-                self.empty_at = self.waiter.count
-            if type(step) is inbound.List:
-                step = arrival.listed(folder.listing(folder.inbox(self.peer)), clock(), self.stall_bound(),
-                                      wakeups.interval)
-            if type(step) is inbound.Stalled:
-                raise CorruptMessage(f"channel {self.name}: {folder.inbox(self.peer)}: {step.reason} "
-                                     f"for {step.seconds:.1f} s")
-            if self.waiting_since is None:
-                self.waiting_since = time.monotonic()
-            try:
-                arrival.waited(await self.waiter.wait(step.timeout))
-            finally:
-                self.waiting_since = None
+                elif kind is Wait:
+                    if self.waiting_since is None:
+                        self.waiting_since = time.monotonic()
+                    try:
+                        seen = Woken(peer, await waiter.wait(cmd.timeout))
+                    finally:
+                        self.waiting_since = None
+                elif kind is List:
+                    seen = Listed(peer, folder.listing(folder.inbox(peer)))
+                elif kind is Flush:
+                    self.hub.watcher.flush()  # an event still queued is not a missing one
+                    seen = Flushed(peer, waiter.count)
+                elif kind is Note:
+                    self.hub.noted(cmd.text)
+                elif kind is ReadWriter:
+                    seen = await self._read_writer(cmd, content)
+                    content = None
+                elif kind is TrustWriter:
+                    folder.trust_writer(peer, cmd.stamp)
+                elif kind is Fail:
+                    raise cmd.error
+            commands = session.handle(seen, time.monotonic())
 
-    def _judge_wakeup(self) -> None:
-        """A message is here that a look before did not find: did an event say so?"""
-        if self.waiter.count == self.empty_at:
-            self.hub.watcher.flush()  # an event still queued is not a missing one
-        self.hub.arrived(self.waiter.count != self.empty_at)
-        self.empty_at = None
-
-    async def _await_writer(self) -> None:
-        """Deliver nothing from the peer before its running proxy is seen to be
-        the writer of this inbox (``inbound.WriterProof``, PROTOCOL.md)."""
-        s, folder, watch, clock = self.settings, self.folder, self.watch, self.hub.clock
-        proof = WriterProof(clock())
-        while True:
-            now = clock()
-            watch.observe(read_status(folder.status_dir_of(self.peer), self.peer), now)
-            stamp = folder.writer_stamp(self.peer)
-            bound = writer_patience(watch, s.peer_timeout, s.heartbeat, s.start_timeout)
-            verdict = proof.observe(watch.writes_as(stamp), now, bound)
-            if verdict == "proven":
-                self.writer_known = True
-                folder.trust_writer(self.peer, stamp)
-                return
-            watch.check(now, self.hub.started, s.start_timeout, s.peer_timeout)
-            if verdict == "dead":
-                left = sorted(folder.listing(folder.inbox(self.peer)))
-                raise SyqureError(
-                    f"{folder.inbox(self.peer)} holds {len(left)} message(s) (from seq "
-                    f"{left[0] if left else '?'}) whose writer is not running "
-                    f"(no live proxy of party {self.peer} wrote them within {bound:g} s): an earlier "
-                    "run? run 'syqure-wf clean', or give every proxy the same --run-id")
+    async def _read_writer(self, cmd: ReadWriter, content) -> WriterRead:
+        """The peer's record and the stamp of the writer of its messages to us."""
+        folder = self.folder
+        if not cmd.after:  # the slot is whole: its run is checked, its writer is not proven yet
+            folder.check_inbox_run(self.peer)
+            if hasattr(content, "close"):
+                content.close()
+        else:
             self.waiting_since = self.waiting_since or time.monotonic()
-            await asyncio.sleep(WRITER_POLL)
-
-    def stall_bound(self) -> float:
-        s = self.settings
-        return self.watch.patience(s.stall_timeout, s.start_timeout)
+            await asyncio.sleep(cmd.after)
+        return WriterRead(self.peer, read_status(folder.status_dir_of(self.peer), self.peer),
+                          folder.writer_stamp(self.peer))
 
     # -- bookkeeping
     def inbound_pending(self) -> bool:
@@ -355,16 +329,10 @@ class Channel:
         decision, _ = self.folder.look(self.peer, self.inbox.next_seq, peek=True)
         return decision is not inbound.WAIT_ABSENT
 
-    def first_unread(self) -> bool:
-        """The peer has not yet taken our first message (it waits for our beat first)."""
-        if self.outbox.next_seq and not self.first_taken:
-            self.first_taken = 0 not in self.folder.listing(self.folder.outbox(self.peer))
-        return bool(self.outbox.next_seq) and not self.first_taken
-
     def stats(self) -> dict:
         waiting = time.monotonic() - self.waiting_since if self.waiting_since else 0.0
         return {"peer": self.peer, "connections": self.connections, "active": self.active, "refused": self.refused,
-                "waiting_s": round(waiting, 1), "dropped_messages": self.dropped,
+                "waiting_s": round(waiting, 1), "dropped_messages": self.state.dropped,
                 "sent_messages": self.outbox.sent, "sent_bytes": self.outbox.bytes,
                 "received_messages": self.inbox.delivered, "received_bytes": self.inbox.bytes,
                 "next_seq_out": self.outbox.next_seq, "next_seq_in": self.inbox.next_seq}

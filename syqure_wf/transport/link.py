@@ -1,14 +1,16 @@
 """One TCP connection to the local party: ``Link`` (the asyncio protocol,
 its flow control both ways) and ``Upstream`` (party bytes -> framer ->
-message files, then an end marker)."""
+message files, then an end marker; which seq and when to record it: the
+session's, ``protocol/session.py``)."""
 from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 from ..errors import SyqureError
+from .protocol.events import BeatSoon, Began, Closed, Commit, Framed, Open, RecordSent, WriteEnd
 from .protocol.framing import HEADER, Begin, Data
-from .protocol.outbound import Outbox
 
 WRITE_BUFFER = 4 << 20  # bytes queued to the party before the downstream waits
 # Sequre sends a frame's length and its payload as two writes: with Nagle on,
@@ -22,41 +24,43 @@ class Upstream:
     """Party -> files for one connection: the framer's events become message
     files, written as the bytes arrive; the end becomes an end marker."""
 
-    def __init__(self, folder, peer: int, outbox: Outbox, framer, progress, beat_soon):
-        self.folder, self.peer, self.outbox, self.framer = folder, peer, outbox, framer
+    def __init__(self, folder, peer: int, session, framer, progress, beat_soon):
+        self.folder, self.peer, self.session, self.framer = folder, peer, session, framer
         self.progress, self.beat_soon = progress, beat_soon
         self.msg = None
-        self.length = 0
+        self._framed = Framed(peer)
 
     def feed(self, data: bytes) -> None:
-        outbox = self.outbox
         for ev in self.framer.feed(data):
             if type(ev) is Data:
                 self.msg.write(ev.chunk)
-            elif type(ev) is Begin:
-                if not outbox.next_seq:
-                    self.beat_soon()  # the peer waits for a beat before reading it
-                self.msg = self.folder.open_message(self.peer, outbox.allocate())
-                self.msg.write(HEADER.pack(ev.length))
-                self.length = ev.length
             else:
-                self.msg.commit(self._placed)
-                self.msg = None
-                outbox.count(self.length)
+                self._obey(self.session.handle(Began(self.peer, ev.length) if type(ev) is Begin else self._framed,
+                                               time.monotonic()))
 
-    def _placed(self) -> None:
-        # The message is whole in the folder and its marker not yet there (so
-        # no reader has it): from here a restarted proxy publishes it, not rewrites it.
-        if self.progress:
-            self.progress.sent(self.peer, self.outbox.next_seq)
+    def _obey(self, commands) -> None:
+        for cmd in commands:
+            kind = type(cmd)
+            if kind is Open:
+                self.msg = self.folder.open_message(self.peer, cmd.seq)
+                self.msg.write(HEADER.pack(cmd.length))
+            elif kind is Commit:
+                # the message is whole and its marker not yet there (no reader has it):
+                # from here a restarted proxy publishes it, not rewrites it
+                progress, upto = self.progress, cmd.upto
+                self.msg.commit((lambda: progress.sent(self.peer, upto)) if progress else None)  # noqa: B023 (called within)
+                self.msg = None
+            elif kind is BeatSoon:
+                self.beat_soon()
+            elif kind is RecordSent:
+                if self.progress:
+                    self.progress.sent(self.peer, cmd.upto)
+            elif kind is WriteEnd:
+                self.folder.write_end(self.peer, cmd.seq)
 
     def finish(self) -> None:
         self.framer.eof()
-        seq = self.outbox.allocate()
-        # Counted first: killed before the marker, the restart leaves a hole
-        # that the reader reports after its stall bound; never a reused seq.
-        self._placed()
-        self.folder.write_end(self.peer, seq)
+        self._obey(self.session.handle(Closed(self.peer), time.monotonic()))
 
     def abort(self) -> None:
         if self.msg is not None:

@@ -7,14 +7,16 @@ order -> socket, then a half-close). A channel carries successive
 connections (MPyC reconnects), each ended by an end marker in both
 directions. Where the party listens the proxy dials it, at once (Sequre's
 listener speaks first) or when the first message for the connection arrives
-(MPyC); where the party connects the proxy listens. This module is the glue:
-heartbeats and peers' liveness, the handshake, this site's sync, and the end
-of the run, each decided in ``protocol/``.
+(MPyC); where the party connects the proxy listens. What happens when is
+decided by one ``PartySession`` (``protocol/session.py``); this module
+interprets its commands for heartbeats and peers' records, the handshake,
+and the end of the run, and starts this site's sync probe.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 import os
 import secrets
 import time
@@ -25,21 +27,26 @@ from .aio import cancel_all
 from .channel import Channel, Hub
 from .localhop import loopback_problem
 from .progress import Progress
-from .protocol import completion, names
-from .protocol.completion import ChannelState, Drain, Linger, PeerEnd, Settle
+from .protocol import names
+from .protocol.completion import ChannelState
+from .protocol.events import (
+    Beat, CheckNative, Count, Counted, Done, Fail, FirstLooked, Idle, KeysPending, KeyVerified, Lingering,
+    LookFirst, PartyExited, PeerRecords, PollKey, ReadPeers, Rest, Sleep, Survey, Surveyed, SyncChanged, SyncLost,
+    SyncVerdict, Tick, Tidied, Tidy, TrustReader, Unhold, WatchConsumption,
+)
 from .protocol.framing import make_framer
-from .protocol.liveness import DONE, FAILED, FAST_BEAT, RUNNING, PeerWatch, SyncWatch, beat_interval, writer_patience
+from .protocol.liveness import RUNNING
 from .protocol.ports import plan_channels
+from .protocol.session import PartySession
 from .segments import VERSION as SEAL_FORMAT
 from .settings import ProxySettings, make_folder
 from .status import StatusRecord, read_status
-from .sync_health import ClientProbe, watch_sync
+from .sync_health import SYNC_PROBE, ClientProbe, describe
 from .sync_relay import RelayedProbe
 from .watch import REMOVALS, Waiter, Wakeups, fs_type, make_watcher
 
 log = logging.getLogger(__name__)
 
-RESCAN = 1.0  # seconds between looks for consumption that no event asked for
 KEY_POLL = 0.05  # seconds between looks for the peers' keys, until every peer is keyed
 
 
@@ -73,19 +80,22 @@ class Proxy:
         self.watcher = None
         self.wakeups: Wakeups | None = None
         self.channels: list[Channel] = []
-        now = time.monotonic()
-        reused = self.folder.reused_folder  # a caller's named run folder: reruns reuse it
-        self.peers = {p: PeerWatch(p, s.run_id, self.folder.synced, now, reused=reused) for p in self.folder.peers()}
+        self.started = time.monotonic()
+        folder = self.folder
+        self.session = PartySession(
+            s, self.started, synced=folder.synced, reused=folder.reused_folder,  # a caller's named run folder
+            wheres={p: str(folder.inbox(p)) for p in folder.peers()}, seal_format=SEAL_FORMAT,
+            emails=folder.emails if folder.layout == "syftbox" else None, settles=folder.layout == "syftbox")
+        self.peers = {p: st.watch for p, st in self.session.peers.items()}
         self._changed = Waiter()
         self._beat = Waiter()
         self._consumption_watched = False
-        self.started = time.monotonic()
         # a file's time, to the second: since this process started (a peer on the fork's own
         # transport logs once as it starts, and may wait for us while we wait for its key)
         self.started_wall = min(time.time(), process_started()) - 1.0
         # Bounds on what comes from peers run on a clock that stands still while
         # this site's own sync is down: nothing from a peer can arrive then.
-        self.sync = SyncWatch(self.started)
+        self.sync = self.session.sync
         self.incarnation = secrets.token_hex(8)  # this process, as its peers see it
 
     def clock(self) -> float:
@@ -97,11 +107,10 @@ class Proxy:
     def beat_soon(self) -> None:
         self._beat.notify()
 
-    def arrived(self, announced: bool) -> None:
-        note = self.wakeups.arrived(announced)
-        if note:  # once: from now on this proxy polls
-            log.warning("%s", note)
-            self.status.update(wakeup=note)
+    def noted(self, note: str) -> None:
+        # once: from now on this proxy polls
+        log.warning("%s", note)
+        self.status.update(wakeup=note)
 
     def _watch_consumption(self) -> None:
         # Consumption matters to the end of a run only: watched from then on,
@@ -110,6 +119,21 @@ class Proxy:
             self._consumption_watched = True
             for peer in self.folder.peers():
                 self.watcher.subscribe(self.folder.outbox(peer), self.changed, REMOVALS)
+
+    # -- what the party runner asks of its proxy
+    @property
+    def synced(self) -> bool:
+        """Its folder is fed by a sync: peers' news may lag by a sync's pace."""
+        return self.folder.synced
+
+    def peer_failure(self, pid: int, record: dict | None) -> str | None:
+        """Why peer ``pid`` failed, judged from its ``record`` as this proxy
+        judges it (a record an earlier run left does not count), or None."""
+        return self.session.peer_failure(pid, record, time.monotonic())
+
+    def discard_unconsumed(self) -> None:
+        """A failed run: what this party wrote that nobody will read goes."""
+        self.folder.discard_unconsumed()
 
     def stats(self) -> dict:
         return {ch.name: ch.stats() for ch in self.channels}
@@ -137,13 +161,14 @@ class Proxy:
         self.wakeups = Wakeups(where, fs_type(where), s.poll_ms, misses=1 if self.watcher.exact else 2)
         if self.wakeups.polling:
             log.info("%s", self.wakeups.note)
-        hub = Hub(s, self.folder, self.progress, self.watcher, self.wakeups, self.clock, self.started,
-                  self.beat_soon, self.changed, self.arrived, self.party, self.local)
+        self.session.wakeups, self.session.progress = self.wakeups, self.progress is not None
+        hub = Hub(s, self.folder, self.progress, self.watcher, self.session, self.beat_soon, self.changed,
+                  self.noted, self.party, self.local)
         if self.party is None and self.local is None:
             log.info("party %d: connections to it are not proven to come from its process (no --party-pid): "
                         "any local process may take a channel", s.pid)
         pending = self.keys.pending if self.keys else ()
-        self.channels = [Channel(hub, plan, self.peers[plan.peer], plan.peer not in pending) for plan in self.plans]
+        self.channels = [Channel(hub, plan, plan.peer not in pending) for plan in self.plans]
         for ch in self.channels:
             await ch.listen()
         await self.watcher.start()
@@ -187,57 +212,93 @@ class Proxy:
         if self.progress:
             self.progress.close(forget=self.finished)
 
+    # -- the interpreter of the session's commands (protocol/session.py)
+    async def _obey(self, seen) -> bool:
+        """Tell the session what was seen, do what it says, and tell it what
+        that showed, until it asks nothing more. True once it says done."""
+        queue = deque([seen])
+        while queue:
+            for cmd in self.session.handle(queue.popleft(), time.monotonic()):
+                kind = type(cmd)
+                if kind is Done:
+                    return True
+                if kind is Fail:
+                    raise cmd.error
+                shown = await self._do(kind, cmd)
+                if shown is not None:
+                    queue.append(shown)
+        return False
+
+    async def _do(self, kind, cmd):
+        folder = self.folder
+        if kind is Beat:
+            self.status.beat(channels=self.stats(), peer_gaps=cmd.gaps)
+        elif kind is ReadPeers:
+            return PeerRecords({pid: read_status(folder.status_dir_of(pid), pid) for pid in self.peers})
+        elif kind is TrustReader:
+            folder.trust_reader(cmd.peer, cmd.incarnation)
+        elif kind is CheckNative:
+            problem = folder.native_peer(cmd.peer, self.started_wall)
+            if problem:
+                raise SyqureError(problem)
+        elif kind is LookFirst:  # a peer takes our first message once it saw us beat
+            return FirstLooked({pid: 0 not in folder.listing(folder.outbox(pid)) for pid in cmd.peers})
+        elif kind is Rest:
+            await self._beat.wait(cmd.seconds)
+        elif kind is PollKey:
+            if self.keys.poll(cmd.peer, self.peers[cmd.peer], self.clock(), cmd.patience):
+                return KeyVerified(cmd.peer)
+        elif kind is Unhold:
+            log.info("party %d: site key %s verified", cmd.peer, self.keys.fingerprints[cmd.peer])
+            for ch in self.channels:
+                if ch.peer == cmd.peer:
+                    ch.keyed_now()
+        elif kind is Survey:
+            self._changed.clear()
+            return Surveyed(tuple(ChannelState(ch.name, ch.peer, ch.active, ch.inbound_pending(), ch.connections)
+                                  for ch in self.channels))
+        elif kind is Count:
+            for ch in self.channels:
+                folder.reap(ch.peer)
+            return Counted({ch.peer: len(folder.unconsumed(ch.peer, ch.outbox.next_seq)) for ch in self.channels})
+        elif kind is WatchConsumption:
+            self._watch_consumption()
+        elif kind is Idle:
+            await self._changed.wait(cmd.seconds)
+        elif kind is Sleep:
+            await asyncio.sleep(cmd.seconds)
+        elif kind is SyncChanged:
+            if cmd.change == "down":
+                log.warning("%s", describe(cmd.record))
+            else:
+                log.warning("sync back after %.0f s", cmd.outage)
+            self.status.update(sync=cmd.record)
+        elif kind is SyncLost:
+            since = time.strftime("%H:%M:%S", time.localtime(cmd.since))
+            raise SyqureError(f"{cmd.reason} since {since}: this site's sync did not come back "
+                              f"within {cmd.bound:g} s (timeouts.sync)")
+        elif kind is Tidy:
+            if cmd.after:
+                await asyncio.sleep(cmd.after)
+            for ch in self.channels:
+                folder.reap(ch.peer)
+            return Tidied(not any(folder.unconsumed(ch.peer, ch.outbox.next_seq) or
+                                  folder.listing(folder.outbox(ch.peer)) for ch in self.channels))
+        return None
+
     async def _monitor(self) -> None:
-        s = self.settings
+        """Heartbeats, and the peers' records read and judged at each."""
         while True:
             self._beat.clear()
-            self.status.beat(channels=self.stats(),
-                             peer_gaps={str(p): round(w.longest_gap, 1) for p, w in self.peers.items()})
-            now = self.clock()
-            for pid, peer in self.peers.items():
-                record = read_status(self.folder.status_dir_of(pid), pid)
-                peer.observe(record, now)
-                if peer.live:
-                    self.folder.trust_reader(pid, peer.incarnation)
-                    self._check_sealing(pid, record)
-                elif peer.last_change is None:  # never seen: a site on another file protocol?
-                    problem = self.folder.native_peer(pid, self.started_wall)
-                    if problem:
-                        raise SyqureError(problem)
-                peer.check(now, self.started, s.start_timeout, s.peer_timeout)
-            waits = self._first_unread() or bool(self.keys and self.keys.pending)  # a peer waits for a beat
-            await self._beat.wait(beat_interval(s.heartbeat, waits))
-
-    def _check_sealing(self, pid: int, record: dict | None) -> None:
-        """Every party of a run seals the same way, or none can read the others."""
-        theirs, mine = (record or {}).get("sealing"), self.settings.sealing
-        if theirs and record.get("incarnation") == self.peers[pid].incarnation and theirs != mine:
-            who = f"party {pid}" + (f" ({self.folder.emails[pid]})" if self.folder.layout == "syftbox" else "")
-            raise SyqureError(f"{who} seals its messages with {theirs}, this party with {mine}: every party "
-                              "of a run must (encryption: the same setting everywhere)")
-        form = (record or {}).get("seal_format")
-        if mine != "off" and theirs == mine and form != SEAL_FORMAT \
-                and record.get("incarnation") == self.peers[pid].incarnation:
-            who = f"party {pid}" + (f" ({self.folder.emails[pid]})" if self.folder.layout == "syftbox" else "")
-            raise SyqureError(f"{who} seals its messages in format {form or 1}, this party in format "
-                              f"{SEAL_FORMAT} (PROTOCOL.md, A sealed message): every party of a run must "
-                              "run a syqure-wf that seals alike")
+            await self._obey(Tick())
 
     async def _handshake(self) -> None:
         """Each peer's channel keys, from its site's verified key (PeerKeys);
         until then the channel holds its party's bytes and the peer's messages."""
-        s, keys = self.settings, self.keys
+        keys, folder = self.keys, self.folder
         while keys.pending:
-            now = self.clock()
-            for pid in sorted(keys.pending):
-                watch = self.peers[pid]
-                # a contribution found at the first look counts once its writer is seen running
-                watch.observe(read_status(self.folder.status_dir_of(pid), pid), now)
-                if keys.poll(pid, watch, now, writer_patience(watch, s.peer_timeout, s.heartbeat, s.start_timeout)):
-                    log.info("party %d: site key %s verified", pid, keys.fingerprints[pid])
-                    for ch in self.channels:
-                        if ch.peer == pid:
-                            ch.keyed_now()
+            await self._obey(KeysPending({pid: read_status(folder.status_dir_of(pid), pid)
+                                          for pid in sorted(keys.pending)}))
             await asyncio.sleep(KEY_POLL)
         self.status.update(peer_keys={str(p): f for p, f in sorted(keys.fingerprints.items())})
         await asyncio.get_running_loop().create_future()  # done: it ends with the run
@@ -249,92 +310,19 @@ class Proxy:
             probe = ClientProbe(Path(self.settings.syftbox["folder"]).expanduser())
         else:
             probe = None
-        if probe:
-            await watch_sync(probe, self.sync, self.settings.sync_timeout, self.status.update)
+        while probe:  # its client and its server must answer (PROTOCOL.md, This site's own sync)
+            problem = await asyncio.to_thread(probe)
+            await self._obey(SyncVerdict(problem, time.time()))
+            await asyncio.sleep(SYNC_PROBE)
         await asyncio.get_running_loop().create_future()  # no folder: no evidence, for ever
 
-    def _first_unread(self) -> bool:
-        """A peer has not yet taken our first message: before it does, it must
-        see our heartbeat move (``inbound.WriterProof``), so we beat fast."""
-        return any([ch.first_unread() for ch in self.channels])
-
-    def _states(self, need_connections: bool) -> list[ChannelState] | None:
-        """Each channel's state for completion, or None while one is still busy
-        (consumption is looked at only when nothing else is due)."""
-        states = [ChannelState(ch.name, ch.peer, ch.active, ch.inbound_pending(), ch.connections)
-                  for ch in self.channels]
-        if completion.busy(states, need_connections):
-            return None
-        return [self._consumption(st) for st in states]
-
-    def _consumption(self, st: ChannelState) -> ChannelState:
-        self.folder.reap(st.peer)
-        left = len(self.folder.unconsumed(st.peer, self._channel(st.name).outbox.next_seq))
-        if left:
-            self._watch_consumption()
-        return ChannelState(st.name, st.peer, st.active, st.pending, st.connections, left)
-
-    def _channel(self, name: str) -> Channel:
-        return next(ch for ch in self.channels if ch.name == name)
-
-    def _quiet(self, need_connections: bool) -> tuple | None:
-        """A snapshot of a finished state, or None while anything is still due."""
-        states = self._states(need_connections)
-        if states is None or any(st.unconsumed for st in states):
-            return None
-        return completion.snapshot(states)
-
     async def _finished(self, party_exit: asyncio.Future | None) -> None:
-        if party_exit is None:
-            await self._linger()
-        else:
+        """Standalone: done once every channel carried a connection and all
+        stayed quiet. The party runner: once the party exited and everything
+        was delivered and consumed."""
+        if party_exit is not None:
             await party_exit
-            await self._drain(Drain(self.settings.pid, self.clock()))
-
-    async def _linger(self) -> None:
-        """Standalone: done once every channel carried a connection and all stayed quiet."""
-        linger = Linger(self.settings.linger)
-        while True:
-            self._changed.clear()
-            wait = linger.observe(self._quiet(True), time.monotonic())
-            if wait is None:
-                return
-            if wait:
-                await asyncio.sleep(wait)
-            else:
-                await self._changed.wait(self._rescan())
-
-    async def _drain(self, drain: Drain) -> None:
-        """The party exited: done once everything was delivered and consumed."""
-        s = self.settings
-        while True:
-            self._changed.clear()
-            states = [self._consumption(ChannelState(ch.name, ch.peer, ch.active, ch.inbound_pending(),
-                                                     ch.connections)) for ch in self.channels]
-            if not completion.busy(states, False) and not any(st.unconsumed for st in states):
-                return await self._settle()
-            peers = {pid: PeerEnd(w.state in (DONE, FAILED), w.patience(s.heartbeat * 3, s.start_timeout),
-                                  w.patience(s.drain_timeout, s.start_timeout)) for pid, w in self.peers.items()}
-            drain.check(states, peers, self.clock())
-            await self._changed.wait(self._rescan())
-
-    def _rescan(self) -> float:
-        # where peers' removals raise no events, their consumption is looked for as often as their messages
-        return max(self.wakeups.interval, FAST_BEAT / 2) if self.wakeups.polling else RESCAN
-
-    async def _settle(self) -> None:
-        """A sync may bring back a file its writer removed: clean until the outboxes stay empty."""
-        if self.folder.layout != "syftbox":
-            return
-        settle = Settle(time.monotonic())
-        while True:
-            for ch in self.channels:
-                self.folder.reap(ch.peer)
-            empty = not any(self.folder.unconsumed(ch.peer, ch.outbox.next_seq) or
-                            self.folder.listing(self.folder.outbox(ch.peer)) for ch in self.channels)
-            if settle.observe(empty, time.monotonic()):
-                return
-            await asyncio.sleep(completion.SETTLE_LOOK)
+        await self._obey(Lingering() if party_exit is None else PartyExited())
 
 
 def process_started() -> float:

@@ -2,18 +2,14 @@
 folder (``files/syftbox_client.py`` finds it) and its server answer."""
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..errors import SyqureError
 from ..files.syftbox_client import SyncClient, find_client
-from .protocol.liveness import SyncWatch
+from .protocol.liveness import SyncWatch  # noqa: F401 (what its verdicts feed: the session's)
 
-log = logging.getLogger(__name__)
 
 
 def answers(url: str, timeout: float = 3.0) -> bool:
@@ -65,27 +61,3 @@ class ClientProbe:
         if self.client is None and now >= self.look_at:
             self.client, self.look_at = find_client(self.folder), now + CLIENT_LOOK
         return problem_of(self.client) if self.client else None
-
-
-async def watch_sync(probe, sync: SyncWatch, sync_timeout: float, record) -> None:
-    """This site's sync: its SyftBox client must answer, and the server it
-    syncs with. While either does not, the bounds on peers stand still
-    (``SyncWatch.clock``); down for longer than ``sync_timeout``, the run
-    fails naming the sync. A folder whose client cannot be found gives no
-    evidence: the bounds run as on any folder (PROTOCOL.md, Liveness).
-    ``probe``: a ``ClientProbe``, or inside a network namespace the relay's
-    verdicts (sync_relay.py); ``record``: updates this party's status record."""
-    while True:
-        problem = await asyncio.to_thread(probe)
-        change = sync.observe(problem, time.monotonic(), time.time())
-        if change == "down":
-            log.warning("%s", describe(sync.record()))
-        elif change == "up":
-            log.warning("sync back after %.0f s", sync.last_outage)
-        if change:
-            record(sync=sync.record())
-        if sync.down and sync_timeout and sync.down_for(time.monotonic()) > sync_timeout:
-            since = time.strftime("%H:%M:%S", time.localtime(sync.down_wall))
-            raise SyqureError(f"{sync.reason} since {since}: this site's sync did not come back "
-                              f"within {sync_timeout:g} s (timeouts.sync)")
-        await asyncio.sleep(SYNC_PROBE)

@@ -9,8 +9,8 @@ when it was made, to an owner-only file in the party's private logs folder
 (never a synced one), atomically. Inside, the proxy reads that file in
 place of probing (``RelayedProbe``); a missing, stale, foreign or malformed
 file is no evidence, as a client that cannot be found. The relay carries
-verdicts only: what they mean stays with ``sync_health.watch_sync`` and
-``SyncWatch``. It dies with the party (PR_SET_PDEATHSIG, and a look at its
+verdicts only: what they mean stays with the proxy's session
+(``protocol/session.py``: ``SyncVerdict``). It dies with the party (PR_SET_PDEATHSIG, and a look at its
 parent every round)."""
 from __future__ import annotations
 

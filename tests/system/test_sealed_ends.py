@@ -123,15 +123,15 @@ def test_a_peer_sealing_in_another_format_is_named():
     cannot open ours nor we its: the run stops at once, naming it."""
     from types import SimpleNamespace
 
-    from syqure_wf.errors import SyqureError
-    from syqure_wf.transport.proxy import Proxy
+    from syqure_wf.transport.protocol.session import PartySession
     from syqure_wf.transport.segments import VERSION
 
-    me = SimpleNamespace(settings=SimpleNamespace(sealing="secret"), peers={1: SimpleNamespace(incarnation="i1")},
-                         folder=SimpleNamespace(layout="shared"))
-    Proxy._check_sealing(me, 1, {"sealing": "secret", "seal_format": VERSION, "incarnation": "i1"})
-    Proxy._check_sealing(me, 1, {"sealing": "secret", "incarnation": "i0"})  # a dead incarnation's record
-    with pytest.raises(SyqureError, match="party 1 seals its messages in format 1, this party in format 2"):
-        Proxy._check_sealing(me, 1, {"sealing": "secret", "incarnation": "i1"})
-    me.settings.sealing = "off"
-    Proxy._check_sealing(me, 1, {"sealing": "off", "incarnation": "i1"})
+    s = SimpleNamespace(pid=0, run_id="r", sealing="secret")
+    me = PartySession(s, 0.0, synced=False, reused=False, wheres={1: "1_to_0"}, seal_format=VERSION)
+    me.peers[1].watch.incarnation = "i1"
+    assert me.sealing_problem(1, {"sealing": "secret", "seal_format": VERSION, "incarnation": "i1"}) is None
+    assert me.sealing_problem(1, {"sealing": "secret", "incarnation": "i0"}) is None  # a dead incarnation's record
+    assert "party 1 seals its messages in format 1, this party in format 2" in \
+        me.sealing_problem(1, {"sealing": "secret", "incarnation": "i1"})
+    s.sealing = "off"
+    assert me.sealing_problem(1, {"sealing": "off", "incarnation": "i1"}) is None
