@@ -67,8 +67,7 @@ from .events import (
     SyncVerdict, Tick, Tidied, Tidy, TrustReader, TrustWriter, Unhold, Wait, WatchConsumption, Woken, WriteEnd,
     WriterRead,
 )
-from .inbound import Arrival, Corrupt, Inbox, Prove, Stalled, Take, WriterProof, writer_known_at_start
-from .inbound import List as ListStep
+from .inbound import Arrival, Corrupt, Inbox, List as ListStep, Prove, Stalled, Take, WriterProof, writer_known_at_start
 from .judge import WAIT_ABSENT
 from .liveness import DONE, FAILED, FAST_BEAT, PeerWatch, SyncWatch, beat_interval, writer_patience
 from .names import END, MSG
