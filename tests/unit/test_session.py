@@ -197,6 +197,17 @@ def test_a_channel_is_released_once_its_peers_key_is_verified_and_beats_fast_unt
     assert ses.handle(ev.PeerRecords({1: record(2), 2: record(2)}), 0.5)[-1] == ev.Rest(1.0)
 
 
+def test_a_peer_not_keyed_at_the_start_gets_fast_beats_from_the_first_beat():
+    # the first beat comes before the handshake's first poll: a peer whose key is pending must
+    # see our heartbeat move at once, as it must before it takes our contribution
+    ses = session(heartbeat=1.0)
+    ses.handle(ev.Opened(1, inbox_empty=True, keyed=False), 0.0)
+    ses.handle(ev.Tick(), 0.0)
+    assert ses.handle(ev.PeerRecords({1: record(1)}), 0.0)[-1] == ev.Rest(FAST_BEAT)
+    ses.handle(ev.KeyVerified(1), 0.1)
+    assert ses.handle(ev.PeerRecords({1: record(2)}), 0.5)[-1] == ev.Rest(1.0)
+
+
 # -- the end
 def quiet(ses, *, active=False, pending=False, connections=1):
     from syqure_wf.transport.protocol.completion import ChannelState

@@ -130,14 +130,14 @@ class PartySession:
         return self.sync.clock(now)
 
     def stall_bound(self, p: PeerState) -> float:
-        s = self.settings
-        return p.watch.patience(s.stall_timeout, s.start_timeout)
+        return p.watch.patience(self.settings.stall_timeout, self.settings.start_timeout)
 
     # -- opening
     def _Opened(self, o: Opened, now: float) -> list:
         p = self.peers[o.peer]
         p.writer_known = writer_known_at_start(self.settings.start_timeout, p.watch.synced, o.inbox_empty)
-        p.keyed = o.keyed
+        p.keyed = o.keyed  # a key pending from the start: fast beats before the handshake's first poll
+        self.keys_pending |= set() if o.keyed else {o.peer}
         return []
 
     def _Resumed(self, o: Resumed, now: float) -> list:
