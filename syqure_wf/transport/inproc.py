@@ -242,9 +242,7 @@ class PipeLink(Link):
         except SyqureError as exc:
             self.loop.call_soon_threadsafe(self._finish, exc)
         except OSError as exc:
-            self.loop.call_soon_threadsafe(self._finish, SyqureError(
-                f"channel {self.channel.name}: cannot write to "
-                f"{self.upstream.folder.outbox(self.upstream.peer)}: {exc.strerror or exc}"))
+            self.loop.call_soon_threadsafe(self._finish, self.unwritable(exc))
 
     async def send_file(self, file, offset: int, count: int) -> None:
         fd = file.fileno()

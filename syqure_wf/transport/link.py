@@ -135,9 +135,12 @@ class Link(asyncio.Protocol):
         except SyqureError as exc:
             self._finish(exc)
         except OSError as exc:
-            self._finish(SyqureError(f"channel {self.channel.name}: cannot write to "
-                                     f"{self.upstream.folder.outbox(self.upstream.peer)}: "
-                                     f"{exc.strerror or exc}"))
+            self._finish(self.unwritable(exc))
+
+    def unwritable(self, exc: OSError) -> SyqureError:
+        """The outbox refused a message or the end marker: the run fails, naming it."""
+        return SyqureError(f"channel {self.channel.name}: cannot write to "
+                           f"{self.upstream.folder.outbox(self.upstream.peer)}: {exc.strerror or exc}")
 
     def eof_received(self) -> bool:
         self._finish(None)
@@ -159,6 +162,8 @@ class Link(asyncio.Protocol):
                 self.upstream.finish()
             except SyqureError as exc:
                 error = exc
+            except OSError as exc:  # in a protocol callback: raised, it would leave upstream_done unresolved
+                error = self.unwritable(exc)
         if error is not None:
             self.upstream.abort()
             self.upstream_done.set_exception(error)

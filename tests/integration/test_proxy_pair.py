@@ -172,6 +172,36 @@ def test_a_corrupt_message_file_fails_the_run_naming_it(tmp_path, case, words):
     assert received == frame(b"good")
 
 
+def test_an_end_of_stream_that_cannot_be_written_fails_the_run_naming_the_outbox(tmp_path):
+    """Party 1 ends its stream while its outbox cannot take the end marker
+    (the folder gone): the run fails at once with one
+    error naming the outbox, as a message that cannot be written does; not
+    an exception in a callback and a proxy that waits on for ever."""
+    data, base = tmp_path / "msgs", free_base()
+    proxy = Proxy(settings(1, 2, data, base, run_id=None, start_timeout=0))
+    outbox = data / "1_to_0"
+
+    async def main():
+        run = asyncio.ensure_future(proxy.run())
+        while True:  # party 1 connects once its proxy listens
+            assert not run.done(), run.exception()
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", base + wire.offset(0, 1, 2))
+                break
+            except OSError:
+                await asyncio.sleep(0.02)
+        for f in outbox.iterdir():
+            f.unlink()
+        outbox.rmdir()
+        writer.close()
+        with pytest.raises(SyqureError) as failed:
+            await asyncio.wait_for(run, 10)
+        return str(failed.value)
+
+    reason = asyncio.run(main())
+    assert str(outbox) in reason and "channel 0-1" in reason, reason
+
+
 def test_the_syftbox_layout_with_the_sites_keys(tmp_path):
     """The syftbox layout on one folder holding every datasite (as a sync
     would make it): each proxy publishes its site key, verifies its peers'
