@@ -85,7 +85,8 @@ class Proxy:
         self.session = PartySession(
             s, self.started, synced=folder.synced, reused=folder.reused_folder,  # a caller's named run folder
             wheres={p: str(folder.inbox(p)) for p in folder.peers()}, seal_format=SEAL_FORMAT,
-            emails=folder.emails if folder.layout == "syftbox" else None, settles=folder.layout == "syftbox")
+            emails=folder.emails if folder.layout == "syftbox" else None, settles=folder.layout == "syftbox",
+            reader_removes=folder.reader_removes)
         self.peers = {p: st.watch for p, st in self.session.peers.items()}
         self._changed = Waiter()
         self._beat = Waiter()

@@ -286,6 +286,17 @@ def test_outbound_seqs_are_allocated_once_in_order_and_recorded_before_the_marke
     assert out.bytes == sum(length for length in stream if length is not None)
 
 
+def test_an_end_marker_is_published_in_its_layouts_order():
+    # outbound.publication: counted before the marker where the reader removes (shared); marked
+    # before the count where only the writer removes (syftbox: a restart resumes past the marker,
+    # where a count first and a kill before the marker would leave a hole the peer stalls on)
+    for reader_removes, order in ((True, [ev.RecordSent(1, 1), ev.WriteEnd(1, 0)]),
+                                  (False, [ev.WriteEnd(1, 0), ev.RecordSent(1, 1)])):
+        ses = PartySession(ProxySettings(pid=0, parties=2, data_dir="/nowhere", base_port=1, party_base_port=1),
+                           0.0, synced=False, reused=False, wheres={1: "/data/1_to_0"}, reader_removes=reader_removes)
+        assert ses.handle(ev.Closed(1), 0.0) == order
+
+
 # -- this site's sync
 def test_a_sync_down_stops_the_peer_clock_is_said_once_each_way_and_fails_after_its_bound():
     ses = session(sync_timeout=100.0)

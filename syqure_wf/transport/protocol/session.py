@@ -10,9 +10,9 @@ The story of one party's proxy:
    from the start (nothing in an unsynced inbox yet), whether its keys are.
 2. **A message goes out** (``Began``, ``Framed``, ``Closed``: the party's
    stream, cut by its framer): ``Open`` its file at the next seq (each seq
-   once, in order, never reused: also across a restart), ``Commit`` it with
-   ``RecordSent`` before its marker; the stream's end is an end marker
-   (``WriteEnd``), recorded first. A first message wants a beat soon
+   once, in order, never reused: also across a restart), ``Commit`` it,
+   recorded where its layout's publication says; the stream's end is an end
+   marker (``WriteEnd``), in that order too. A first message wants a beat soon
    (``BeatSoon``): the peer takes it only once it saw us beat.
 3. **A message comes in** (``Next``): ``Look`` at the next slot of the
    peer's inbox. The judge's ``Looked`` decision is whole and its writer
@@ -104,11 +104,11 @@ class PartySession:
 
     def __init__(self, settings: Any, started: float, *, synced: bool, reused: bool, wheres: dict,
                  emails: dict | None = None, seal_format: int = 1, settles: bool = False,
-                 progress: bool = False, wakeups: Any = None, look_every: float = 0.25):
+                 progress: bool = False, wakeups: Any = None, look_every: float = 0.25, reader_removes: bool = True):
         s = self.settings = settings  # ProxySettings: pid, run_id, the bounds, sealing
         self.started, self.seal_format, self.settles, self.progress = started, seal_format, settles, progress
         self.wakeups = wakeups  # watch.Wakeups: whether events announce arrivals, the look's pace
-        self.look_every, self.emails = look_every, emails
+        self.look_every, self.emails, self.reader_removes = look_every, emails, reader_removes  # (the layout's)
         self.sync = SyncWatch(started)
         self.peers: dict[int, PeerState] = {
             p: PeerState(PeerWatch(p, s.run_id, synced, started, reused=reused),
@@ -161,9 +161,9 @@ class PartySession:
     def _Closed(self, o: Closed, now: float) -> list:
         p = self.peers[o.peer]
         seq = p.outbox.allocate()
-        # recorded first: killed before the marker, the restart leaves a hole that the
-        # reader reports after its stall bound; never a reused seq
-        return [RecordSent(o.peer, p.outbox.next_seq), WriteEnd(o.peer, seq)]
+        # in outbound.publication's order: recorded first where the reader removes (killed between: a hole
+        # the reader reports after its stall bound, never a reused seq), marked first where it does not
+        return [RecordSent(o.peer, p.outbox.next_seq), WriteEnd(o.peer, seq)][::1 if self.reader_removes else -1]
 
     # -- inbound: one message at a time, in seq order, from a proven writer
     def _Next(self, o: Next, now: float) -> list:
