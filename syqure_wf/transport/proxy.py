@@ -194,9 +194,9 @@ class Proxy:
         finish = asyncio.ensure_future(self._finished(party_exit))
         try:
             done, _ = await asyncio.wait(tasks + [finish], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not finish:
-                    exc = task.exception()
+            for task in done:  # the end's own failure too (a drain that fails): never a finished run
+                exc = task.exception()
+                if exc is not None or task is not finish:
                     raise exc if exc else SyqureError("a channel task ended unexpectedly")
             self.finished = True
             return {"channels": self.stats(), "seconds": time.monotonic() - self.started}

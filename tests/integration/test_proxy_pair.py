@@ -202,6 +202,26 @@ def test_an_end_of_stream_that_cannot_be_written_fails_the_run_naming_the_outbox
     assert str(outbox) in reason and "channel 0-1" in reason, reason
 
 
+def test_a_run_whose_channels_do_not_drain_fails_after_the_bound(tmp_path):
+    """The party exited, a message for it stays undelivered (it never
+    connects): the run fails after the drain bound, naming the channel;
+    a failure of the end of a run is a failure, never a finished run."""
+    data, base = tmp_path / "msgs", free_base()
+    proxy = Proxy(settings(1, 2, data, base, run_id=None, start_timeout=0, drain_timeout=0.5, connect_timeout=30))
+
+    async def main():
+        await proxy.start()
+        put(data / "0_to_1", 0, b"never delivered")
+        exited = asyncio.get_running_loop().create_future()
+        exited.set_result(0)
+        with pytest.raises(SyqureError) as failed:
+            await asyncio.wait_for(proxy.run(exited), 10)
+        return str(failed.value)
+
+    reason = asyncio.run(main())
+    assert "did not drain" in reason and "0-1" in reason, reason
+
+
 def test_the_syftbox_layout_with_the_sites_keys(tmp_path):
     """The syftbox layout on one folder holding every datasite (as a sync
     would make it): each proxy publishes its site key, verifies its peers'
