@@ -52,6 +52,16 @@ async def run_all(proxies: list[Proxy], parties: list) -> list[dict]:
     return await asyncio.wait_for(everything(), BOUND)
 
 
+async def connect_party_1(run: asyncio.Future, base: int):
+    """Party 1's connection to its proxy, once the proxy listens (its run still going)."""
+    while True:
+        assert not run.done(), run.exception()
+        try:
+            return await asyncio.open_connection("127.0.0.1", base + wire.offset(0, 1, 2))
+        except OSError:
+            await asyncio.sleep(0.02)
+
+
 @pytest.mark.parametrize("sealed", [False, True], ids=["plain", "sealed"])
 @pytest.mark.parametrize("n", [2, 3])
 def test_parties_talk_through_proxies_in_one_loop(tmp_path, n, sealed, monkeypatch):
@@ -136,13 +146,7 @@ def test_a_corrupt_message_file_fails_the_run_naming_it(tmp_path, case, words):
 
     async def main():
         run = asyncio.ensure_future(proxy.run())
-        while True:  # party 1 connects once its proxy listens
-            assert not run.done(), run.exception()
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", base + wire.offset(0, 1, 2))
-                break
-            except OSError:
-                await asyncio.sleep(0.02)
+        reader, writer = await connect_party_1(run, base)
         put(inbox, 0, b"good")
         if case == "negative":
             put(inbox, 1, b"", length=-3)
@@ -176,13 +180,7 @@ def test_an_end_of_stream_that_cannot_be_written_fails_the_run_naming_the_outbox
 
     async def main():
         run = asyncio.ensure_future(proxy.run())
-        while True:  # party 1 connects once its proxy listens
-            assert not run.done(), run.exception()
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", base + wire.offset(0, 1, 2))
-                break
-            except OSError:
-                await asyncio.sleep(0.02)
+        _, writer = await connect_party_1(run, base)
         for f in outbox.iterdir():
             f.unlink()
         outbox.rmdir()
