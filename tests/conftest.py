@@ -43,27 +43,24 @@ def checkout_state() -> list[str] | None:
     return sorted(line for line in proc.stdout.splitlines() if "__pycache__/" not in line)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(config, items):
     """The level is the folder: every test under tests/system is marked
-    `system` (`-m system` selects them, `-m 'not system'` leaves them out)."""
+    `system` (`-m system` selects them, `-m 'not system'` leaves them out).
+    The longest modules come first, each whole and in its order: under
+    `-n 2 --dist loadfile --no-loadscope-reorder` (CI) pytest-xdist's
+    workers take modules in this order, so neither starts a long one last."""
     system = HERE / "system"
-    grouped = config.pluginmanager.hasplugin("xdist")
     for item in items:
         if system in Path(item.fspath).parents:
             item.add_marker(pytest.mark.system)
-        if grouped and shares_a_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    items.sort(key=lambda item: -minutes(item))
 
 
-def shares_a_fixture(item) -> bool:
-    """Whether the test uses a module- or session-scoped fixture of its own
-    module (a SyftBox net with agents, a SLURM cluster, a Sequre build):
-    under `--dist loadgroup` such a module runs on one pytest-xdist worker,
-    set up once; every other test goes to whichever worker is free."""
-    info, module = getattr(item, "_fixtureinfo", None), item.nodeid.split("::")[0]
-    return any(d.scope in ("module", "session") and d.baseid == module
-               for defs in (info.name2fixturedefs.values() if info else ()) for d in defs)
+def minutes(item) -> float:
+    """About how long the test's module takes in CI (its `minutes` mark)."""
+    mark = item.get_closest_marker("minutes")
+    return float(mark.args[0]) if mark else 0.0
 
 
 def pytest_sessionstart(session):

@@ -21,6 +21,8 @@ import pytest
 from conftest import REPO, one_line_error, output, wait_until
 from sequre_install import sequre_env, sequre_home
 
+pytestmark = pytest.mark.minutes(2)  # about its minutes in CI: under pytest-xdist the longest start first
+
 MODULE = REPO / "examples/biovault-module/secure-sum"
 EMAILS = ["aggregator@biovault.org", "client1@biovault.org", "client2@biovault.org"]
 COUNTS = {1: [3, 0, 7, 11, 2], 2: [4, 9, 0, 1, 5]}

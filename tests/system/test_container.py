@@ -12,7 +12,7 @@ import pytest
 from container_image import image, run
 from jobs import EXAMPLE, plain_sum
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # the image is built once, in the first test
+pytestmark = [pytest.mark.minutes(2), pytest.mark.slow, pytest.mark.timeout(2400)]  # the image is built once, in the first test
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,8 @@ import yaml
 from conftest import PROGRAMS, PY, REPO, free_base, message_files, processes_mentioning, wait_until
 from summary_schema import checked_summary
 
+pytestmark = pytest.mark.minutes(7)  # about its minutes in CI: under pytest-xdist the longest start first
+
 EXAMPLE = REPO / "examples/allele-counts"
 MAIN = "main.nf"  # the pipeline at the repository's root (nextflow run <repository> runs it)
 PIPELINE = ("main.nf", "nextflow.config", "nextflow_schema.json")
@@ -328,7 +330,7 @@ def test_syftbox_profile_one_nextflow_per_site_started_seconds_apart(nextflow, p
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("test_slurm")  # one SLURM test cluster at a time: with test_slurm.py's, on its worker
+@pytest.mark.timeout(2100)  # it may wait for test_slurm.py's cluster to stop (one at a time: slurm_cluster.py)
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="the test cluster runs its daemons as root")
 def test_slurm_profile_one_party_per_node(nextflow, reference, tmp_path_factory):
     """Every process a job on the real SLURM test cluster (slurm_cluster.py),

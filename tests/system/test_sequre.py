@@ -21,8 +21,8 @@ from sequre_install import sequre_env, sequre_home
 from syqure_wf.engines.build import Toolchain, build_key, compile_error
 
 EXAMPLE = REPO / "examples" / "allele-counts"
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
-                                reason="Sequre's compiled-in ports need a network namespace per party (root, unshare)")
+pytestmark = [pytest.mark.minutes(3), pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                                reason="Sequre's compiled-in ports need a network namespace per party (root, unshare)")]
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,8 @@ from syqure_wf.sites.board import channel_id
 from syqure_wf.sites.signature import sign
 from syqure_wf.keys.sitekey import load_or_create
 
+pytestmark = pytest.mark.minutes(15)  # about its minutes in CI: under pytest-xdist the longest start first
+
 
 def signed(sites: "Sites", pid: int, kind: str, body: bytes) -> bytes:
     """``body`` as site ``pid`` signs it (a hostile site signs what it writes too)."""

@@ -19,8 +19,8 @@ from fuse_views import fuse_problem
 from slurm_cluster import NODES, Cluster
 from jobs import copy_repo
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
-                                reason="the test cluster runs its daemons as root")
+pytestmark = [pytest.mark.minutes(5), pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                                reason="the test cluster runs its daemons as root")]
 # no accounting database here: squeue answers, and sees finished jobs (MinJobAge)
 # a --configfile given here replaces the profile's list: the placement goes with it
 PLACEMENT = "profiles/slurm-3party/placement.yaml"
