@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import one_at_a_time
+
 
 def fuse_problem() -> str | None:
     """Why FUSE views cannot be made here, or None once bindfs is installed."""
@@ -24,12 +26,13 @@ def fuse_problem() -> str | None:
         return "bindfs is not installed and this user cannot install it (needs root and apt-get)"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
-        done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "bindfs"],
-                              env=env, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
+        with one_at_a_time("apt"):  # (apt's own lock would fail a second install at once)
             done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "bindfs"],
                                   env=env, capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
+                done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "bindfs"],
+                                      env=env, capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired:
         return "installing bindfs from Debian timed out"
     if done.returncode != 0 or not shutil.which("bindfs"):
