@@ -20,12 +20,18 @@ import slurm_cluster  # noqa: E402
 from sequre_install import sequre_home  # noqa: E402
 from syftbox_net import syftbox_venv  # noqa: E402
 
+def bindfs() -> None:
+    why = fuse_views.fuse_problem()
+    if why:
+        pytest.skip(why)
+
+
 STEPS = {
     "Nextflow": nextflow_install.install_with_archive,
     "SyftBox": syftbox_venv,
     "Sequre": sequre_home,
     "SLURM": slurm_cluster.ensure_installed,
-    "bindfs": fuse_views.fuse_problem,  # why FUSE views cannot be had, or None
+    "bindfs": bindfs,
     "Chromium": browser.ensure_installed,
     "podman": container_image.ensure_installed,
 }
@@ -34,13 +40,13 @@ STEPS = {
 def main() -> int:
     missing = 0
     for name, step in STEPS.items():
+        why = None
         try:
-            said = step()
-            why = said if name == "bindfs" else None
+            step()
         except (pytest.skip.Exception, pytest.fail.Exception) as exc:
             why = exc.msg
-        except Exception as exc:  # noqa: BLE001 (each step's own error, said in one line)
-            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except Exception as exc:  # each step's own error, said in one line
+            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         print(f"{name}: {'ok' if why is None else 'not installed: ' + str(why)}", flush=True)
         missing += why is not None
     return 1 if missing else 0

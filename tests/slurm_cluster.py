@@ -60,13 +60,12 @@ class Cluster:
         self.conf = root / "etc" / "slurm.conf"
         self.socket = root / "munge" / "munge.socket"
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
-        self.lock = None  # held from start to stop
+        # one test cluster on this host at a time (its nodes' names, its daemons'
+        # mount namespaces), held from start to stop: another worker's waits
+        self.lock = one_at_a_time("slurm-cluster", timeout=1800)
 
     def start(self) -> "Cluster":
         ensure_installed()
-        # one test cluster on this host at a time (its nodes' names, its daemons'
-        # mount namespaces): a second one, of another pytest-xdist worker, waits
-        self.lock = one_at_a_time("slurm-cluster", timeout=1800)
         self.lock.acquire()
         root = self.root
         for d in ("munge", "state", "log", "etc", *(f"spool/{n}" for n in NODES)):
@@ -186,5 +185,4 @@ PartitionName=compute Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State
                 self._wait(lambda: not Path(f"/proc/{pid}").exists(), 10, f"bindfs {pid} to exit")
             except (ValueError, ProcessLookupError, AssertionError):
                 pass
-        if self.lock is not None:
-            self.lock.release()
+        self.lock.release()  # (nothing, if start never took it)

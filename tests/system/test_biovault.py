@@ -21,7 +21,7 @@ import pytest
 from conftest import REPO, one_line_error, output, wait_until
 from sequre_install import sequre_env, sequre_home
 
-pytestmark = pytest.mark.minutes(2)  # about its minutes in CI: under pytest-xdist the longest start first
+pytestmark = pytest.mark.minutes(2)
 
 MODULE = REPO / "examples/biovault-module/secure-sum"
 EMAILS = ["aggregator@biovault.org", "client1@biovault.org", "client2@biovault.org"]

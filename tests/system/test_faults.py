@@ -15,7 +15,7 @@ import pytest
 from conftest import engine_of, processes_mentioning, wait_until
 from jobs import cli, party_pids, rounds_config, running
 
-pytestmark = pytest.mark.minutes(2)  # about its minutes in CI: under pytest-xdist the longest start first
+pytestmark = pytest.mark.minutes(2)
 
 TRIALS = [(victim, sig, seed) for victim in ("engine", "runner")
           for sig in ("SIGKILL", "SIGTERM") for seed in range(5)]

@@ -20,7 +20,7 @@ import yaml
 from conftest import PROGRAMS, PY, REPO, free_base, message_files, processes_mentioning, wait_until
 from summary_schema import checked_summary
 
-pytestmark = pytest.mark.minutes(7)  # about its minutes in CI: under pytest-xdist the longest start first
+pytestmark = pytest.mark.minutes(7)
 
 EXAMPLE = REPO / "examples/allele-counts"
 MAIN = "main.nf"  # the pipeline at the repository's root (nextflow run <repository> runs it)

@@ -37,7 +37,7 @@ from syqure_wf.sites.board import channel_id
 from syqure_wf.sites.signature import sign
 from syqure_wf.keys.sitekey import load_or_create
 
-pytestmark = pytest.mark.minutes(15)  # about its minutes in CI: under pytest-xdist the longest start first
+pytestmark = pytest.mark.minutes(15)
 
 
 def signed(sites: "Sites", pid: int, kind: str, body: bytes) -> bytes:

@@ -15,7 +15,7 @@ import yaml
 
 from conftest import PROGRAMS, PY, REPO, free_base, message_files, one_line_error, output
 
-pytestmark = pytest.mark.minutes(1.5)  # about its minutes in CI: under pytest-xdist the longest start first
+pytestmark = pytest.mark.minutes(1.5)
 
 EXAMPLE = REPO / "examples" / "allele-counts"
 

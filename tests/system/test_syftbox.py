@@ -12,7 +12,7 @@ import yaml
 from conftest import PROGRAMS, PY, free_base, output
 from faultsync import FaultSync
 
-pytestmark = pytest.mark.minutes(5)  # about its minutes in CI: under pytest-xdist the longest start first
+pytestmark = pytest.mark.minutes(5)
 
 EMAILS = ["cp0@a.org", "cp1@b.org", "cp2@c.org"]
 

@@ -18,7 +18,7 @@ from conftest import PROGRAMS, PY, engine_of, free_base, output, wait_until
 from jobs import party_pids
 from syftbox_net import EMAILS, SyftBoxNet
 
-pytestmark = pytest.mark.minutes(12)  # about its minutes in CI: under pytest-xdist the longest start first
+pytestmark = pytest.mark.minutes(12)
 
 ROUNDS = 2  # about 22 messages a channel, each a second or more: still running when an outage starts
 # xs[0] + i < xs[-1]: party 0's input is 1, the last party's 15: rounds 0..13 are below
