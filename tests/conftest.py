@@ -80,12 +80,16 @@ def pytest_sessionfinish(session, exitstatus):
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def port_free(port: int) -> bool:
+def port_free(port: int, strict: bool = False) -> bool:
+    """Whether a listener could bind ``port`` on loopback now, as asyncio and
+    MPyC bind (SO_REUSEADDR: an earlier test's connections may linger in
+    TIME_WAIT). ``strict``: on every address and without SO_REUSEADDR, as
+    SyftBox's client checks its port, so a lingering connection counts."""
     with socket.socket() as s:
-        # as asyncio and MPyC bind: connections of an earlier test may linger in TIME_WAIT
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if not strict:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind(("" if strict else "127.0.0.1", port))
             return True
         except OSError:
             return False
@@ -145,7 +149,8 @@ def _hold(blocks: range) -> list[tuple[int, FileLock]] | None:
 
 
 def free_base(span: int = 20, rng=random.Random()) -> int:  # noqa: B008 (one generator for all calls)
-    """A port base whose next ``span`` ports are free and whose blocks of 100
+    """A port base whose next ``span`` ports are free (strictly: no earlier
+    connection lingers on them either) and whose blocks of 100
     no other test process holds (nor this one lately: two bases of one test
     may not meet). A long session needs more blocks than there are, so this
     process lets its oldest half go (their tests are over)."""
@@ -157,7 +162,7 @@ def free_base(span: int = 20, rng=random.Random()) -> int:  # noqa: B008 (one ge
             held = _hold(range(base // 100, (base + span) // 100 + 1))
             if held is None:
                 continue
-            if all(port_free(base + i) for i in range(span)):
+            if all(port_free(base + i, strict=True) for i in range(span)):
                 _HELD.extend(held)
                 return base
             for _, lock in held:

@@ -47,8 +47,18 @@ class SyftBoxNet:
         for user in users:
             self.folders[user] = root / f"box-{user.split('@')[0]}"
             self.start_client(user)
-        wait_until(lambda: all((self.folders[u] / "datasites" / v).is_dir() for u in users for v in users),
+        wait_until(lambda: self.clients_up() and all((self.folders[u] / "datasites" / v).is_dir()
+                                                     for u in users for v in users),
                    60, "every client to see every datasite", step=0.2)
+
+    def clients_up(self) -> bool:
+        """True while every client runs; a client that exited is named with
+        its last line at once (a port taken, a server it cannot reach)."""
+        for user, proc in self.clients.items():
+            if proc.poll() is not None:
+                lines = Path(proc.log).read_text(errors="replace").strip().splitlines() or ["(no output)"]
+                raise AssertionError(f"the SyftBox client of {user} exited ({proc.returncode}): {lines[-1]}")
+        return True
 
     def start_server(self) -> None:
         self.server = self.procs.start(
