@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,17 @@ def minutes(item) -> float:
 
 def pytest_sessionstart(session):
     session.config.stash_checkout = checkout_state()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+
+
+def _stop_on_sigterm(signum, frame) -> None:
+    """pytest killed (a CI's timeout, a kill): what its tests started in
+    sessions of their own (servers, clients, agents) goes with it, since no
+    fixture's teardown runs then."""
+    for procs in list(LIVE):
+        procs.cleanup()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -78,6 +90,9 @@ def pytest_sessionfinish(session, exitstatus):
         for line in changed[:20]:
             reporter.write_line(f"  {line}")
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+LIVE: weakref.WeakSet[Procs] = weakref.WeakSet()
 
 
 def port_free(port: int, strict: bool = False) -> bool:
@@ -181,10 +196,12 @@ def free_port() -> int:
 
 
 class Procs:
-    """Starts subprocesses in their own process group; kills what is left."""
+    """Starts subprocesses in their own process group; kills what is left
+    (and, on SIGTERM to pytest, what every live one started)."""
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen] = []
+        LIVE.add(self)
 
     def start(self, args, log: Path | None = None, **kw) -> subprocess.Popen:
         out = open(log, "wb") if log else subprocess.PIPE
