@@ -9,8 +9,8 @@ while the party's loop runs, that loop runs the proxy's too
 (``party_thread.Turns``). Where the channels would meet the party's
 sockets, each connection is a pipe: two ``End`` transports, one on each
 loop. What the party writes in one turn of its loop goes to the files as
-one message, on its own thread (``PipeLink.feed_now``); what a channel
-delivers goes to the party's loop at the end of the proxy's turn (no
+one message, on its own thread (``PipeLink.feed_now``), as the turn ends
+(``TurnEnd``); what a channel delivers is queued on the party's loop (no
 wake-up to send when the party's thread runs both). ``PartySide`` stands
 in for the party's own ``create_server``/``create_connection``: a
 connection the party "dials" is a link its channel accepts; a listener the
