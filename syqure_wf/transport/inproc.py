@@ -9,8 +9,8 @@ while the party's loop runs, that loop runs the proxy's too
 (``party_thread.Turns``). Where the channels would meet the party's
 sockets, each connection is a pipe: two ``End`` transports, one on each
 loop. What the party writes in one turn of its loop goes to the files as
-one message, on its own thread (``PipeLink.feed_now``); what a channel
-delivers goes to the party's loop at the end of the proxy's turn (no
+one message, on its own thread (``PipeLink.feed_now``), as the turn ends
+(``TurnEnd``); what a channel delivers is queued on the party's loop (no
 wake-up to send when the party's thread runs both). ``PartySide`` stands
 in for the party's own ``create_server``/``create_connection``: a
 connection the party "dials" is a link its channel accepts; a listener the
@@ -47,6 +47,7 @@ class End(asyncio.Transport):
         self._eof_sent = self._closing = self._lost = self._paused = False
         self._held: list = []  # pieces received while reading is paused
         self._batch: list = []  # written in this turn of the loop, for a ``direct`` reader
+        self._turn_end: TurnEnd | None = None  # flushes the batch when the turn ends
         # Held while pieces go to this end's protocol: a writer on the other
         # thread may then feed it directly (``direct``), in order.
         self.feeding = threading.RLock()
@@ -66,7 +67,11 @@ class End(asyncio.Transport):
                 if asyncio._get_running_loop() is not self.loop:
                     self._batch.append(data)
                     return self.flush()  # no turn to wait for the end of
-                self.loop.call_soon(self.flush)
+                self._turn_end = self._turn_end or TurnEnd.of(self.loop)
+                if self._turn_end is None:
+                    self.loop.call_soon(self.flush)  # a loop without a selector: a callback of the next turn
+                else:
+                    self._turn_end.ends.append(self)
             self._batch.append(data)
 
     def flush(self) -> None:
@@ -137,7 +142,10 @@ class End(asyncio.Transport):
             if self._handing:
                 return
             self._handing = True
-        if asyncio._get_running_loop() is self.loop:
+        other = self.other.loop
+        if getattr(other, "_thread_id", None) == threading.get_ident():
+            other.call_soon(self._hand_over)  # its loop runs ours (Turns): no thread to wake, no turn of ours to wait
+        elif asyncio._get_running_loop() is self.loop:
             # The other thread is woken at the end of this turn: what the turn
             # still does (the proxy consumes the file, looks for the next) is
             # done before that thread competes for the interpreter's lock.
@@ -208,6 +216,38 @@ class End(asyncio.Transport):
         if not self._lost:
             self._lost = True
             self.protocol.connection_lost(None)
+
+
+class TurnEnd:
+    """The party's loop's selector, wrapped: at the end of each turn (the next
+    ``select``) the ends written to in it flush their batches. A ``call_soon``
+    flush would cost a turn of its own (an ``epoll_wait``) per message."""
+
+    def __init__(self, selector):
+        self.inner, self.ends = selector, []  # the ends to flush
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> TurnEnd | None:
+        """The loop's (wrapped now if not yet), or None: a loop without a selector."""
+        selector = getattr(loop, "_selector", None)
+        if selector is None:
+            return None
+        if not isinstance(selector, cls):
+            selector = loop._selector = cls(selector)  # type: ignore[attr-defined]
+        return selector
+
+    def __getattr__(self, name):  # the selector's other methods: register, modify, unregister, ...
+        return getattr(self.inner, name)
+
+    def select(self, timeout=None):
+        if self.ends:
+            ends, self.ends = self.ends, []
+            for end in ends:
+                try:
+                    end.flush()
+                except Exception:  # as a callback's would be: said, and the loop goes on
+                    log.exception("in-process connection: a flush at the end of a turn failed")
+        return self.inner.select(timeout)
 
 
 def pipe(near: asyncio.AbstractEventLoop, far: asyncio.AbstractEventLoop) -> tuple[End, End]:

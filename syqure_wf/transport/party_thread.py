@@ -255,13 +255,19 @@ class Turns:
                 self._soon = party.call_soon(self._pump_soon)
         elif loop._scheduled:  # type: ignore[attr-defined]
             when = loop._scheduled[0]._when  # type: ignore[attr-defined]
-            if self._at is None or self._at.when() != when:
+            # Armed again only for an earlier timer: one armed earlier than needed
+            # (the proxy's timer was cancelled or moved) pumps once for nothing.
+            if self._at is None or when < self._at.when():
                 if self._at is not None:
                     self._at.cancel()
-                self._at = party.call_at(when, self.pump)
+                self._at = party.call_at(when, self._pump_at)
 
     def _pump_soon(self) -> None:
         self._soon = None
+        self.pump()
+
+    def _pump_at(self) -> None:
+        self._at = None
         self.pump()
 
     def give_back(self) -> None:

@@ -64,7 +64,7 @@ class FilePool:
         if len(self.free) >= self.LIMIT:
             return False
         self._count += 1
-        kept = os.path.join(self.folder, f"f{self._count}")
+        kept = f"{self.folder}/f{self._count}"  # (a str: no os.path.join per message)
         try:
             os.rename(path, kept)
         except OSError:

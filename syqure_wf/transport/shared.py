@@ -20,6 +20,7 @@ from .protocol import names, outbound
 from .protocol.framing import DEFAULT_MAX_MESSAGE, HEADER
 from .protocol.judge import WAIT_ABSENT, Decision, Slot, Verdict, judge
 
+MSG, READY, END = names.MSG, names.READY, names.END
 INLINE_MAX = 512 << 10  # larger messages go to the socket by sendfile, not through memory
 
 
@@ -115,11 +116,11 @@ class SharedFolder(Layout):
         a large one (the caller sends it with sendfile and closes it), nothing
         when ``peek``. All of it through one descriptor, never through a link."""
         folder = self._in[peer]
-        ready = _exists(os.path.join(folder, names.file_name(seq, names.READY)))
-        end = not ready and self.plain_ends and _exists(os.path.join(folder, names.file_name(seq, names.END)))
+        ready = _exists(_slot(folder, seq, READY))
+        end = not ready and self.plain_ends and _exists(_slot(folder, seq, END))
         if not ready and not end:
             return WAIT_ABSENT, None
-        path = os.path.join(folder, names.file_name(seq, names.MSG))
+        path = _slot(folder, seq, MSG)
         try:
             fd = os.open(path, READ)
         except FileNotFoundError:
@@ -154,11 +155,11 @@ class SharedFolder(Layout):
         """Remove a delivered message (marker first; the message file goes to
         the pool) or end marker."""
         folder = self._in[peer]
-        if what != names.MSG:
-            remove_file(os.path.join(folder, names.file_name(seq, names.END)))
+        if what != MSG:
+            remove_file(_slot(folder, seq, END))
             return
-        remove_file(os.path.join(folder, names.file_name(seq, names.READY)))
-        path = os.path.join(folder, names.file_name(seq, names.MSG))
+        remove_file(_slot(folder, seq, READY))
+        path = _slot(folder, seq, MSG)
         if not self.pool.give(path):
             remove_file(path)
 
@@ -254,16 +255,22 @@ class SharedWriter(Publication):
             os.ftruncate(self.fd, self.size)
         os.close(self.fd)
         self.fd = -1
-        os.rename(self.tmp, os.path.join(self.folder, names.file_name(self.seq, names.MSG)))
+        os.rename(self.tmp, _slot(self.folder, self.seq, MSG))
 
     def _mark(self) -> None:
-        self.pool.mark(os.path.join(self.folder, names.file_name(self.seq, names.READY)))
+        self.pool.mark(_slot(self.folder, self.seq, READY))
 
     def abort(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
         remove_file(self.tmp)
+
+
+def _slot(folder: str, seq: int, kind: str) -> str:
+    """The path of a message file (``names.file_name``) in ``folder`` (a str, no
+    trailing slash): made several times a message, so not by ``os.path.join``."""
+    return f"{folder}/{seq:08d}.{kind}"
 
 
 def _exists(path: str) -> bool:

@@ -132,11 +132,18 @@ def fs_type(path: str | os.PathLike) -> str:
 
 
 class Waiter:
-    """A flag with a bounded, cancellation-safe wait; no task per wait."""
+    """A flag with a bounded, cancellation-safe wait; no task per wait, and
+    no timer per wait either: a channel waits once per message, and one
+    timer, armed for the earliest deadline, serves the waits that follow
+    (when it fires before the current wait's deadline, it is armed again)."""
 
     def __init__(self) -> None:
         self._flag = False
         self._future: asyncio.Future | None = None
+        self._deadline = 0.0  # of the current wait, on its loop's clock
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed = 0.0  # the deadline the timer fires at
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
         self.count = 0  # notifications so far: did one come since a look?
 
     def clear(self) -> None:
@@ -154,12 +161,30 @@ class Waiter:
             return True
         loop = asyncio.get_running_loop()
         self._future = future = loop.create_future()
-        timer = loop.call_later(timeout, lambda: future.done() or future.set_result(False))
+        self._deadline = deadline = loop.time() + timeout
+        timer = self._timer
+        if timer is None or deadline < self._armed or self._timer_loop is not loop:
+            if timer is not None:
+                timer.cancel()
+            self._arm(loop, deadline)
         try:
             return await future
         finally:
-            timer.cancel()
             self._future = None
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        self._armed, self._timer_loop = deadline, loop
+        self._timer = loop.call_at(deadline, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        future = self._future
+        if future is None or future.done():
+            return
+        if self._deadline <= self._armed:
+            future.set_result(False)
+        else:  # armed for an earlier wait: this one runs on
+            self._arm(loop, self._deadline)
 
 
 _MARKERS = (b".ready", b".end")

@@ -76,18 +76,23 @@ class Rules:
 
 def judge(slot: Slot, max_message: int = 0, rules: Rules | None = None) -> Decision:
     """The decision on one slot, by ``rules`` (plain slots: ``max_message`` is enough)."""
-    rules = rules or Rules(max_message)
-    return _judge_marked(slot, rules) if slot.marked else _judge_plain(slot, rules.max_message)
+    if not slot.marked:  # (no Rules made at every look of a plain slot)
+        return _judge_plain(slot, rules.max_message if rules else max_message)
+    return _judge_marked(slot, rules or Rules(max_message))
 
 
 def _judge_plain(slot: Slot, max_message: int) -> Decision:
-    name = file_name(slot.seq, MSG)
     if slot.end:
         if slot.ready or slot.msg is not None:
             return Decision(Verdict.CORRUPT, reason=f"{file_name(slot.seq, END)} stands beside a message")
         return Decision(Verdict.END)
     if not slot.ready:
         return WAIT_ABSENT
+    if slot.msg == "file" and slot.size >= HEADER.size:  # the usual case: whole, or not yet
+        (length,) = HEADER.unpack(slot.header[:HEADER.size])
+        if 0 <= length <= max_message and slot.size == HEADER.size + length:
+            return Decision(Verdict.DELIVER, length=length)
+    name = file_name(slot.seq, MSG)  # for what is said below
     if slot.msg is None:
         return Decision(Verdict.WAIT, reason=f"{file_name(slot.seq, READY)} is there but {name} is not")
     if slot.msg != "file":
