@@ -2,11 +2,12 @@
 files``) against direct TCP: far less sensitive to the machine's load than
 elapsed time (bench/RESULTS.md, "CPU per message on the in-process path").
 
-    python bench/cpu.py [--repeat 3] [--pings 1000] [--rounds 200]
+    python bench/cpu.py [--repeat 3] [--pings 1000] [--rounds 200] [--santa 7] [--only JOB]
 
-Two jobs, each run with `syqure-wf run`, the transports interleaved: a
-ping-pong (2 parties, rounds of one small `transfer` each way) and the
-round-heavy job (3 parties, sequential secure comparisons). Each party's
+Three jobs, each run with `syqure-wf run`, the transports interleaved: a
+ping-pong (2 parties, rounds of one small `transfer` each way), the
+round-heavy job (3 parties, sequential secure comparisons) and MPyC's
+secretsanta demo (3 parties, N=7, as bench/inproc.py runs it). Each party's
 program records its process's CPU (user + system, every thread: MPyC's
 and its proxy's) around its rounds only, start-up and shutdown excluded.
 "Messages" are the message files the parties wrote in process (their
@@ -86,6 +87,29 @@ async def main():
 
 mpc.run(main())
 '''
+SANTA = '''
+import os, runpy, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from window import Window
+from mpyc.runtime import mpc
+
+# MPyC's demo unchanged, its CPU counted between its mpc.start and mpc.shutdown
+window, start, shutdown = Window(), mpc.start, mpc.shutdown
+
+
+async def started(*args, **kwargs):
+    await start(*args, **kwargs)
+    window.start()
+
+
+async def stopping(*args, **kwargs):
+    window.stop()
+    await shutdown(*args, **kwargs)
+
+
+mpc.start, mpc.shutdown = started, stopping
+runpy.run_path(%r, run_name="__main__")
+'''
 CPU = re.compile(r"cpu_s=([\d.]+) sys_s=([\d.]+)")
 
 
@@ -112,13 +136,18 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--pings", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--santa", type=int, default=7, help="secretsanta's N")
+    ap.add_argument("--only", help="the jobs whose name holds this (ping-pong, round-heavy, secretsanta)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="syqure-cpu-bench-"))
     (root / "window.py").write_text(WINDOW)
     (root / "ping.py").write_text(PING)
     (root / "rounds.py").write_text(ROUNDS)
+    (root / "santa.py").write_text(SANTA % str(Path(__file__).resolve().parent / "programs" / "secretsanta.py"))
     jobs = {f"ping-pong, {args.pings} rounds": (root / "ping.py", args.pings, 2),
-            f"round-heavy, {args.rounds} comparisons": (root / "rounds.py", args.rounds, 3)}
+            f"round-heavy, {args.rounds} comparisons": (root / "rounds.py", args.rounds, 3),
+            f"secretsanta N={args.santa}": (root / "santa.py", args.santa, 3)}
+    jobs = {name: job for name, job in jobs.items() if not args.only or args.only in name}
     print("| job | transport | CPU of the parties (s) | of it system (s) | messages in process | CPU us / message |")
     print("| --- | --- | --- | --- | --- | --- |")
     extra = []
