@@ -19,15 +19,12 @@ outside the repository, its package on PYTHONPATH.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-import yaml
+from inproc import syqure_run  # bench/, run as a script: its folder is on the path
 
 WINDOW = '''
 import resource
@@ -115,19 +112,10 @@ CPU = re.compile(r"cpu_s=([\d.]+) sys_s=([\d.]+)")
 
 def run(program: Path, arg: int, parties: int, transport: str, work: Path) -> tuple[float, float, int]:
     """(CPU s of the parties, of it system s, message files written)."""
-    from syqure_wf.sites.partyconfig import free_base
-
-    cfg = {"parties": parties, "engine": {"name": "mpyc", "program": str(program), "args": [str(arg)]},
-           "workdir": str(work), "transport": transport, "ports": {"base": free_base(300), "stride": 100}}
-    path = work.with_suffix(".yaml")
-    path.write_text(yaml.safe_dump(cfg))
-    done = subprocess.run([sys.executable, "-m", "syqure_wf", "run", "--config", str(path), "--json"],
-                          capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        raise SystemExit(f"{transport} run failed:\n{done.stderr[-2000:]}")
-    found = [m.groups() for p in sorted((work / "logs").glob("party-[0-9].log")) for m in CPU.finditer(p.read_text())]
-    parts = json.loads(done.stdout)["parties"]
-    sent = sum(ch.get("sent_messages", 0) for p in parts for ch in (p.get("channels") or {}).values())
+    job = {"parties": parties, "engine": {"name": "mpyc", "program": str(program), "args": [str(arg)]}}
+    summary, logs = syqure_run(job, transport, work)
+    found = [m.groups() for log in logs for m in CPU.finditer(log)]
+    sent = sum(ch.get("sent_messages", 0) for p in summary["parties"] for ch in (p.get("channels") or {}).values())
     return sum(float(t) for t, _ in found), sum(float(s) for _, s in found), sent
 
 

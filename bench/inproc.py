@@ -45,8 +45,9 @@ ELAPSED = re.compile(r"Stop MPyC -- elapsed time: (\d+):(\d+):([\d.]+)")
 ROUND = re.compile(r"round_ms=([\d.]+)")
 
 
-def run(job: dict, transport: str, work: Path) -> tuple[float, float]:
-    """(whole run in s, MPyC's elapsed s, or the median round in ms for the ping-pong)."""
+def syqure_run(job: dict, transport: str, work: Path) -> tuple[dict, list[str]]:
+    """One ``syqure-wf run`` of ``job`` (3 parties unless it says): its
+    summary, and each party's log."""
     from syqure_wf.sites.partyconfig import free_base  # below hand-started runs and the ephemeral range
 
     cfg = {"parties": 3, **job, "workdir": str(work), "transport": transport,
@@ -57,12 +58,17 @@ def run(job: dict, transport: str, work: Path) -> tuple[float, float]:
                           capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise SystemExit(f"{transport} run failed:\n{done.stderr[-2000:]}")
-    logs = [p.read_text() for p in sorted((work / "logs").glob("party-[0-9].log"))]
+    return json.loads(done.stdout), [p.read_text() for p in sorted((work / "logs").glob("party-[0-9].log"))]
+
+
+def run(job: dict, transport: str, work: Path) -> tuple[float, float]:
+    """(whole run in s, MPyC's elapsed s, or the median round in ms for the ping-pong)."""
+    summary, logs = syqure_run(job, transport, work)
     rounds = [float(m.group(1)) for log in logs for m in ROUND.finditer(log)]
     if rounds:
-        return json.loads(done.stdout)["seconds"], max(rounds)
+        return summary["seconds"], max(rounds)
     spans = [int(h) * 3600 + int(m) * 60 + float(s) for log in logs for h, m, s in ELAPSED.findall(log)]
-    return json.loads(done.stdout)["seconds"], max(spans)
+    return summary["seconds"], max(spans)
 
 
 def main() -> None:
