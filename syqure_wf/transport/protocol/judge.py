@@ -88,11 +88,12 @@ def _judge_plain(slot: Slot, max_message: int) -> Decision:
         return Decision(Verdict.END)
     if not slot.ready:
         return WAIT_ABSENT
-    if slot.msg == "file" and slot.size >= HEADER.size:  # the usual case: whole, or not yet
+    if slot.msg == "file" and slot.size >= HEADER.size:
         (length,) = HEADER.unpack(slot.header[:HEADER.size])
-        if 0 <= length <= max_message and slot.size == HEADER.size + length:
-            return Decision(Verdict.DELIVER, length=length)
-    name = file_name(slot.seq, MSG)  # for what is said below
+        expected = HEADER.size + length
+        if 0 <= length <= max_message and slot.size == expected:
+            return Decision(Verdict.DELIVER, length=length)  # (the usual case: no name formatted)
+    name = file_name(slot.seq, MSG)
     if slot.msg is None:
         return Decision(Verdict.WAIT, reason=f"{file_name(slot.seq, READY)} is there but {name} is not")
     if slot.msg != "file":
@@ -100,19 +101,15 @@ def _judge_plain(slot: Slot, max_message: int) -> Decision:
         return Decision(Verdict.CORRUPT, reason=f"{name} is {what}")
     if slot.size < HEADER.size:
         return Decision(Verdict.WAIT, reason=f"{name} is shorter than its header")
-    (length,) = HEADER.unpack(slot.header[:HEADER.size])
-    if length < 0:
+    if length < 0:  # (a file with a whole header: decoded above)
         return Decision(Verdict.CORRUPT, reason=f"{name} has a negative length {length}")
     if length > max_message:
         return Decision(Verdict.CORRUPT,
                         reason=f"{name} has length {length}, above the maximum {max_message}")
-    expected = HEADER.size + length
     if slot.size < expected:
         return Decision(Verdict.WAIT, reason=f"{name} has {slot.size} of {expected} bytes")
-    if slot.size > expected:
-        return Decision(Verdict.CORRUPT,
-                        reason=f"{name} is {slot.size} bytes, longer than its header says ({expected})")
-    return Decision(Verdict.DELIVER, length=length)
+    return Decision(Verdict.CORRUPT,
+                    reason=f"{name} is {slot.size} bytes, longer than its header says ({expected})")
 
 
 def _judge_marked(slot: Slot, rules: Rules) -> Decision:
