@@ -14,7 +14,8 @@ and its proxy's) around its rounds only, start-up and shutdown excluded.
 records' `sent_messages`: the whole run's, the few of start-up and
 shutdown included); "extra" is the in-process CPU less TCP's, per message. Medians of --repeat runs. To compare two versions, run each
 tree's copy alternately (before, after, after, before), from a folder
-outside the repository, its package on PYTHONPATH.
+outside the repository, its package on PYTHONPATH. Bytecode cached, as
+bench/inproc.py runs (--compile: without).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from inproc import syqure_run  # bench/, run as a script: its folder is on the path
+from inproc import JOBS, installed, syqure_run, warm_up  # bench/, run as a script: its folder is on the path
 
 WINDOW = '''
 import resource
@@ -126,8 +127,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--santa", type=int, default=7, help="secretsanta's N")
     ap.add_argument("--only", help="the jobs whose name holds this (ping-pong, round-heavy, secretsanta)")
+    ap.add_argument("--compile", action="store_true", help="no bytecode cache: each process compiles")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="syqure-cpu-bench-"))
+    installed(root, args.compile)
+    warm_up(JOBS["allele counts (the example)"], ("tcp", "files"), root)
     (root / "window.py").write_text(WINDOW)
     (root / "ping.py").write_text(PING)
     (root / "rounds.py").write_text(ROUNDS)

@@ -12,11 +12,18 @@ start-up included, the same for all) and MPyC's own elapsed time (the
 slowest party's "Stop MPyC -- elapsed time", start-up excluded: what the
 transport changes). Medians of --repeat runs, the transports interleaved;
 every ratio is against TCP of the same run. Prints a Markdown table.
+
+Python's bytecode is cached for the runs, as an installed wheel or image
+has it, also where PYTHONDONTWRITEBYTECODE is set (this machine's
+environment: every process would compile every module it imports, and a
+party in process imports the transport too); one unrecorded run of each
+transport fills the cache first. --compile: without the cache.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -41,6 +48,7 @@ JOBS = {
     "ping-pong, 2 parties: one round (ms)": {
         "engine": {"name": "mpyc", "program": str(PROGRAMS / "pingpong.py"), "args": ["{pings}"]}, "parties": 2},
 }
+BYTECODE: dict = {"cache": None}  # the runs' bytecode cache (``installed``)
 ELAPSED = re.compile(r"Stop MPyC -- elapsed time: (\d+):(\d+):([\d.]+)")
 ROUND = re.compile(r"round_ms=([\d.]+)")
 
@@ -55,10 +63,28 @@ def syqure_run(job: dict, transport: str, work: Path) -> tuple[dict, list[str]]:
     path = work.with_suffix(".yaml")
     path.write_text(yaml.safe_dump(cfg))
     done = subprocess.run([sys.executable, "-m", "syqure_wf", "run", "--config", str(path), "--json"],
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, env=environment())
     if done.returncode != 0:
         raise SystemExit(f"{transport} run failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout), [p.read_text() for p in sorted((work / "logs").glob("party-[0-9].log"))]
+
+
+def installed(root: Path, compile_each: bool) -> None:
+    """The runs' Python caches its bytecode in ``root`` (unless ``compile_each``)."""
+    BYTECODE["cache"] = None if compile_each else root / "bytecode"
+
+
+def environment() -> dict | None:
+    if BYTECODE["cache"] is None:
+        return None
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPYCACHEPREFIX": str(BYTECODE["cache"])}
+
+
+def warm_up(job: dict, transports, root: Path) -> None:
+    """One unrecorded run of each transport: the bytecode cache filled."""
+    for transport in transports:
+        syqure_run(job, transport, root / f"warm-{transport}")
 
 
 def run(job: dict, transport: str, work: Path) -> tuple[float, float]:
@@ -78,10 +104,13 @@ def main() -> None:
     ap.add_argument("--pings", type=int, default=300)
     ap.add_argument("--quick", action="store_true", help="one run each, fewer rounds")
     ap.add_argument("--only", default="", help="the jobs whose name contains this")
+    ap.add_argument("--compile", action="store_true", help="no bytecode cache: each process compiles")
     args = ap.parse_args()
     if args.quick:
         args.repeat, args.rounds, args.pings = 1, 50, 100
     root = Path(tempfile.mkdtemp(prefix="syqure-inproc-bench-"))
+    installed(root, args.compile)
+    warm_up(JOBS["allele counts (the example)"], TRANSPORTS, root)
     print("| job | measure | TCP | proxy | in-process | proxy / TCP | in-process / TCP |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for n, (name, job) in enumerate(JOBS.items()):

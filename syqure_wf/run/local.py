@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -24,7 +25,7 @@ from .children import die_with_parent, stop_groups
 from .progressline import size
 from ..transport import DONE, FAILED, describe_sync, leftovers, parse_direction, read_status
 
-TICK = 0.25
+TICK = 0.25  # the display's pace; a party's exit is seen at once (``_wait``)
 
 
 def check_ports_free(cfg: RunConfig) -> None:
@@ -149,6 +150,7 @@ class LocalRun:
     def __init__(self, cfg: RunConfig, *, progress: bool = True):
         self.cfg = cfg
         self.procs: dict[int, subprocess.Popen] = {}
+        self.exits: dict[int, int | None] = {}  # per party process: readable once it exited (``exit_fd``)
         self.display = Display(progress)
         self.started = time.monotonic()
         self.stop_signal: str | None = None
@@ -167,9 +169,13 @@ class LocalRun:
                     stderr=subprocess.STDOUT, start_new_session=True,
                     preexec_fn=die_with_parent(signal.SIGTERM))
                 out.close()
+                self.exits[p.pid] = exit_fd(self.procs[p.pid])
             self._watch()
         finally:
             self._kill_all()
+            for fd in self.exits.values():
+                if fd is not None:
+                    os.close(fd)
             self.display.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -203,7 +209,7 @@ class LocalRun:
                 first_failure = time.monotonic()
             if first_failure is not None and time.monotonic() - first_failure > grace:
                 return  # the rest did not stop by themselves: they are stopped below
-            time.sleep(TICK)
+            wait_for_exit([self.exits.get(pid) for pid, code in codes.items() if code is None], TICK)
 
     def _kill_all(self) -> None:
         stop_groups(list(self.procs.values()))
@@ -224,6 +230,23 @@ class LocalRun:
         ok = all(x["exit_code"] == 0 and x["state"] == DONE for x in parties)
         return {"run_id": cfg.run_id, "workdir": str(cfg.workdir), "ok": ok,
                 "seconds": round(time.monotonic() - self.started, 3), "parties": parties}
+
+
+def exit_fd(proc: subprocess.Popen) -> int | None:
+    """A descriptor that polls readable once ``proc`` exited (Linux >= 5.3), or None."""
+    try:
+        return os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def wait_for_exit(fds: list[int | None], tick: float) -> None:
+    """A tick, or less: until one of these processes (``exit_fd``) exits, so
+    that the run's end is not rounded up to a tick. Without descriptors, a tick."""
+    if fds and None not in fds:
+        select.select(fds, [], [], tick)
+    else:
+        time.sleep(tick)
 
 
 def run_status(cfg: RunConfig, pid: int) -> dict | None:

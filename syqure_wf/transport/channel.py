@@ -22,11 +22,13 @@ from .protocol.events import (
 from .protocol.framing import HEADER, make_framer
 from .protocol.ports import ChannelPlan, Role
 from .status import read_status
-from .watch import Waiter
+from .waiter import Waiter
 
 log = logging.getLogger(__name__)
 
 SEND_PIECE = 1 << 20  # a message held in memory goes to the party in pieces of this size
+DELIVER, WAIT, WRITER = "deliver", "wait", "writer"  # what the session's commands come to (Channel._step)
+END = inbound.Verdict.END
 DIAL_RETRY = 0.1
 PROOF_POLL = 0.02  # while a dialled connection waits for the party to accept it
 PROOF_WAIT = 10.0  # seconds the party may take to accept a connection it listens for
@@ -69,8 +71,10 @@ class Channel:
         self.waiting_since: float | None = None  # for progress: who waits on whom
         self.session.handle(Opened(self.peer, not folder.listing(folder.inbox(self.peer)), keyed), time.monotonic())
         self._on_keyed: list = []
-        self.waiter = Waiter()
+        self.waiter = Waiter(self._arrived)
+        self._lane: Link | None = None  # the link the downstream waits to deliver to (``_arrived``)
         self._next = Next(self.peer)
+        self._skip = 0 if s.framing == "sequre" else HEADER.size  # of a message file, what the party does not get
         hub.watcher.subscribe(folder.inbox(self.peer), self.waiter.notify, folder.arrivals)
         self.where = f"{s.host}:{plan.port}"
 
@@ -229,52 +233,80 @@ class Channel:
 
     # -- files -> party
     async def _downstream(self, link: Link) -> None:
-        skip = 0 if self.settings.framing == "sequre" else HEADER.size
+        outcome = self._step(self._next) if self._pending is None else (DELIVER, *self._pending)
+        self._pending = None  # (the first message, which the dial waited for)
         while True:
-            decision, content = await self._next_inbound()
-            end = decision.verdict is inbound.Verdict.END
-            if end:
-                pass
-            elif isinstance(content, bytearray):
-                view = memoryview(content)
-                # in pieces: a transport's buffer that holds a whole large message is
-                # moved in memory at every send (Python 3.11), tens of MB per send
-                for start in range(skip, max(len(view), skip + 1), SEND_PIECE):
+            if outcome[0] is not DELIVER:
+                outcome = await self._await(outcome, link)
+            elif await self._deliver(link, *outcome[1:]):
+                return
+            else:
+                outcome = self._step(self._next)
+
+    async def _deliver(self, link: Link, decision, content) -> bool:
+        """One message (or the end marker) to the party; True at the end."""
+        skip, end = self._skip, decision.verdict is END
+        if end:
+            pass
+        elif isinstance(content, bytearray):
+            view = memoryview(content)
+            # in pieces: a transport's buffer that holds a whole large message is
+            # moved in memory at every send (Python 3.11), tens of MB per send
+            for start in range(skip, max(len(view), skip + 1), SEND_PIECE):
+                if not link.writable:
+                    break
+                link.send(view[start:start + SEND_PIECE])
+                await link.drain()
+        elif hasattr(content, "pieces"):  # sealed and large: opened a few segments at a time
+            with content:
+                for piece in content.pieces(skip):
                     if not link.writable:
                         break
-                    link.send(view[start:start + SEND_PIECE])
+                    link.send(piece)
                     await link.drain()
-            elif hasattr(content, "pieces"):  # sealed and large: opened a few segments at a time
-                with content:
-                    for piece in content.pieces(skip):
-                        if not link.writable:
-                            break
-                        link.send(piece)
-                        await link.drain()
-            else:
-                with content:
-                    await link.send_file(content, skip, HEADER.size + decision.length - skip)
-            # the party closed its side (dropped): what it won't read is consumed
-            for cmd in self.session.handle(Delivered(self.peer, decision.length, end, not link.writable),
-                                           time.monotonic()):
-                kind = type(cmd)
-                if kind is RecordReceived:
-                    self.hub.progress.received(self.peer, cmd.upto)
-                elif kind is Consume:
-                    self.folder.consume(self.peer, cmd.seq, cmd.kind)
-                elif kind is HalfClose:
-                    link.half_close()
-            if end:
-                return
+        else:
+            with content:
+                await link.send_file(content, skip, HEADER.size + decision.length - skip)
+        self._delivered(link, decision.length, end)
+        return end
+
+    def _deliver_now(self, link: Link, decision, content) -> bool:
+        """A whole small message to a party that reads (no write to wait for),
+        on this turn of the loop; False, with nothing done, when it is not one."""
+        if type(content) is not bytearray or decision.verdict is END or not link.writable or link.paused:
+            return False
+        link.send(memoryview(content)[self._skip:])
+        self._delivered(link, decision.length, False)
+        return True
+
+    def _delivered(self, link: Link, length: int, end: bool) -> None:
+        # the party closed its side (dropped): what it won't read is consumed
+        for cmd in self.session.handle(Delivered(self.peer, length, end, not link.writable), time.monotonic()):
+            kind = type(cmd)
+            if kind is RecordReceived:
+                self.hub.progress.received(self.peer, cmd.upto)
+            elif kind is Consume:
+                self.folder.consume(self.peer, cmd.seq, cmd.kind)
+            elif kind is HalfClose:
+                link.half_close()
 
     async def _next_inbound(self):
         """The next inbound slot, deliverable: looks, lists and waits as the session says."""
         if self._pending is not None:
             pending, self._pending = self._pending, None
             return pending
+        outcome = self._step(self._next)
+        while outcome[0] is not DELIVER:
+            outcome = await self._await(outcome, None)
+        return outcome[1], outcome[2]
+
+    def _step(self, seen) -> tuple:
+        """Tell the session ``seen`` and do what it says, up to what needs a
+        wait: ``(DELIVER, decision, content)``, ``(WAIT, seconds)`` or
+        ``(WRITER, ReadWriter, content)``."""
         folder, session, peer, waiter = self.folder, self.session, self.peer, self.waiter
         decision = content = None
-        commands = session.handle(self._next, time.monotonic())
+        commands = session.handle(seen, time.monotonic())
         while True:
             seen = None
             for cmd in commands:
@@ -285,14 +317,9 @@ class Channel:
                     seen = Looked(peer, decision, waiter.count)
                 elif kind is Deliver:
                     folder.check_inbox_run(peer)
-                    return decision, content
+                    return DELIVER, decision, content
                 elif kind is Wait:
-                    if self.waiting_since is None:
-                        self.waiting_since = time.monotonic()
-                    try:
-                        seen = Woken(peer, await waiter.wait(cmd.timeout))
-                    finally:
-                        self.waiting_since = None
+                    return WAIT, cmd.timeout
                 elif kind is List:
                     seen = Listed(peer, folder.listing(folder.inbox(peer)))
                 elif kind is Flush:
@@ -301,13 +328,47 @@ class Channel:
                 elif kind is Note:
                     self.hub.noted(cmd.text)
                 elif kind is ReadWriter:
-                    seen = await self._read_writer(cmd, content)
-                    content = None
+                    return WRITER, cmd, content
                 elif kind is TrustWriter:
                     folder.trust_writer(peer, cmd.stamp)
                 elif kind is Fail:
                     raise cmd.error
             commands = session.handle(seen, time.monotonic())
+
+    async def _await(self, outcome: tuple, link: Link | None) -> tuple:
+        """The next outcome, once what ``outcome`` waits for is there (``_arrived`` may deliver meanwhile)."""
+        if outcome[0] is WRITER:
+            return self._step(await self._read_writer(outcome[1], outcome[2]))
+        self.waiting_since = self.waiting_since or time.monotonic()
+        self._lane = link
+        try:
+            woken = await self.waiter.wait(outcome[1])
+        finally:
+            self._lane = None
+            self.waiting_since = None
+        return woken if type(woken) is tuple else self._step(Woken(self.peer, woken))
+
+    def _arrived(self) -> None:
+        """The waiter's lane: each whole small message that arrives while the
+        downstream waits goes to the party in this callback (waking the task
+        costs a turn of the loop per message); anything else ends the wait."""
+        waiter, link = self.waiter, self._lane
+        if link is None:
+            return waiter.resolve(True)
+        try:
+            while True:
+                outcome = self._step(Woken(self.peer, True))
+                while outcome[0] is DELIVER and self._deliver_now(link, outcome[1], outcome[2]):
+                    outcome = self._step(self._next)
+                if outcome[0] is not WAIT or not waiter.notified():
+                    break
+        except Exception as exc:  # the downstream's task raises it, as its own step would have
+            return waiter.fail(exc)
+        if outcome[0] is WAIT:
+            self.waiting_since = time.monotonic()
+            waiter.extend(outcome[1])
+        else:
+            waiter.resolve(outcome)
 
     async def _read_writer(self, cmd: ReadWriter, content) -> WriterRead:
         """The peer's record and the stamp of the writer of its messages to us."""

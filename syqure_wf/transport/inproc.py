@@ -6,7 +6,7 @@ unchanged on its own asyncio loop, in a thread of the party's process: its
 heartbeats, peers' liveness, handshake and sync watch go on while the party
 computes between two ``mpc.run`` calls, when the party's loop stands still;
 while the party's loop runs, that loop runs the proxy's too
-(``party_thread.Turns``). Where the channels would meet the party's
+(``turns.Turns``). Where the channels would meet the party's
 sockets, each connection is a pipe: two ``End`` transports, one on each
 loop. What the party writes in one turn of its loop goes to the files as
 one message, on its own thread (``PipeLink.feed_now``), as the turn ends
@@ -20,18 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import os
 import threading
 
 from ..errors import SyqureError
 from .link import Link
-
-log = logging.getLogger(__name__)
+from .turns import TurnEnd
 
 EOF, GONE = object(), object()  # in a stream of pieces: the writer half-closed; then closed
 PIECE = 1 << 20  # a message file goes to the party in pieces of this size
 LISTEN_POLL = 0.05  # while a peer's first message waits for the party to listen
+# Bytes written in one turn that go to the files at once, not at the turn's
+# end: a turn that goes on computing after a large write would hold it back.
+SEND_NOW = 64 << 10
 
 
 class End(asyncio.Transport):
@@ -47,6 +48,7 @@ class End(asyncio.Transport):
         self._eof_sent = self._closing = self._lost = self._paused = False
         self._held: list = []  # pieces received while reading is paused
         self._batch: list = []  # written in this turn of the loop, for a ``direct`` reader
+        self._batched = 0  # bytes in it
         self._turn_end: TurnEnd | None = None  # flushes the batch when the turn ends
         # Held while pieces go to this end's protocol: a writer on the other
         # thread may then feed it directly (``direct``), in order.
@@ -73,18 +75,25 @@ class End(asyncio.Transport):
                 else:
                     self._turn_end.ends.append(self)
             self._batch.append(data)
+            self._batched += len(data)
+            if self._batched >= SEND_NOW:
+                self.flush()
 
     def flush(self) -> None:
         """What was written so far goes to the other end (in order)."""
         if self._batch:
             data = b"".join(self._batch) if len(self._batch) > 1 else self._batch[0]
-            self._batch = []
+            self._batch, self._batched = [], 0
             if not self._feed_directly(data):
                 self._queue(data)
 
     def _feed_directly(self, data: bytes) -> bool:
         """Hand ``data`` to the other end's protocol on this thread, at once,
-        when nothing is queued before it and the other end reads."""
+        when nothing is queued before it and the other end reads: a writer's
+        (``direct``: into the files), or one whose loop runs ours on this
+        thread (``Turns``), where a hand-over by ``call_soon`` would cost that
+        loop a turn per message (a ``data_received`` only records and
+        resolves futures)."""
         other = self.other
         with other.feeding:
             with self._lock:
@@ -92,7 +101,10 @@ class End(asyncio.Transport):
                     return False
             if other._paused or other._lost or other.protocol is None:
                 return False
-            other.protocol.feed_now(data)
+            if other.direct:
+                other.protocol.feed_now(data)
+            else:
+                other._received(data)
             return True
 
     def writelines(self, list_of_data) -> None:
@@ -137,6 +149,10 @@ class End(asyncio.Transport):
         return self.protocol
 
     def _queue(self, piece) -> None:
+        if (piece is not EOF and piece is not GONE
+                and getattr(self.other.loop, "_thread_id", None) == threading.get_ident()
+                and self._feed_directly(piece)):
+            return
         with self._lock:
             self._out.append(piece)
             if self._handing:
@@ -157,7 +173,7 @@ class End(asyncio.Transport):
         other = self.other.loop
         try:
             if getattr(other, "_thread_id", None) == threading.get_ident():
-                other.call_soon(self._hand_over)  # its loop runs ours (party_thread.Turns): no wake-up to send
+                other.call_soon(self._hand_over)  # its loop runs ours (turns.Turns): no wake-up to send
             else:
                 other.call_soon_threadsafe(self._hand_over)
         except RuntimeError:  # the other loop is closed: nobody reads any more
@@ -218,38 +234,6 @@ class End(asyncio.Transport):
             self.protocol.connection_lost(None)
 
 
-class TurnEnd:
-    """The party's loop's selector, wrapped: at the end of each turn (the next
-    ``select``) the ends written to in it flush their batches. A ``call_soon``
-    flush would cost a turn of its own (an ``epoll_wait``) per message."""
-
-    def __init__(self, selector):
-        self.inner, self.ends = selector, []  # the ends to flush
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> TurnEnd | None:
-        """The loop's (wrapped now if not yet), or None: a loop without a selector."""
-        selector = getattr(loop, "_selector", None)
-        if selector is None:
-            return None
-        if not isinstance(selector, cls):
-            selector = loop._selector = cls(selector)  # type: ignore[attr-defined]
-        return selector
-
-    def __getattr__(self, name):  # the selector's other methods: register, modify, unregister, ...
-        return getattr(self.inner, name)
-
-    def select(self, timeout=None):
-        if self.ends:
-            ends, self.ends = self.ends, []
-            for end in ends:
-                try:
-                    end.flush()
-                except Exception:  # as a callback's would be: said, and the loop goes on
-                    log.exception("in-process connection: a flush at the end of a turn failed")
-        return self.inner.select(timeout)
-
-
 def pipe(near: asyncio.AbstractEventLoop, far: asyncio.AbstractEventLoop) -> tuple[End, End]:
     a, b = End(near), End(far)
     a.other, b.other = b, a
@@ -307,7 +291,7 @@ class PartySide:
         self.ready = concurrent.futures.Future()  # the proxy started (or why it could not)
         self._listener = None  # (party loop, protocol factory) while the party listens
         self.ends: list[End] = []  # the party's ends of its connections
-        self.turns = None  # party_thread.Turns: who runs the proxy's loop, once it started
+        self.turns = None  # turns.Turns: who runs the proxy's loop, once it started
         self._lending = False  # the party's loop lends itself once the proxy started
 
     def lend(self, loop) -> None:

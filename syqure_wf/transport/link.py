@@ -187,6 +187,11 @@ class Link(asyncio.Protocol):
             self._resume.set_result(None)
         self._resume = None
 
+    @property
+    def paused(self) -> bool:
+        """The party's side has more to read than it should hold: a send waits (``drain``)."""
+        return self._resume is not None
+
     async def drain(self) -> None:
         if self._resume is not None:
             await self._resume

@@ -43,7 +43,8 @@ from .settings import ProxySettings, make_folder
 from .status import StatusRecord, read_status
 from .sync_health import SYNC_PROBE, ClientProbe, describe
 from .sync_relay import RelayedProbe
-from .watch import REMOVALS, Waiter, Wakeups, fs_type, make_watcher
+from .waiter import Waiter
+from .watch import REMOVALS, Wakeups, fs_type, make_watcher
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,6 @@ folder (``files/syftbox_client.py`` finds it) and its server answer."""
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from ..files.syftbox_client import SyncClient, find_client
@@ -14,6 +12,8 @@ from .protocol.liveness import SyncWatch  # noqa: F401 (what its verdicts feed: 
 
 def answers(url: str, timeout: float = 3.0) -> bool:
     """An HTTP server answers at ``url`` (any status: it is up)."""
+    import urllib.error  # here: a party's process imports this module, and pays for it at its start
+    import urllib.request
     from urllib.parse import urlsplit
 
     local = urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")

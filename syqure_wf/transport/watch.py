@@ -7,9 +7,8 @@ A consumer subscribes a callback to a folder, for ``arrivals`` (a marker
 created: the shared layout, where the marker comes last),
 ``writes`` (arrivals, and files written in place, as a sync client does) or
 ``removals`` (one deleted: the peer consumed it). Only message file names
-wake anybody: temporary files, stamps and status records do not. The ``Waiter`` turns
-callbacks into a bounded wait with no lost wake-up: ``clear()``, look at
-the disk, then ``await wait(timeout)`` if there was nothing.
+wake anybody: temporary files, stamps and status records do not. A
+``waiter.Waiter`` turns callbacks into a bounded wait with no lost wake-up.
 """
 from __future__ import annotations
 
@@ -129,62 +128,6 @@ def fs_type(path: str | os.PathLike) -> str:
         path = path.parent
     m = mount_of(path)
     return m.fstype if m else "?"
-
-
-class Waiter:
-    """A flag with a bounded, cancellation-safe wait; no task per wait, and
-    no timer per wait either: a channel waits once per message, and one
-    timer, armed for the earliest deadline, serves the waits that follow
-    (when it fires before the current wait's deadline, it is armed again)."""
-
-    def __init__(self) -> None:
-        self._flag = False
-        self._future: asyncio.Future | None = None
-        self._deadline = 0.0  # of the current wait, on its loop's clock
-        self._timer: asyncio.TimerHandle | None = None
-        self._armed = 0.0  # the deadline the timer fires at
-        self._timer_loop: asyncio.AbstractEventLoop | None = None
-        self.count = 0  # notifications so far: did one come since a look?
-
-    def clear(self) -> None:
-        self._flag = False
-
-    def notify(self) -> None:
-        self._flag = True
-        self.count += 1
-        if self._future is not None and not self._future.done():
-            self._future.set_result(True)
-
-    async def wait(self, timeout: float) -> bool:
-        """True when notified, False when ``timeout`` seconds ran out first."""
-        if self._flag:
-            return True
-        loop = asyncio.get_running_loop()
-        self._future = future = loop.create_future()
-        self._deadline = deadline = loop.time() + timeout
-        timer = self._timer
-        if timer is None or deadline < self._armed or self._timer_loop is not loop:
-            if timer is not None:
-                timer.cancel()
-            self._arm(loop, deadline)
-        try:
-            return await future
-        finally:
-            self._future = None
-
-    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-        self._armed, self._timer_loop = deadline, loop
-        self._timer = loop.call_at(deadline, self._expire, loop)
-
-    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._timer = None
-        future = self._future
-        if future is None or future.done():
-            return
-        if self._deadline <= self._armed:
-            future.set_result(False)
-        else:  # armed for an earlier wait: this one runs on
-            self._arm(loop, self._deadline)
 
 
 _MARKERS = (b".ready", b".end")

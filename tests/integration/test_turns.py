@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from syqure_wf.transport.party_thread import Turns
+from syqure_wf.transport.turns import Turns
 
 BOUND = 10.0  # seconds any wait here may take
 

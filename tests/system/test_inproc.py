@@ -238,10 +238,14 @@ def test_a_pipe_between_two_loops_keeps_order_and_its_ends():
 def test_what_a_party_writes_in_one_turn_of_its_loop_is_fed_as_one_piece():
     """To a channel that takes data on the writer's thread (``direct``), the
     writes of one turn of the party's loop go as one piece, in order, at the
-    end of that turn; a flush (the loop stopped) or the close sends the rest."""
+    end of that turn, or at once when they reach ``SEND_NOW`` (a turn that
+    computes on would hold them back); a flush (the loop stopped) or the
+    close sends the rest."""
     import asyncio
 
-    from syqure_wf.transport.inproc import pipe
+    from syqure_wf.transport.inproc import SEND_NOW, pipe
+
+    big = b"x" * SEND_NOW
 
     class Direct(asyncio.Protocol):
         def __init__(self):
@@ -275,11 +279,14 @@ def test_what_a_party_writes_in_one_turn_of_its_loop_is_fed_as_one_piece():
             await asyncio.sleep(0)
             assert seen.pieces == [b"0,1,2,"]
             near.write(b"3,")
+            near.write(big)  # the turn's writes reach SEND_NOW: they go at once, not as it ends
+            assert seen.pieces == [b"0,1,2,", b"3," + big]
+            near.write(b"4,")
         near_loop.run_until_complete(turns())
         near.flush()  # the loop stopped before the end of the turn that wrote it
-        near.write(b"4,")
+        near.write(b"5,")
         near.close()
-        assert seen.pieces == [b"0,1,2,", b"3,", b"4,"] and seen.threads == {threading.get_ident()}
+        assert seen.pieces == [b"0,1,2,", b"3," + big, b"4,", b"5,"] and seen.threads == {threading.get_ident()}
         deadline = time.monotonic() + 10
         while seen.events != ["eof", "lost"] and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -297,7 +304,7 @@ def test_a_partys_running_loop_runs_its_proxys_and_the_proxys_thread_keeps_time_
     back, they run on the proxy's thread again, on time."""
     import asyncio
 
-    from syqure_wf.transport.party_thread import STALE, Turns
+    from syqure_wf.transport.turns import STALE, Turns
 
     proxy_loop, party_loop = asyncio.new_event_loop(), asyncio.new_event_loop()
     ticks, box = [], {}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from syqure_wf.transport.watch import (ARRIVALS, FS_TYPE_ENV, WRITES, LOOK, POLL, InotifyWatcher, Waiter, Wakeups,
+from syqure_wf.transport.watch import (ARRIVALS, FS_TYPE_ENV, WRITES, LOOK, POLL, InotifyWatcher, Wakeups,
                                        _unescape, fs_type, mount_of, remote_fs)
 
 LOCAL = ["ext4", "xfs", "btrfs", "tmpfs", "zfs", "overlay", "ext2/ext3", "?"]
@@ -100,35 +100,3 @@ def test_flush_reads_queued_events_and_an_overflow_wakes_everybody(tmp_path):
     if woken is None:
         pytest.skip("the inotify queue is too long here to overflow cheaply")
     assert woken["quiet"] >= 1  # lost events: everybody looks
-
-
-def test_a_waiter_keeps_each_waits_bound_with_one_timer_for_many_waits():
-    """Each wait ends when notified, or at its own deadline; the timer armed
-    for an earlier wait serves the next (armed again when it fires too
-    early), and a shorter wait than the one armed for arms it earlier."""
-
-    async def main():
-        loop, waiter = asyncio.get_running_loop(), Waiter()
-        loop.call_later(0.02, waiter.notify)
-        assert await waiter.wait(5.0) is True  # notified: the 5 s timer stays armed
-        waiter.clear()
-        t0 = loop.time()
-        assert await waiter.wait(0.05) is False  # a shorter bound: armed again, earlier
-        assert 0.04 <= loop.time() - t0 < 1.0
-        loop.call_later(0.01, waiter.notify)
-        assert await waiter.wait(0.05) is True  # its timer stays armed, for 0.05 s
-        armed, t0 = waiter._timer, loop.time()
-        waiter.clear()
-        assert await waiter.wait(0.08) is False  # served by that timer, armed again when it fired
-        assert waiter._timer is None and armed.cancelled() is False
-        assert 0.07 <= loop.time() - t0 < 1.0
-        waiter.clear()
-        task = asyncio.ensure_future(waiter.wait(0.05))
-        await asyncio.sleep(0)
-        task.cancel()  # a cancelled wait leaves nothing waiting
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await asyncio.sleep(0.1)
-        assert waiter._future is None and waiter._timer is None
-
-    asyncio.run(main())
