@@ -229,3 +229,55 @@ def test_the_syftbox_layout_with_the_sites_keys(tmp_path):
     records = [json.loads(f.read_text()) for f in tmp_path.rglob("party-*.json")]
     assert sorted(r["pid"] for r in records if r.get("sealing") == "site-keys" and r.get("site_key")) == list(range(n))
     assert message_files(tmp_path / "datasites") == []
+
+
+def test_a_large_message_held_in_memory_goes_to_the_party_in_pieces(tmp_path, monkeypatch):
+    """The syftbox layout holds every message in memory (a bytearray, however
+    large): the channel sends it to the party in pieces of SEND_PIECE, never
+    whole (a transport buffer holding a whole large message is moved at every
+    send, Python 3.11) -- also when it arrives while the downstream waits
+    (the waiter's lane, ``Channel._arrived``/``_deliver_now``)."""
+    from syqure_wf.transport import channel as channel_mod
+    from syqure_wf.transport.link import Link
+
+    n, count, emails = 2, 30, ["cp0@hospital-a.org", "cp1@hospital-b.org"]
+    for email in emails:
+        (tmp_path / "datasites" / email).mkdir(parents=True)
+    bases = [free_base() for _ in range(n)]
+    sent: list[int] = []
+    send = Link.send
+
+    def recording(self, data):
+        sent.append(len(data))
+        send(self, data)
+
+    monkeypatch.setattr(Link, "send", recording)
+    proxies = [Proxy(settings(p, n, tmp_path / "unused", bases[p], layout="syftbox", sync_probe=False, seal="off",
+                              syftbox={"folder": str(tmp_path), "emails": emails})) for p in range(n)]
+    big = os.urandom(3 << 19)  # 1.5 MiB, sent once the reader's downstream waits for it
+
+    async def party0():
+        port = bases[0] + wire.offset(0, 1, 2)
+        accepted = asyncio.get_running_loop().create_future()
+        server = await asyncio.start_server(lambda r, w: accepted.done() or accepted.set_result((r, w)),
+                                            "127.0.0.1", port)
+        reader, writer = await accepted
+        server.close()
+        writer.write(frame(b"first"))  # the first: the writer is proven (by the task)
+        await writer.drain()
+        await asyncio.sleep(0.5)
+        writer.write(frame(big))
+        await writer.drain()
+        assert await reader.read() == b""
+        writer.close()
+
+    async def party1():
+        reader, writer = await connect_party_1(asyncio.get_running_loop().create_future(), bases[1])
+        got = await reader.readexactly(len(big) + 8 + 13)
+        writer.close()
+        return got
+
+    results = asyncio.run(run_all(proxies, [party0(), party1()]))
+    assert results[-1] == frame(b"first") + frame(big)
+    assert max(sent) > 256 << 10, sent  # the large frame went through Link.send
+    assert max(sent) <= channel_mod.SEND_PIECE, f"one send of {max(sent)} bytes (> {channel_mod.SEND_PIECE})"

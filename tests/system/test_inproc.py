@@ -376,3 +376,81 @@ def test_a_party_that_computes_inside_mpc_run_longer_than_the_peer_bound_keeps_i
     assert procs.wait(proc, 120) == 0, output(proc)
     for pid in range(2):
         assert "got=[0, 1]" in (tmp_path / "run" / "logs" / f"party-{pid}.log").read_text()
+
+
+def _party_loop_with_a_proxy_end():
+    """A pipe whose far end (the party's) is on the loop this thread runs,
+    its near end (the channel's) on another loop: as under ``Turns``, where
+    the party's thread runs the proxy's loop and the channel writes on it."""
+    import asyncio
+
+    from syqure_wf.transport.inproc import pipe
+
+    class Seen(asyncio.Protocol):
+        def __init__(self):
+            self.data, self.events = bytearray(), []
+
+        def data_received(self, data):
+            self.events.append("data")
+            self.data += data
+
+        def eof_received(self):
+            self.events.append("eof")
+            return True
+
+        def connection_lost(self, exc):
+            self.events.append("lost")
+
+    party_loop, proxy_loop = asyncio.new_event_loop(), asyncio.new_event_loop()
+    near, far = pipe(proxy_loop, party_loop)
+    seen = Seen()
+    far.set_protocol(seen)
+    near.set_protocol(asyncio.Protocol())
+    return party_loop, proxy_loop, near, far, seen
+
+
+def test_a_party_end_that_closed_gets_no_data_fed_on_its_own_thread():
+    """The party closed its end (asyncio: no data_received after close());
+    what the channel writes then, on the party's thread, is dropped as it is
+    when handed over by the party's loop, never fed to the closed protocol."""
+    import asyncio
+
+    party_loop, proxy_loop, near, far, seen = _party_loop_with_a_proxy_end()
+
+    async def turn():
+        far.close()  # the party closes its connection ...
+        near.write(b"late")  # ... and the channel delivers in the same turn (the lane, under Turns)
+        await asyncio.sleep(0.05)
+
+    try:
+        party_loop.run_until_complete(turn())
+        assert seen.data == b"" and seen.events == ["lost"], seen.events
+    finally:
+        party_loop.close()
+        proxy_loop.close()
+
+
+def test_a_party_protocol_that_raises_in_data_received_does_not_raise_in_the_channel():
+    """An exception in the party's data_received is the party's loop's (as
+    with a socket: asyncio's transport reports it); the channel's write (a
+    delivery, in the proxy's lane or task) does not raise it."""
+    import asyncio
+
+    party_loop, proxy_loop, near, far, seen = _party_loop_with_a_proxy_end()
+    errors = []
+    party_loop.set_exception_handler(lambda loop, context: errors.append(context.get("exception")))
+
+    def broken(data):
+        raise ValueError("the party's own bug")
+
+    seen.data_received = broken
+
+    async def turn():
+        near.write(b"a message")
+        await asyncio.sleep(0.05)
+
+    try:
+        party_loop.run_until_complete(turn())  # raised the party's ValueError from near.write at d87e785
+    finally:
+        party_loop.close()
+        proxy_loop.close()
