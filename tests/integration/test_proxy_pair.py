@@ -281,3 +281,84 @@ def test_a_large_message_held_in_memory_goes_to_the_party_in_pieces(tmp_path, mo
     assert results[-1] == frame(b"first") + frame(big)
     assert max(sent) > 256 << 10, sent  # the large frame went through Link.send
     assert max(sent) <= channel_mod.SEND_PIECE, f"one send of {max(sent)} bytes (> {channel_mod.SEND_PIECE})"
+
+
+@pytest.mark.parametrize("case,words", [
+    ("too long", "above the maximum"),
+    ("trailing", "longer than its header"),
+    ("directory", "a directory"),
+])
+def test_a_corrupt_message_that_arrives_while_the_downstream_waits_fails_the_run_naming_it(tmp_path, case, words):
+    """As above, but each file arrives while the downstream waits (the waiter's
+    lane judges it, in the watcher's callback): a burst of good messages is
+    delivered once each, in order, then the bad one fails the run with the
+    same error, not a traceback in a callback nor a hang."""
+    data, base = tmp_path / "msgs", free_base()
+    proxy = Proxy(settings(1, 2, data, base, run_id=None, start_timeout=0, max_message=1000))
+    inbox = data / "0_to_1"
+    goods = [b"good %d" % i for i in range(50)]
+
+    async def main():
+        run = asyncio.ensure_future(proxy.run())
+        reader, writer = await connect_party_1(run, base)
+        put(inbox, 0, goods[0])
+        first = await asyncio.wait_for(reader.readexactly(len(frame(goods[0]))), BOUND)  # the writer is proven
+        await asyncio.sleep(0.1)  # the downstream waits for seq 1
+        for seq, good in enumerate(goods[1:], 1):  # a burst: the lane delivers each as its event comes
+            put(inbox, seq, good)
+        got = await asyncio.wait_for(reader.readexactly(sum(len(frame(g)) for g in goods[1:])), BOUND)
+        await asyncio.sleep(0.1)
+        bad = len(goods)
+        if case == "too long":
+            put(inbox, bad, b"x" * 10, length=5000)
+        elif case == "trailing":
+            put(inbox, bad, b"abc", extra=b"surplus")
+        else:
+            (inbox / f"{bad:08d}.msg").mkdir()
+            (inbox / f"{bad:08d}.ready").touch()
+        try:
+            with pytest.raises(SyqureError) as failed:
+                await asyncio.wait_for(run, BOUND)
+            return str(failed.value), first + got + await asyncio.wait_for(reader.read(), BOUND)
+        finally:
+            writer.close()
+
+    reason, received = asyncio.run(main())
+    assert f"{len(goods):08d}.msg" in reason and words in reason and "channel 0-1" in reason, reason
+    assert received == b"".join(frame(g) for g in goods)
+    assert not any(f.name.endswith(".ready") and int(f.name[:8]) < len(goods) for f in inbox.iterdir())
+
+
+def test_a_burst_to_a_party_that_does_not_read_waits_for_it_and_loses_nothing(tmp_path):
+    """Messages arrive while the downstream waits and the party reads
+    nothing: the lane delivers until the link pauses (its write buffer
+    full), then the downstream's task waits for the party; once the party
+    reads, every message comes once, in order, and the inbox is emptied."""
+    data, base = tmp_path / "msgs", free_base()
+    proxy = Proxy(settings(1, 2, data, base, run_id=None, start_timeout=0))
+    inbox = data / "0_to_1"
+    msgs = [bytes([i % 251]) * (200 << 10) for i in range(80)]  # 16 MB: well over the write buffer
+
+    async def main():
+        run = asyncio.ensure_future(proxy.run())
+        reader, writer = await connect_party_1(run, base)
+        put(inbox, 0, b"first")
+        first = await asyncio.wait_for(reader.readexactly(len(frame(b"first"))), BOUND)
+        await asyncio.sleep(0.1)
+        for seq, msg in enumerate(msgs, 1):
+            put(inbox, seq, msg)
+        await asyncio.sleep(1.0)  # the party reads nothing meanwhile
+        left = len(list(inbox.glob("*.ready")))
+        got = await asyncio.wait_for(reader.readexactly(sum(len(frame(m)) for m in msgs)), BOUND)
+        for _ in range(100):
+            if not list(inbox.glob("*.ready")):
+                break
+            await asyncio.sleep(0.05)
+        writer.close()
+        run.cancel()
+        return first + got, left
+
+    received, left = asyncio.run(main())
+    assert received == frame(b"first") + b"".join(frame(m) for m in msgs)
+    assert left > 0  # it did wait for the party (not all in the buffers)
+    assert not list(inbox.glob("*.ready"))

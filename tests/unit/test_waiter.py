@@ -83,3 +83,40 @@ def test_a_lane_takes_notifications_during_a_wait_and_ends_it_or_lets_it_go_on()
 
     asyncio.run(main())
     assert said == [("lane", True), ("flag", True), ("lane", True), ("flag", True)]
+
+
+def test_an_extended_wait_ends_at_its_new_deadline_neither_earlier_nor_never():
+    """``extend`` moves the current wait's deadline, earlier than the armed
+    timer (armed again) or later (the timer, firing early, is armed again);
+    a notification after the lane ended the wait, before the task resumes,
+    is kept in the flag (no lost wake-up)."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        script = []
+        waiter = Waiter(lambda: script.pop(0)())
+        script.append(lambda: waiter.extend(0.05))
+        loop.call_later(0.01, waiter.notify)
+        t0 = loop.time()
+        assert await waiter.wait(5.0) is False  # not 5 s: the timer armed again, earlier
+        assert 0.05 <= loop.time() - t0 < 1.0
+        waiter.clear()  # (a look, in a channel: the lane's)
+        script.append(lambda: waiter.extend(0.2))
+        loop.call_later(0.02, waiter.notify)
+        t0 = loop.time()
+        assert await waiter.wait(0.05) is False  # not at 0.05: the timer that fired early armed again
+        assert 0.2 <= loop.time() - t0 < 1.5
+        waiter.clear()
+
+        def resolve_then_notified():
+            waiter.clear()
+            waiter.resolve(("deliver",))
+        script.append(resolve_then_notified)
+        task = asyncio.ensure_future(waiter.wait(5.0))
+        await asyncio.sleep(0)
+        waiter.notify()  # the lane: ends the wait
+        waiter.notify()  # before the task resumed: the flag only, no lane
+        assert await task == ("deliver",) and waiter.notified() and not script
+        assert await waiter.wait(5.0) is True  # the next wait sees it at once
+
+    asyncio.run(main())
