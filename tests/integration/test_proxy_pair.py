@@ -362,3 +362,49 @@ def test_a_burst_to_a_party_that_does_not_read_waits_for_it_and_loses_nothing(tm
     assert received == frame(b"first") + b"".join(frame(m) for m in msgs)
     assert left > 0  # it did wait for the party (not all in the buffers)
     assert not list(inbox.glob("*.ready"))
+
+
+def test_a_downstream_cancelled_with_a_message_the_lane_found_leaves_no_file_open(tmp_path, monkeypatch):
+    """The lane ends a wait with a large message (an open file, for sendfile)
+    and the downstream is cancelled before it resumes (the run ends, its
+    upstream failed): the file is closed, as when it is cancelled anywhere else."""
+    from syqure_wf.transport import waiter as waiter_mod
+
+    data, base = tmp_path / "msgs", free_base()
+    proxy = Proxy(settings(1, 2, data, base, run_id=None, start_timeout=0))
+    inbox = data / "0_to_1"
+    found = []
+    resolve = getattr(waiter_mod.Waiter, "resolve", None)
+
+    def resolving(self, value):
+        resolve(self, value)
+        if type(value) is tuple and value[0] == "deliver" and hasattr(value[2], "closed"):
+            found.append(value[2])
+            for task in asyncio.all_tasks():  # the run ends now: its downstream is cancelled
+                if task.get_coro().__qualname__ == "Channel._downstream":
+                    task.cancel()
+
+    if resolve is not None:
+        monkeypatch.setattr(waiter_mod.Waiter, "resolve", resolving)
+
+    async def main():
+        run = asyncio.ensure_future(proxy.run())
+        reader, writer = await connect_party_1(run, base)
+        put(inbox, 0, b"first")
+        await asyncio.wait_for(reader.readexactly(len(frame(b"first"))), BOUND)
+        await asyncio.sleep(0.1)
+        put(inbox, 1, b"y" * (600 << 10))  # above INLINE_MAX: delivered from its open file
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if found:
+                break
+        await asyncio.sleep(0.1)
+        writer.close()
+        run.cancel()
+        try:
+            await run
+        except (asyncio.CancelledError, SyqureError):
+            pass
+
+    asyncio.run(main())
+    assert all(f.closed for f in found), "the message file the lane opened is left open"
