@@ -103,8 +103,15 @@ class End(asyncio.Transport):
                 return False
             if other.direct:
                 other.protocol.feed_now(data)
-            else:
+                return True
+            if other._closing:  # closed on this turn: as its loop would, after its close, drop it
+                return False
+            try:
                 other._received(data)
+            except Exception as exc:  # the party's own bug: its loop's to report, as for a socket
+                other.loop.call_exception_handler({"message": "protocol.data_received() call failed",
+                                                   "exception": exc, "transport": other,
+                                                   "protocol": other.protocol})
             return True
 
     def writelines(self, list_of_data) -> None:

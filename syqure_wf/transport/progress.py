@@ -6,7 +6,7 @@ Per peer two counters: the next seq this proxy will write to it and the next
 it will read from it. The file is mapped into memory: a store is a write to
 the page cache, without a system call, and survives the proxy being killed
 (not the machine crashing). The order of stores against the files is the
-proxies' business (``link.Upstream``, ``channel.Channel._downstream``); the
+proxies' business (``link.Upstream``, ``downstream.Downstream``); the
 record format below is pure and tested alone.
 """
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Who runs an asyncio loop's turns when two loops share a process: the
 party's loop runs its proxy's while it turns (``Turns``), and a party's
 writes of one turn go out as the turn ends (``TurnEnd``). Both wrap a
-loop's selector: the one place where the private parts of asyncio's
-loops (``_selector``, ``_run_once``, ``_ready``, ``_scheduled``) are used."""
+loop's selector, and so lean on private parts of asyncio's loops
+(``_selector``, ``_run_once``, ``_ready``, ``_scheduled``)."""
 from __future__ import annotations
 
 import asyncio

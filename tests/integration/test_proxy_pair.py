@@ -236,11 +236,11 @@ def test_a_large_message_held_in_memory_goes_to_the_party_in_pieces(tmp_path, mo
     large): the channel sends it to the party in pieces of SEND_PIECE, never
     whole (a transport buffer holding a whole large message is moved at every
     send, Python 3.11) -- also when it arrives while the downstream waits
-    (the waiter's lane, ``Channel._arrived``/``_deliver_now``)."""
-    from syqure_wf.transport import channel as channel_mod
+    (the waiter's lane, ``Downstream._arrived``/``_deliver_now``)."""
+    from syqure_wf.transport import downstream as channel_mod
     from syqure_wf.transport.link import Link
 
-    n, count, emails = 2, 30, ["cp0@hospital-a.org", "cp1@hospital-b.org"]
+    n, emails = 2, ["cp0@hospital-a.org", "cp1@hospital-b.org"]
     for email in emails:
         (tmp_path / "datasites" / email).mkdir(parents=True)
     bases = [free_base() for _ in range(n)]
@@ -381,7 +381,7 @@ def test_a_downstream_cancelled_with_a_message_the_lane_found_leaves_no_file_ope
         if type(value) is tuple and value[0] == "deliver" and hasattr(value[2], "closed"):
             found.append(value[2])
             for task in asyncio.all_tasks():  # the run ends now: its downstream is cancelled
-                if task.get_coro().__qualname__ == "Channel._downstream":
+                if task.get_coro().__qualname__ == "Downstream._downstream":
                     task.cancel()
 
     if resolve is not None:

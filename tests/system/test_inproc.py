@@ -451,6 +451,7 @@ def test_a_party_protocol_that_raises_in_data_received_does_not_raise_in_the_cha
 
     try:
         party_loop.run_until_complete(turn())  # raised the party's ValueError from near.write at d87e785
+        assert [type(e) for e in errors] == [ValueError]  # the party's loop reported it
     finally:
         party_loop.close()
         proxy_loop.close()
