@@ -156,17 +156,16 @@ class End(asyncio.Transport):
         return self.protocol
 
     def _queue(self, piece) -> None:
-        if (piece is not EOF and piece is not GONE
-                and getattr(self.other.loop, "_thread_id", None) == threading.get_ident()
-                and self._feed_directly(piece)):
+        other = self.other.loop
+        here = getattr(other, "_thread_id", None) == threading.get_ident()  # its loop runs ours (Turns)
+        if here and piece is not EOF and piece is not GONE and self._feed_directly(piece):
             return
         with self._lock:
             self._out.append(piece)
             if self._handing:
                 return
             self._handing = True
-        other = self.other.loop
-        if getattr(other, "_thread_id", None) == threading.get_ident():
+        if here:
             other.call_soon(self._hand_over)  # its loop runs ours (Turns): no thread to wake, no turn of ours to wait
         elif asyncio._get_running_loop() is self.loop:
             # The other thread is woken at the end of this turn: what the turn

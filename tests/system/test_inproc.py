@@ -3,6 +3,7 @@ process, nothing listens, and such a party and one behind a proxy carry one
 run together. Real MPyC parties, real files, the real CLI."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -15,6 +16,23 @@ import yaml
 
 from conftest import free_base, message_files, output
 from jobs import EXAMPLE, cli, plain_sum
+
+
+class Seen(asyncio.Protocol):
+    """A party's protocol on one end of an in-process pipe: what it got, and its ends."""
+
+    def __init__(self):
+        self.data, self.events = bytearray(), []
+
+    def data_received(self, data):
+        self.data += data
+
+    def eof_received(self):
+        self.events.append("eof")
+        return True
+
+    def connection_lost(self, exc):
+        self.events.append("lost")
 
 
 def example_config(tmp_path: Path, **extra) -> dict:
@@ -191,23 +209,7 @@ def test_a_transport_failure_is_reported_as_the_error_it_was():
 def test_a_pipe_between_two_loops_keeps_order_and_its_ends():
     """Pieces written on one thread's loop arrive in order on the other's,
     held while its reading is paused, then the half-close, then the close."""
-    import asyncio
-
     from syqure_wf.transport.inproc import pipe
-
-    class Seen(asyncio.Protocol):
-        def __init__(self):
-            self.data, self.events = bytearray(), []
-
-        def data_received(self, data):
-            self.data += data
-
-        def eof_received(self):
-            self.events.append("eof")
-            return True
-
-        def connection_lost(self, exc):
-            self.events.append("lost")
 
     far_loop = asyncio.new_event_loop()
     thread = threading.Thread(target=far_loop.run_forever, daemon=True)
@@ -241,8 +243,6 @@ def test_what_a_party_writes_in_one_turn_of_its_loop_is_fed_as_one_piece():
     end of that turn, or at once when they reach ``SEND_NOW`` (a turn that
     computes on would hold them back); a flush (the loop stopped) or the
     close sends the rest."""
-    import asyncio
-
     from syqure_wf.transport.inproc import SEND_NOW, pipe
 
     big = b"x" * SEND_NOW
@@ -302,8 +302,6 @@ def test_a_partys_running_loop_runs_its_proxys_and_the_proxys_thread_keeps_time_
     """Lent (``Turns``), the proxy's timers and wake-ups run on the party's
     thread while the party's loop turns; when it computes, or is given
     back, they run on the proxy's thread again, on time."""
-    import asyncio
-
     from syqure_wf.transport.turns import STALE, Turns
 
     proxy_loop, party_loop = asyncio.new_event_loop(), asyncio.new_event_loop()
@@ -382,24 +380,7 @@ def _party_loop_with_a_proxy_end():
     """A pipe whose far end (the party's) is on the loop this thread runs,
     its near end (the channel's) on another loop: as under ``Turns``, where
     the party's thread runs the proxy's loop and the channel writes on it."""
-    import asyncio
-
     from syqure_wf.transport.inproc import pipe
-
-    class Seen(asyncio.Protocol):
-        def __init__(self):
-            self.data, self.events = bytearray(), []
-
-        def data_received(self, data):
-            self.events.append("data")
-            self.data += data
-
-        def eof_received(self):
-            self.events.append("eof")
-            return True
-
-        def connection_lost(self, exc):
-            self.events.append("lost")
 
     party_loop, proxy_loop = asyncio.new_event_loop(), asyncio.new_event_loop()
     near, far = pipe(proxy_loop, party_loop)
@@ -413,8 +394,6 @@ def test_a_party_end_that_closed_gets_no_data_fed_on_its_own_thread():
     """The party closed its end (asyncio: no data_received after close());
     what the channel writes then, on the party's thread, is dropped as it is
     when handed over by the party's loop, never fed to the closed protocol."""
-    import asyncio
-
     party_loop, proxy_loop, near, far, seen = _party_loop_with_a_proxy_end()
 
     async def turn():
@@ -434,8 +413,6 @@ def test_a_party_protocol_that_raises_in_data_received_does_not_raise_in_the_cha
     """An exception in the party's data_received is the party's loop's (as
     with a socket: asyncio's transport reports it); the channel's write (a
     delivery, in the proxy's lane or task) does not raise it."""
-    import asyncio
-
     party_loop, proxy_loop, near, far, seen = _party_loop_with_a_proxy_end()
     errors = []
     party_loop.set_exception_handler(lambda loop, context: errors.append(context.get("exception")))
