@@ -44,12 +44,10 @@ still while this site's sync is down (``sync``, a ``SyncWatch``): each
 ``SyncVerdict`` of its probe may say ``SyncChanged``, and a sync down for
 longer than its bound is ``SyncLost``.
 
-Interpreters: the proxy (``proxy.py``: beats, records, keys, the end;
-``channel.py``: a channel's inbound messages; ``link.py``: a connection's
-outbound ones) on one asyncio loop; an MPyC party in process
-(``inproc.py``) runs the same channels, and feeds its outbound messages
-from the party's own thread: ``Began``, ``Framed`` and ``Closed`` touch
-nothing but that peer's outbox.
+Interpreters: ``proxy.py`` (beats, records, keys, the end), ``downstream.py``
+(inbound messages) and ``link.py`` (outbound), on one asyncio loop; an MPyC
+party in process (``inproc.py``) feeds its outbound messages from its own
+thread: ``Began``, ``Framed`` and ``Closed`` touch only that peer's outbox.
 """
 from __future__ import annotations
 
@@ -60,12 +58,11 @@ from ...errors import CorruptMessage, PeerFailed, SyqureError
 from . import completion
 from .completion import ChannelState, Drain, Linger, PeerEnd, Settle
 from .events import (
-    Beat, BeatSoon, Began, CheckNative, Closed, Commit, Consume, Count, Counted, Deliver, Delivered, Done,
-    Fail, FirstLooked, Flush, Flushed, Framed, HalfClose, Idle, KeyVerified, KeysPending, Lingering, List,
-    Listed, Look, LookFirst, Looked, Next, Note, Open, Opened, PartyExited, PeerRecords, PollKey, ReadPeers,
-    ReadWriter, RecordReceived, RecordSent, Rest, Resumed, Sleep, Survey, Surveyed, SyncChanged, SyncLost,
-    SyncVerdict, Tick, Tidied, Tidy, TrustReader, TrustWriter, Unhold, Wait, WatchConsumption, Woken, WriteEnd,
-    WriterRead,
+    Beat, BeatSoon, Began, CheckNative, Closed, Commit, Consume, Count, Counted, Deliver, Delivered, Done, Fail,
+    FirstLooked, Flush, Flushed, Framed, HalfClose, Idle, KeyVerified, KeysPending, Lingering, List, Listed, Look,
+    LookFirst, Looked, Next, Note, Open, Opened, PartyExited, PeerRecords, PollKey, ReadPeers, ReadWriter,
+    RecordReceived, RecordSent, Rest, Resumed, Sleep, Survey, Surveyed, SyncChanged, SyncLost, SyncVerdict, Tick,
+    Tidied, Tidy, TrustReader, TrustWriter, Unhold, Wait, WatchConsumption, Woken, WriteEnd, WriterRead,
 )
 from .inbound import Arrival, Corrupt, Inbox, List as ListStep, Prove, Stalled, Take, WriterProof, writer_known_at_start
 from .judge import WAIT_ABSENT
@@ -117,6 +114,7 @@ class PartySession:
         self.mode: Linger | Drain | None = None
         self.settle: Settle | None = None
         self.states: tuple = ()
+        self.consumption_watched = False  # WatchConsumption asked for (once)
         self._handlers: dict[type, Callable[[Any, float], list]] = {cls: getattr(self, "_" + cls.__name__) for cls in (
             Opened, Resumed, Began, Framed, Closed, Next, Looked, Listed, Woken, Flushed, WriterRead, Delivered,
             SyncVerdict, Tick, PeerRecords, FirstLooked, KeysPending, KeyVerified, Lingering, PartyExited,
@@ -372,13 +370,15 @@ class PartySession:
     def _Counted(self, o: Counted, now: float) -> list:
         states = [ChannelState(st.name, st.peer, st.active, st.pending, st.connections, o.unconsumed[st.peer])
                   for st in self.states]
-        watch = [WatchConsumption()] if any(o.unconsumed.values()) else []
+        watch = [] if self.consumption_watched or not any(o.unconsumed.values()) else [WatchConsumption()]
+        self.consumption_watched |= bool(watch)  # counted again at once: a removal before the watch raised no event
+        again = [*watch, Survey()] if watch else [Idle(self.rescan()), Survey()]
         if type(self.mode) is Linger:
             quiet = None if any(st.unconsumed for st in states) else completion.snapshot(states)
             wait = self.mode.observe(quiet, now)
             if wait is None:
                 return [Done()]
-            return watch + [Sleep(wait) if wait else Idle(self.rescan()), Survey()]
+            return watch + [Sleep(wait), Survey()] if wait else again
         if not completion.busy(states, False) and not any(st.unconsumed for st in states):
             if not self.settles:
                 return [Done()]
@@ -392,7 +392,7 @@ class PartySession:
             self.mode.check(states, peers, self.clock(now))
         except PeerFailed as exc:
             return [Fail(exc)]
-        return watch + [Idle(self.rescan()), Survey()]
+        return again
 
     def _Tidied(self, o: Tidied, now: float) -> list:
         """A sync may bring back a file its writer removed: clean until the outboxes stay empty."""
