@@ -4,15 +4,17 @@ run (bench/RESULTS.md, "The 1.3x targets against the protocol's floor under MPyC
 
     python bench/floor_mpyc.py [--repeat 3] [--rounds 200] [--only round]
 
-The bare transport is what ``bench/floor.py`` times, under MPyC: each
-party's writes of one turn of its loop are one message file (a pooled file
-filled, renamed in, its ``.ready`` linked), and an inotify event on the
-party's own loop has the marker found, the file read, the marker removed,
-the file moved to a pool and its bytes given to MPyC in that callback. No
-session, no framing, no proxy's loop, no liveness, no checks: no
-implementation of the protocol in Python can go below it. A second bare
-variant hands MPyC its bytes first and removes marker and file after the
-turn's writes went out (off a round's path). TCP is MPyC's own (``-P
+The bare transport makes the shared layout's files, in their order, with
+the fewest system calls a message can take, and nothing else. The writes
+of one turn of the party's loop are one message: a pooled file filled
+through the descriptor its reader kept (truncated only when it was
+larger), renamed in, its ``.ready`` linked. The reader, told by the inotify
+event's name which marker arrived (a look by name only at the start and
+after an overflow), opens the file, reads it in one call, removes the
+marker, moves the file to its pool and gives MPyC the bytes, all in the
+event's callback on the party's own loop. No session, no framing, no
+proxy's loop, no liveness, none of the reader's checks: no implementation
+of this protocol in Python can go below it. TCP is MPyC's own (``-P
 localhost:PORT``); ``syqure-wf`` is ``syqure-wf run`` with the default
 in-process transport. MPyC elapsed is the slowest party's; CPU is the
 parties' processes' (user and system, start-up included, which TCP and the
@@ -28,6 +30,7 @@ import re
 import resource
 import runpy
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -36,10 +39,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inproc import ELAPSED, JOBS, installed, environment, syqure_run  # noqa: E402
 
-READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-REWRITE = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+READ_WRITE = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC  # the reader keeps it for its writer
 CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 PARTIES = 3
+IN_CREATE, IN_ONLYDIR, IN_Q_OVERFLOW = 0x100, 0x01000000, 0x4000
+EVENT = struct.Struct("iIII")  # inotify's: wd, mask, cookie, name length
 
 
 class Bare(asyncio.Transport):
@@ -76,120 +80,110 @@ class Bare(asyncio.Transport):
         return default
 
 
-class Later:
-    """The loop's selector, wrapped: at the end of each turn the ends flush,
-    then what was left for later runs (off a round's path), then it waits,
-    not at all if that made anything ready."""
+class Floor:
+    """One party's side of the bare transport (the module's docstring)."""
 
-    def __init__(self, loop):
-        self.loop, self.inner, self.ends, self.later = loop, loop._selector, [], []
-        loop._selector = self
+    SCAN = -1  # in a peer's pending seqs: look by name (what came before the watch; an overflow)
 
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def select(self, timeout=None):
-        while self.ends or self.later:
-            ends, self.ends = self.ends, []
-            for end in ends:
-                end.flush()
-            later, self.later = self.later, []
-            for call in later:
-                call()
-        return self.inner.select(0 if self.loop._ready else timeout)
-
-
-class Hub:
-    def __init__(self, root: str, me: int, loop, defer: bool):
-        from asyncinotify import Inotify, Mask
+    def __init__(self, root: str, me: int, loop):
+        from asyncinotify import Inotify
 
         from syqure_wf.transport.turns import TurnEnd
 
-        self.me, self.loop, self.defer = me, loop, defer
-        self.turn_end = Later(loop) if defer else TurnEnd.of(loop)
+        self.me, self.loop, self.turn_end = me, loop, TurnEnd.of(loop)
         self.pool = f"{root}/pool{me}"
         os.makedirs(self.pool, exist_ok=True)
         self.marker = f"{self.pool}/marker"
         os.close(os.open(self.marker, CREATE, 0o600))
-        self.free: list[str] = []
+        self.free: list[tuple[str, int, int]] = []  # (path, size, the descriptor its reader kept)
         self.kept = 0
         self.out, self.inn, self.seq_out, self.seq_in, self.ends = {}, {}, {}, {}, {}
         self.inotify = Inotify()
         os.set_blocking(self.inotify.fd, False)
+        self.peer_of, self.pending, self.events = {}, {}, bytearray(1 << 16)
         for p in range(PARTIES):
             if p != me:
                 self.out[p], self.inn[p] = f"{root}/{me}to{p}", f"{root}/{p}to{me}"
                 for d in (self.out[p], self.inn[p]):
                     os.makedirs(d, exist_ok=True)
                 self.seq_out[p] = self.seq_in[p] = 0
-                self.inotify.add_watch(self.inn[p], Mask.CREATE | Mask.ONLYDIR)
+                self.peer_of[self.inotify.add_watch(self.inn[p], IN_CREATE | IN_ONLYDIR).wd] = p
+                self.pending[p] = {self.SCAN}
         loop.add_reader(self.inotify.fd, self.arrived)
 
     def send(self, peer: int, data: bytes | None) -> None:
         seq = self.seq_out[peer]
-        self.seq_out[peer] += 1
-        folder = self.out[peer]
+        self.seq_out[peer] = seq + 1
+        slot = f"{self.out[peer]}/{seq:08d}"
         if data is None:
-            os.close(os.open(f"{folder}/{seq:08d}.end", CREATE, 0o600))
+            os.close(os.open(slot + ".end", CREATE, 0o600))
             return
         if self.free:
-            tmp = self.free.pop()
-            fd = os.open(tmp, REWRITE)
-            os.fstat(fd)
+            path, size, fd = self.free.pop()
+            os.pwrite(fd, data, 0)
+            if size > len(data):
+                os.ftruncate(fd, len(data))
         else:
             self.kept += 1
-            tmp = f"{self.pool}/f{self.kept}"
-            fd = os.open(tmp, CREATE, 0o600)
-        os.write(fd, data)
-        os.ftruncate(fd, len(data))
+            path = f"{self.pool}/f{self.kept}"
+            fd = os.open(path, CREATE, 0o600)
+            os.write(fd, data)
         os.close(fd)
-        os.rename(tmp, f"{folder}/{seq:08d}.msg")
-        os.link(self.marker, f"{folder}/{seq:08d}.ready")
+        os.rename(path, slot + ".msg")
+        os.link(self.marker, slot + ".ready")
 
     def arrived(self) -> None:
         try:
-            os.read(self.inotify.fd, 1 << 16)
+            n = os.readv(self.inotify.fd, [self.events])
         except BlockingIOError:
             return
-        for peer in self.ends:
-            self.look(peer)
+        buf, at, peers = self.events, 0, set()
+        while at < n:
+            wd, mask, _, length = EVENT.unpack_from(buf, at)
+            name, at = bytes(buf[at + 16:at + 16 + length]), at + 16 + length
+            peer = self.peer_of.get(wd)
+            if peer is None or mask & IN_Q_OVERFLOW:  # every inbox looked at by name
+                for p in self.pending:
+                    self.pending[p].add(self.SCAN)
+                peers.update(self.pending)
+            elif name[8:14] in (b".ready", b".end\0\0") and int(name[:8]) >= self.seq_in[peer]:
+                self.pending[peer].add(int(name[:8]))
+                peers.add(peer)
+        for peer in peers:
+            if peer in self.ends:
+                self.look(peer)
 
     def look(self, peer: int) -> None:
-        end, inbox = self.ends[peer], self.inn[peer]
+        end, inbox, pending = self.ends[peer], self.inn[peer], self.pending[peer]
+        scan = self.SCAN in pending
+        pending.discard(self.SCAN)
         while True:
             seq = self.seq_in[peer]
-            ready = f"{inbox}/{seq:08d}.ready"
-            try:
-                os.lstat(ready)
-            except FileNotFoundError:
-                try:
-                    os.lstat(f"{inbox}/{seq:08d}.end")
-                except FileNotFoundError:
+            slot = f"{inbox}/{seq:08d}"
+            if scan:
+                if not os.path.lexists(slot + ".ready") and not os.path.lexists(slot + ".end"):
                     return
-                self.seq_in[peer] += 1
+            elif seq in pending:
+                pending.discard(seq)
+            else:
+                return
+            try:
+                fd = os.open(slot + ".msg", READ_WRITE)
+            except FileNotFoundError:  # an end of stream
+                self.seq_in[peer] = seq + 1
                 end.closing = True
                 end.protocol.connection_lost(None)
                 return
-            path = f"{inbox}/{seq:08d}.msg"
-            fd = os.open(path, READ)
-            data = os.read(fd, os.fstat(fd).st_size)
-            os.close(fd)
-            self.seq_in[peer] += 1
-            if self.defer:  # the party has its bytes first; the removal and the next look after its turn
-                end.protocol.data_received(data)
-                self.turn_end.later.append(lambda r=ready, p=path, peer=peer: self.consume(r, p, peer))
-                return
-            self.consume(ready, path, None)
+            data = os.read(fd, 1 << 16)
+            if len(data) == 1 << 16:
+                data += b"".join(iter(lambda: os.read(fd, 1 << 20), b""))  # noqa: B023 (called here)
+            self.seq_in[peer] = seq + 1
+            os.unlink(slot + ".ready")
+            self.kept += 1
+            path = f"{self.pool}/f{self.kept}"
+            os.rename(slot + ".msg", path)
+            self.free.append((path, len(data), fd))
             end.protocol.data_received(data)
-
-    def consume(self, ready: str, path: str, peer: int | None) -> None:
-        os.unlink(ready)
-        self.kept += 1
-        kept = f"{self.pool}/f{self.kept}"
-        os.rename(path, kept)
-        self.free.append(kept)
-        if peer is not None:
-            self.look(peer)
 
     def connect(self, peer: int, protocol) -> Bare:
         end = Bare(self, peer)
@@ -200,14 +194,14 @@ class Hub:
         return end
 
 
-def bare_party(root: str, me: int, defer: bool, argv: list[str]) -> None:
+def bare_party(root: str, me: int, argv: list[str]) -> None:
     """Run the MPyC program ``argv`` as party ``me`` on the bare transport."""
     sys.argv = argv + [a for k in range(PARTIES) for a in ("-P", f"{'' if k == me else 'files'}:{k}")] \
         + ["-I", str(me)]
     from mpyc.runtime import mpc
 
     loop = mpc._loop
-    hub = Hub(root, me, loop, defer)
+    hub = Floor(root, me, loop)
 
     async def create_server(factory, host=None, port=None, **_):
         for peer in range(me):
@@ -235,7 +229,7 @@ def direct(job: dict, kind: str, work: Path) -> tuple[float, float, float, int]:
             mpyc = [a for k in range(PARTIES) for a in ("-P", f"{'localhost' if k != me else ''}:{port + k}")]
             cmd = [sys.executable, engine["program"], *engine.get("args", []), *mpyc, "-I", str(me)]
         else:
-            cmd = [sys.executable, __file__, "--party", str(work), str(me), kind,
+            cmd = [sys.executable, __file__, "--party", str(work), str(me),
                    engine["program"], *engine.get("args", [])]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                       env=environment(), cwd=work))
@@ -255,7 +249,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--only", default="")
     if sys.argv[1:2] == ["--party"]:  # one party of the bare transport: --party ROOT PID PROGRAM ARGS...
-        return bare_party(sys.argv[2], int(sys.argv[3]), sys.argv[4] == "later", sys.argv[5:])
+        return bare_party(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="syqure-floor-mpyc-"))
     installed(root, False)
@@ -267,7 +261,7 @@ def main() -> None:
             continue
         job = {**job, "engine": {**job["engine"], "args": [a.replace("{rounds}", str(args.rounds))
                                                            for a in job["engine"].get("args", [])]}}
-        got: dict = {"tcp": [], "bare": [], "later": [], "files": []}
+        got: dict = {"tcp": [], "bare": [], "files": []}
         for i in range(args.repeat):
             for kind in got:
                 work = root / f"{n}-{kind}-{i}"
@@ -279,16 +273,14 @@ def main() -> None:
                     got[kind].append(direct(job, kind, work))
         med = {k: [statistics.median(r[i] for r in v) for i in range(len(v[0]))] for k, v in got.items()}
         t = {k: v[0] for k, v in med.items()}
-        rows.append(f"| {name} | {t['tcp']:.3f} | {t['bare']:.3f} | {t['later']:.3f} | {t['files']:.3f} "
-                    f"| {t['bare'] / t['tcp']:.2f}x | {t['later'] / t['tcp']:.2f}x "
+        rows.append(f"| {name} | {t['tcp']:.3f} | {t['bare']:.3f} | {t['files']:.3f} | {t['bare'] / t['tcp']:.2f}x "
                     f"| {t['files'] / t['tcp']:.2f}x | {t['files'] / t['bare']:.2f}x |")
         messages = med["bare"][3]
         user, system = ((med["bare"][k] - med["tcp"][k]) / messages * 1e6 for k in (1, 2))
         cpus.append(f"| {name} | {messages:.0f} | {sum(med['tcp'][1:3]):.3f} | {sum(med['bare'][1:3]):.3f} "
                     f"| {user:.0f} | {system:.0f} | {user + system:.0f} |")
-    print("| job | TCP (s) | bare files (s) | bare, consumed after the turn (s) | syqure-wf files (s) | bare / TCP "
-          "| bare after / TCP | syqure-wf / TCP | syqure-wf / bare |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| job | TCP (s) | bare files (s) | syqure-wf files (s) | bare / TCP | syqure-wf / TCP | syqure-wf / bare |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
     print("\n| job | message files | CPU of the parties, TCP (s) | bare files (s) "
           "| bare's more than TCP's per message: user (us) | system (us) | total (us) |")
