@@ -128,14 +128,33 @@ def exchanging(status: Path) -> bool:
                                   for r in recs)
 
 
-def freeze_and_kill(runners: list[int]) -> None:
+def freeze_and_kill(runners: list[int], holding: Path | None = None) -> None:
     """Stop runners and their programs at once, then SIGKILL them: nothing
-    of theirs cleans up after them."""
+    of theirs cleans up after them. With ``holding``: at a moment when that
+    folder holds messages in flight (stopped while every message was
+    consumed, they go on a little and are stopped again)."""
     group = [p for r in runners for p in (engine_of(r), r)]
-    for pid in group:
-        os.kill(pid, signal.SIGSTOP)
+    for _ in range(200):
+        for pid in group:
+            os.kill(pid, signal.SIGSTOP)
+        # a system call under way when the signal came ends first: look once all are stopped
+        wait_until(lambda: all(stopped(pid) for pid in group), 5, "the parties to stop", step=0.001)
+        if holding is None or message_files(holding):
+            break
+        for pid in group:
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(0.005)
     for pid in group:
         os.kill(pid, signal.SIGKILL)
+
+
+def stopped(pid: int) -> bool:
+    """Every thread of ``pid`` stopped by a signal (or gone)."""
+    try:
+        states = [Path(t.path, "stat").read_text().rsplit(")", 1)[1].split()[0] for t in os.scandir(f"/proc/{pid}/task")]
+    except OSError:
+        return True
+    return all(state in "TtXZ" for state in states)
 
 
 def test_a_killed_party_is_named_in_seconds_and_the_folder_reused(procs, tmp_path, views):
@@ -166,7 +185,7 @@ def test_a_killed_party_is_named_in_seconds_and_the_folder_reused(procs, tmp_pat
     run = start_parties(procs, tmp_path, site_configs(tmp_path, seen_from, "all-killed", rounds=100_000),
                         tag="all-killed")
     wait_until(lambda: exchanging(messages / "status"), 60, "all parties to exchange messages", step=0.2)
-    freeze_and_kill([proc.pid for proc in run.values()])
+    freeze_and_kill([proc.pid for proc in run.values()], holding=messages)
     wait_until(lambda: not any(processes_mentioning(str(v / "run")) for v in seen_from), 10,
                "every process of the run to be gone")
     assert message_files(messages)
