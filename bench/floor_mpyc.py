@@ -238,9 +238,14 @@ def direct(job: dict, kind: str, work: Path) -> tuple[float, float, float, int]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if any(p.returncode for p in procs):
         raise SystemExit(f"{kind}: a party failed:\n" + "\n".join(o[-1500:] for o in outs))
-    elapsed = max(int(h) * 3600 + int(m) * 60 + float(s) for o in outs for h, m, s in ELAPSED.findall(o))
+    elapsed = mpyc_elapsed(outs)
     messages = sum(int(n) for o in outs for n in re.findall(r"^messages=(\d+)", o, re.M))
     return elapsed, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime, messages
+
+
+def mpyc_elapsed(logs: list[str]) -> float:
+    """The slowest party's "Stop MPyC -- elapsed time"."""
+    return max(int(h) * 3600 + int(m) * 60 + float(s) for log in logs for h, m, s in ELAPSED.findall(log))
 
 
 def main() -> None:
@@ -266,9 +271,7 @@ def main() -> None:
             for kind in got:
                 work = root / f"{n}-{kind}-{i}"
                 if kind == "files":
-                    _, logs = syqure_run(job, "files", work)
-                    got[kind].append((max(int(h) * 3600 + int(m) * 60 + float(s)
-                                          for log in logs for h, m, s in ELAPSED.findall(log)),))
+                    got[kind].append((mpyc_elapsed(syqure_run(job, "files", work)[1]),))
                 else:
                     got[kind].append(direct(job, kind, work))
         med = {k: [statistics.median(r[i] for r in v) for i in range(len(v[0]))] for k, v in got.items()}
@@ -286,6 +289,7 @@ def main() -> None:
           "| bare's more than TCP's per message: user (us) | system (us) | total (us) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(cpus))
+
 
 if __name__ == "__main__":
     main()

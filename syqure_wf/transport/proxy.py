@@ -91,7 +91,6 @@ class Proxy:
         self.peers = {p: st.watch for p, st in self.session.peers.items()}
         self._changed = Waiter()
         self._beat = Waiter()
-        self._consumption_watched = False
         # a file's time, to the second: since this process started (a peer on the fork's own
         # transport logs once as it starts, and may wait for us while we wait for its key)
         self.started_wall = min(time.time(), process_started()) - 1.0
@@ -117,10 +116,8 @@ class Proxy:
     def _watch_consumption(self) -> None:
         # Consumption matters to the end of a run only: watched from then on,
         # so that carrying messages never wakes the writer for its own deletes.
-        if not self._consumption_watched:
-            self._consumption_watched = True
-            for peer in self.folder.peers():
-                self.watcher.subscribe(self.folder.outbox(peer), self.changed, REMOVALS)
+        for peer in self.folder.peers():  # (asked for once: the session's ``consumption_watched``)
+            self.watcher.subscribe(self.folder.outbox(peer), self.changed, REMOVALS)
 
     # -- what the party runner asks of its proxy
     @property
